@@ -1,0 +1,185 @@
+"""Bags of instance embeddings in one flat matrix (CSR layout).
+
+A bag collection holds all instances in one ``(n_instances, Q)`` tensor, the instances of bag ``b``
+in rows ``offsets[b]:offsets[b + 1]``. Variable bag sizes cost nothing extra, a subset of bags is one
+gather, and equal-size collections expose a zero-copy ``(n_bags, I, Q)`` view for the fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .segment import segment_sum
+
+
+class BagError(ValueError):
+    """Invalid bag input (empty bag, non-finite values, shape mismatch)."""
+
+
+@dataclass(eq=False)
+class Bags:
+    """A collection of bags. Build it with :meth:`from_list`, :meth:`from_dense` or
+    :meth:`from_instances` rather than directly."""
+
+    x: torch.Tensor
+    offsets: torch.Tensor
+    _index: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 2:
+            raise BagError(f"instance matrix must be 2-D (n_instances, n_features), got {tuple(self.x.shape)}")
+        if self.offsets.ndim != 1 or self.offsets.numel() < 2:
+            raise BagError("offsets must be a 1-D tensor with at least two entries (one bag)")
+        if int(self.offsets[0]) != 0 or int(self.offsets[-1]) != self.x.shape[0]:
+            raise BagError("offsets must start at 0 and end at the number of instances")
+        sizes = self.sizes
+        if bool((sizes <= 0).any()):
+            empty = torch.nonzero(sizes <= 0).flatten()[:5].tolist()
+            raise BagError(f"bags {empty} have no instances; every bag needs at least one instance")
+        self.offsets = self.offsets.to(device=self.x.device, dtype=torch.long)
+
+    # construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_list(cls, bags: Sequence[np.ndarray | torch.Tensor], dtype: torch.dtype = torch.float32) -> Bags:
+        """One ``(I_b, Q)`` array per bag."""
+        if len(bags) == 0:
+            raise BagError("no bags given")
+        tensors = [torch.as_tensor(np.asarray(b) if not isinstance(b, torch.Tensor) else b, dtype=dtype) for b in bags]
+        for i, t in enumerate(tensors):
+            if t.ndim != 2:
+                raise BagError(f"bag {i} must be 2-D (instances, features), got shape {tuple(t.shape)}")
+        sizes = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes, 0)])
+        return cls(_checked(torch.cat(tensors, 0)), offsets)
+
+    @classmethod
+    def from_dense(cls, x: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float32) -> Bags:
+        """Equal-size bags as one ``(n_bags, I, Q)`` array."""
+        x = torch.as_tensor(x, dtype=dtype)
+        if x.ndim != 3:
+            raise BagError(f"dense bags must be 3-D (bags, instances, features), got {tuple(x.shape)}")
+        n, i, q = x.shape
+        offsets = torch.arange(n + 1, dtype=torch.long) * i
+        return cls(_checked(x.reshape(n * i, q).contiguous()), offsets)
+
+    @classmethod
+    def from_instances(
+        cls,
+        x: np.ndarray | torch.Tensor,
+        bag_ids: Sequence | np.ndarray,
+        bag_order: Sequence | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[Bags, np.ndarray]:
+        """Instances with a bag id each (e.g. an AnnData ``obs`` column).
+
+        Returns the bags and the bag ids in bag order (``bag_order`` if given, else sorted ids).
+        """
+        ids = np.asarray(bag_ids)
+        if ids.shape[0] != len(x):
+            raise BagError(f"{len(x)} instances but {ids.shape[0]} bag ids")
+        order_ids = np.unique(ids) if bag_order is None else np.asarray(bag_order)
+        codes = {b: k for k, b in enumerate(order_ids.tolist())}
+        try:
+            code = np.fromiter((codes[b] for b in ids.tolist()), dtype=np.int64, count=ids.shape[0])
+        except KeyError as err:
+            raise BagError(f"instance bag id {err.args[0]!r} is not in the bag order") from None
+        perm = np.argsort(code, kind="stable")
+        sizes = np.bincount(code, minlength=len(order_ids))
+        offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)]), dtype=torch.long)
+        xt = torch.as_tensor(np.asarray(x), dtype=dtype)[torch.as_tensor(perm)]
+        return cls(_checked(xt), offsets), order_ids
+
+    # shape --------------------------------------------------------------------------------------
+    @property
+    def n_bags(self) -> int:
+        return self.offsets.numel() - 1
+
+    @property
+    def n_instances(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def sizes(self) -> torch.Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @property
+    def index(self) -> torch.Tensor:
+        """Bag index of every instance (n_instances,)."""
+        if self._index is None:
+            self._index = torch.repeat_interleave(torch.arange(self.n_bags, device=self.x.device), self.sizes)
+        return self._index
+
+    @property
+    def is_equal_size(self) -> bool:
+        sizes = self.sizes
+        return bool((sizes == sizes[0]).all())
+
+    def dense(self) -> torch.Tensor:
+        """Zero-copy ``(n_bags, I, Q)`` view; only for equal-size bags."""
+        if not self.is_equal_size:
+            raise BagError("bags differ in size; a dense view needs equal-size bags")
+        return self.x.view(self.n_bags, int(self.sizes[0]), self.n_features)
+
+    def __len__(self) -> int:
+        return self.n_bags
+
+    # operations ---------------------------------------------------------------------------------
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Bags:
+        x = self.x.to(device=device, dtype=dtype)
+        if x is self.x:
+            return self
+        return Bags(x, self.offsets.to(x.device))
+
+    def subset(self, bags: Sequence[int] | np.ndarray | torch.Tensor) -> Bags:
+        """The bags at the given positions, in that order (copies their instances once)."""
+        idx = torch.as_tensor(np.asarray(bags), dtype=torch.long, device=self.x.device)
+        if idx.ndim != 1 or idx.numel() == 0:
+            raise BagError("a subset needs a non-empty 1-D list of bag positions")
+        if self.is_equal_size:
+            return Bags.from_dense(self.dense()[idx], dtype=self.x.dtype)
+        starts, sizes = self.offsets[:-1][idx], self.sizes[idx]
+        offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)])
+        within = torch.arange(int(offsets[-1]), device=self.x.device) - torch.repeat_interleave(offsets[:-1], sizes)
+        rows = torch.repeat_interleave(starts, sizes) + within
+        return Bags(self.x.index_select(0, rows), offsets)
+
+    def mean_pool(self) -> torch.Tensor:
+        """Mean instance embedding of every bag (n_bags, Q)."""
+        if self.is_equal_size:
+            return self.dense().mean(1)
+        return segment_sum(self.x, self.offsets, self.index) / self.sizes.unsqueeze(1).to(self.x.dtype)
+
+    def chunks(self, max_instances: int = 200_000) -> Iterator[tuple[int, int]]:
+        """Consecutive bag ranges ``[start, stop)`` holding at most ``max_instances`` instances
+        (a single larger bag forms its own chunk), to bound memory when scoring many bags."""
+        offsets = self.offsets.tolist()
+        start = 0
+        while start < self.n_bags:
+            stop = start + 1
+            while stop < self.n_bags and offsets[stop + 1] - offsets[start] <= max_instances:
+                stop += 1
+            yield start, stop
+            start = stop
+
+    def slice(self, start: int, stop: int) -> Bags:
+        """Bags ``start:stop`` as a view (no copy)."""
+        lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        return Bags(self.x[lo:hi], self.offsets[start : stop + 1] - lo)
+
+
+def _checked(x: torch.Tensor) -> torch.Tensor:
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        bad = torch.nonzero(~torch.isfinite(x))[0].tolist()
+        raise BagError(
+            f"instance embeddings contain NaN or Inf (first at instance {bad[0]}, feature {bad[1]}); "
+            "remove or impute those instances before building bags"
+        )
+    return x

@@ -1,0 +1,43 @@
+"""Atomic file writes: an output appears complete or not at all (safe under interruption)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def save_table(path: str | Path, table: pd.DataFrame) -> None:
+    """TSV for ``.tsv``, GitHub Markdown for ``.md``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".md":
+            tmp.write_text(table.to_markdown(index=False) + "\n")
+        else:
+            table.to_csv(tmp, sep="\t", index=False)

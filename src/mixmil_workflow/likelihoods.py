@@ -1,0 +1,159 @@
+"""Bag-label likelihoods on the logit (linear-predictor) scale.
+
+Every likelihood takes linear predictors ``eta`` of shape (bags, P, samples) and labels for the same
+bags, and returns log p(y | eta) summed over the P outputs, shape (bags, samples). P is the number of
+independent traits (binomial, Bernoulli, Gaussian) or the number of classes (categorical, where the
+outputs are coupled through the softmax).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LIKELIHOODS = ("binomial", "bernoulli", "categorical", "gaussian")
+
+
+class LabelError(ValueError):
+    """Labels outside the support of the chosen likelihood."""
+
+
+class Likelihood(nn.Module):
+    name: str = ""
+
+    def prepare_labels(self, y) -> torch.Tensor:
+        """Check labels against the support and return them as a tensor of the right dtype/shape."""
+        raise NotImplementedError
+
+    def n_outputs(self, y: torch.Tensor) -> int:
+        return y.shape[1]
+
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        """Expected label given the linear predictor."""
+        raise NotImplementedError
+
+
+def _as_2d_float(y, name: str) -> torch.Tensor:
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise LabelError(f"{name} labels must be (bags,) or (bags, outputs), got shape {tuple(y.shape)}")
+    if not bool(torch.isfinite(y).all()):
+        raise LabelError(f"{name} labels contain NaN or Inf; drop those bags or impute the labels")
+    return y
+
+
+class Binomial(Likelihood):
+    """y successes out of ``n_trials`` (genotype dosage: n_trials = 2)."""
+
+    def __init__(self, n_trials: int = 2):
+        super().__init__()
+        if int(n_trials) < 1:
+            raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        self.n_trials = int(n_trials)
+        self.name = "binomial" if self.n_trials != 1 else "bernoulli"
+
+    def prepare_labels(self, y) -> torch.Tensor:
+        y = _as_2d_float(y, self.name)
+        bad = (y < 0) | (y > self.n_trials) | (y != torch.round(y))
+        if bool(bad.any()):
+            value = y[bad][0].item()
+            raise LabelError(
+                f"{self.name} labels must be integers in 0..{self.n_trials}; found {value} "
+                f"(use likelihood='gaussian' for continuous labels)"
+            )
+        return y
+
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y.to(eta.dtype).unsqueeze(-1)
+        n = self.n_trials
+        # y log s(eta) + (n - y) log s(-eta), using log s(-eta) = log s(eta) - eta (one logsigmoid).
+        lp = n * F.logsigmoid(eta) - (n - y) * eta
+        log_binom = math.lgamma(n + 1) - torch.lgamma(y + 1) - torch.lgamma(n - y + 1)
+        return (lp + log_binom).sum(1)
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return self.n_trials * torch.sigmoid(eta)
+
+
+class Categorical(Likelihood):
+    """One of C classes; P = C outputs with class-specific effects (softmax link)."""
+
+    name = "categorical"
+
+    def __init__(self, n_classes: int | None = None):
+        super().__init__()
+        self.n_classes = n_classes
+
+    def prepare_labels(self, y) -> torch.Tensor:
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise LabelError(f"categorical labels must be one class index per bag, got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.number) or np.any(arr != np.round(arr)) or np.any(arr < 0):
+            raise LabelError("categorical labels must be non-negative integer class indices (encode names first)")
+        arr = arr.astype(np.int64)
+        if self.n_classes is not None and arr.max() >= self.n_classes:
+            raise LabelError(f"class index {arr.max()} out of range for {self.n_classes} classes")
+        return torch.as_tensor(arr)
+
+    def n_outputs(self, y: torch.Tensor) -> int:
+        if self.n_classes is None:
+            self.n_classes = int(y.max()) + 1
+        if self.n_classes < 2:
+            raise LabelError("categorical likelihood needs at least two classes")
+        return self.n_classes
+
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(eta, dim=1)  # (B, C, S)
+        idx = y.view(-1, 1, 1).expand(-1, 1, eta.shape[2])
+        return logp.gather(1, idx).squeeze(1)
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(eta, dim=1)
+
+
+class Gaussian(Likelihood):
+    """Continuous labels with a learned residual standard deviation per output."""
+
+    name = "gaussian"
+
+    def __init__(self):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(1))
+
+    def initialise(self, n_outputs: int, residual_sd: torch.Tensor | None = None) -> None:
+        init = torch.zeros(n_outputs) if residual_sd is None else torch.log(residual_sd.clamp_min(1e-6))
+        self.log_scale = nn.Parameter(init.to(torch.float32))
+
+    def prepare_labels(self, y) -> torch.Tensor:
+        return _as_2d_float(y, self.name)
+
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        scale = self.log_scale.exp().view(1, -1, 1)
+        z = (y.to(eta.dtype).unsqueeze(-1) - eta) / scale
+        return (-0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)).sum(1)
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        return eta
+
+
+def make_likelihood(name: str, n_trials: int | None = None, n_classes: int | None = None) -> Likelihood:
+    if name == "binomial":
+        return Binomial(2 if n_trials is None else n_trials)
+    if name == "bernoulli":
+        return Binomial(1)
+    if name == "categorical":
+        return Categorical(n_classes)
+    if name == "gaussian":
+        return Gaussian()
+    raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {name!r}")

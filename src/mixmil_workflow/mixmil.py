@@ -1,0 +1,291 @@
+"""MixMIL: user API (fit, predict, instance weights, save, load) around :class:`MixMILModule`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .bags import Bags
+from .design import design_matrix
+from .glmm import GLMM, GLMMParameters
+from .io import atomic_path
+from .likelihoods import Categorical, Gaussian, make_likelihood
+from .mixmil_module import MixMILModule, transpose_dense
+
+FORMAT = "mixmil_workflow.MixMIL/1"
+
+
+@dataclass
+class MixMILConfig:
+    """Hyperparameters; the defaults are the paper's (Section 3.4.2, Appendix A)."""
+
+    likelihood: str = "binomial"
+    n_trials: int | None = 2  # binomial only
+    n_classes: int | None = None  # categorical only (inferred from the labels when None)
+    posterior: str = "full_rank"  # or "mean_field"
+    n_epochs: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    n_samples: int = 8  # posterior samples per step for the ELBO
+    n_predictive_samples: int = 100  # frozen samples for Eq. 11 and credible intervals
+    prior_var_gamma: float = 0.5  # initial sigma_gamma^2 (learned)
+    posterior_sd_gamma: float = math.sqrt(0.1)  # initial posterior sd of gamma
+    init: str = "glmm"  # "glmm" (start at the GLMM on mean embeddings) or "prior"
+    seed: int = 0
+    device: str = "cpu"
+    segment_backend: str = "torch"
+    chunk_instances: int = 200_000  # instances scored at once in prediction
+    progress: bool = True
+
+
+@dataclass
+class Prediction:
+    bag_effect: np.ndarray  # (bags, P): E_q[u], the MIL bag effect on the logit scale (Eq. 11)
+    linear_predictor: np.ndarray  # (bags, P): F alpha + E_q[u]
+    mean: np.ndarray  # (bags, P): E_q[E(y | eta)]: expected count, class probabilities or mean
+
+
+@dataclass
+class InstanceWeights:
+    mean: np.ndarray  # (instances, P): E_q[softmax(X gamma)]
+    lower: np.ndarray  # (instances, P): lower credible bound
+    upper: np.ndarray  # (instances, P): upper credible bound
+    offsets: np.ndarray  # (bags + 1,): instances of bag b are rows offsets[b]:offsets[b+1]
+
+
+class MixMIL:
+    """Mixed model with attention MIL (Engelmann et al., AISTATS 2024).
+
+    >>> model = MixMIL(likelihood="binomial", n_trials=2, n_epochs=2000).fit(bags, y)
+    >>> model.predict(test_bags).bag_effect
+    """
+
+    def __init__(self, config: MixMILConfig | None = None, **kwargs):
+        self.config = MixMILConfig(**kwargs) if config is None else config
+        if config is not None and kwargs:
+            raise TypeError("pass either a MixMILConfig or keyword hyperparameters, not both")
+        self.module: MixMILModule | None = None
+        self.history: dict[str, np.ndarray] = {}
+        self.glmm_: GLMMParameters | None = None
+
+    # fitting ----------------------------------------------------------------------------------
+    def fit(self, bags: Bags, y, covariates: np.ndarray | None = None) -> MixMIL:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+        likelihood = make_likelihood(cfg.likelihood, cfg.n_trials, cfg.n_classes)
+        y_t = likelihood.prepare_labels(y)
+        if len(y_t) != bags.n_bags:
+            raise ValueError(f"{bags.n_bags} bags but {len(y_t)} labels")
+        if bags.n_bags < 2:
+            raise ValueError("MixMIL needs at least two training bags")
+        n_outputs = likelihood.n_outputs(y_t)
+        fe = design_matrix(covariates, bags.n_bags)
+        self.module = self._build_module(bags, y, covariates, fe, likelihood, n_outputs).to(device)
+        y_t = y_t.to(device) if isinstance(likelihood, Categorical) else y_t.to(device, torch.float32)
+        self._train(bags.to(device), torch.as_tensor(fe, dtype=torch.float32, device=device), y_t)
+        return self
+
+    def _build_module(self, bags, y, covariates, fe, likelihood, n_outputs) -> MixMILModule:
+        cfg = self.config
+        q = bags.n_features
+        if cfg.init == "glmm":
+            glmm = GLMM(cfg.likelihood, cfg.n_trials, seed=cfg.seed)
+            glmm.likelihood = likelihood
+            self.glmm_ = glmm.fit(bags, y, covariates).params
+            alpha, mu_beta, sd_beta = _glmm_to_mixmil(self.glmm_, bags)
+            if isinstance(likelihood, Gaussian):
+                likelihood.initialise(n_outputs, torch.as_tensor(self.glmm_.residual_sd))
+        elif cfg.init == "prior":
+            gen = np.random.default_rng(cfg.seed)
+            alpha = np.zeros((fe.shape[1], n_outputs))
+            mu_beta = 1e-3 * gen.standard_normal((q, n_outputs))
+            sd_beta = np.full((q, n_outputs), 1e-3)
+            if isinstance(likelihood, Gaussian):
+                likelihood.initialise(n_outputs)
+        else:
+            raise ValueError(f"init must be 'glmm' or 'prior', got {cfg.init!r}")
+        # gamma = 0: uniform attention, so MixMIL starts exactly at mean pooling (the GLMM).
+        mean = np.concatenate([np.zeros((n_outputs, q)), mu_beta.T], 1)
+        sd = np.concatenate([np.full((n_outputs, q), cfg.posterior_sd_gamma), sd_beta.T], 1)
+        var_beta = np.maximum((mu_beta**2 + sd_beta**2).mean(0), 1e-6)
+        f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+        return MixMILModule(
+            likelihood,
+            alpha=f32(alpha),
+            posterior_mean=f32(mean),
+            posterior_sd=f32(sd),
+            prior_var_gamma=f32(np.full(n_outputs, cfg.prior_var_gamma)),
+            prior_var_beta=f32(var_beta),
+            posterior=cfg.posterior,
+            segment_backend=cfg.segment_backend,
+        )
+
+    def _train(self, bags: Bags, fe: torch.Tensor, y: torch.Tensor) -> None:
+        cfg, module = self.config, self.module
+        device = fe.device
+        n = bags.n_bags
+        shuffle_gen = torch.Generator().manual_seed(cfg.seed)
+        sample_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        dense_xt = transpose_dense(bags) if bags.is_equal_size else None
+        optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
+        losses = torch.zeros(cfg.n_epochs)
+        nlls, kls = torch.zeros(cfg.n_epochs), torch.zeros(cfg.n_epochs)
+        bar = tqdm(range(cfg.n_epochs), desc="MixMIL", disable=not cfg.progress, mininterval=5.0, unit="epoch")
+        for epoch in bar:
+            batches = _minibatches(torch.randperm(n, generator=shuffle_gen), cfg.batch_size)
+            tot = torch.zeros(3)
+            for idx in batches:
+                idx = idx.to(device)
+                if dense_xt is not None:
+                    batch_xt, batch_bags = dense_xt.index_select(1, idx), None
+                else:
+                    batch_xt, batch_bags = None, bags.subset(idx)
+                loss, nll, kl = module.loss(
+                    batch_bags, fe[idx], y[idx], n, cfg.n_samples, sample_gen, dense_xt=batch_xt
+                )
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                tot += torch.stack([loss.detach(), nll, kl]).cpu() * len(idx)
+            losses[epoch], nlls[epoch], kls[epoch] = tot / n
+            if cfg.progress and (epoch % 50 == 0 or epoch == cfg.n_epochs - 1):
+                bar.set_postfix(loss=f"{losses[epoch].item():.4f}", refresh=False)
+            if not torch.isfinite(losses[epoch]):
+                raise FloatingPointError(
+                    f"MixMIL loss became {losses[epoch].item()} at epoch {epoch}; lower lr or check the inputs"
+                )
+        self.history = {"loss": losses.numpy(), "nll": nlls.numpy(), "kl": kls.numpy()}
+        pred_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+        module.set_prediction_state(bags, cfg.n_predictive_samples, pred_gen, cfg.chunk_instances)
+
+    # prediction -------------------------------------------------------------------------------
+    def _check_fitted(self) -> MixMILModule:
+        if self.module is None or not self.module.has_prediction_state:
+            raise RuntimeError("MixMIL is not fitted; call fit() or load() first")
+        return self.module
+
+    def _device(self) -> torch.device:
+        return self.module.alpha.device
+
+    def predict(self, bags: Bags, covariates: np.ndarray | None = None, method: str = "posterior") -> Prediction:
+        """Bag predictions. ``method="posterior"``: posterior predictive (Eq. 11) averaged over the frozen
+        posterior samples; ``"mean"``: plug-in posterior mean. Independent of the other bags given."""
+        module = self._check_fitted()
+        bags = bags.to(self._device())
+        fixed = torch.as_tensor(design_matrix(covariates, bags.n_bags), dtype=torch.float32, device=self._device())
+        with torch.no_grad():
+            fixed = fixed @ module.alpha  # (B, P)
+            if method == "posterior":
+                u = module.bag_effect_samples(bags, self.config.chunk_instances)  # (B, P, S)
+                mean = module.likelihood.mean(fixed.unsqueeze(-1) + u).mean(-1)
+                u = u.mean(-1)
+            elif method == "mean":
+                u = module.bag_effect_at_mean(bags, self.config.chunk_instances)
+                mean = module.likelihood.mean((fixed + u).unsqueeze(-1)).squeeze(-1)
+            else:
+                raise ValueError(f"method must be 'posterior' or 'mean', got {method!r}")
+        return Prediction(u.cpu().numpy(), (fixed + u).cpu().numpy(), mean.cpu().numpy())
+
+    def instance_weights(self, bags: Bags, credible_level: float = 0.95) -> InstanceWeights:
+        """Posterior mean of the attention weights E_q[softmax(X gamma)] with equal-tailed credible
+        bounds from the frozen posterior samples."""
+        module = self._check_fitted()
+        bags = bags.to(self._device())
+        lo_q, hi_q = (1 - credible_level) / 2, (1 + credible_level) / 2
+        parts = []
+        with torch.no_grad():
+            for lo, hi in bags.chunks(self.config.chunk_instances // max(1, module.pred_theta.shape[0] // 8)):
+                w = module.attention(bags.slice(lo, hi), module.pred_theta)  # (n, S, P)
+                qs = torch.quantile(w, torch.tensor([lo_q, hi_q], device=w.device, dtype=w.dtype), dim=1)
+                parts.append(torch.stack([w.mean(1), qs[0], qs[1]]).cpu())
+        out = torch.cat(parts, 1).numpy()
+        return InstanceWeights(out[0], out[1], out[2], bags.offsets.cpu().numpy())
+
+    # parameters -------------------------------------------------------------------------------
+    def n_parameters(self) -> dict[str, int]:
+        """Likelihood parameters (2Q + K per output, paper Section 3.4.5) and variational parameters."""
+        module = self._check_fitted()
+        p, q, k = module.n_outputs, module.n_features, module.alpha.shape[0]
+        return {"likelihood": p * (2 * q + k), "variational": module.q.n_parameters()}
+
+    # persistence ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        module = self._check_fitted()
+        lik = module.likelihood
+        payload = {
+            "format": FORMAT,
+            "config": asdict(self.config),
+            "dims": {
+                "n_features": module.n_features,
+                "n_covariates": module.alpha.shape[0],
+                "n_outputs": module.n_outputs,
+            },
+            "n_classes": lik.n_classes if isinstance(lik, Categorical) else None,
+            "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+            "history": {k: torch.as_tensor(v) for k, v in self.history.items()},
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> MixMIL:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a saved MixMIL model (format {payload.get('format')!r})")
+        config = MixMILConfig(**payload["config"])
+        if device is not None:
+            config.device = device
+        model = cls(config)
+        d = payload["dims"]
+        state = payload["state_dict"]
+        likelihood = make_likelihood(config.likelihood, config.n_trials, payload["n_classes"])
+        if isinstance(likelihood, Gaussian):
+            likelihood.initialise(d["n_outputs"])
+        p, q2 = d["n_outputs"], 2 * d["n_features"]
+        module = MixMILModule(
+            likelihood,
+            alpha=torch.zeros(d["n_covariates"], p),
+            posterior_mean=torch.zeros(p, q2),
+            posterior_sd=torch.ones(p, q2),
+            prior_var_gamma=torch.ones(p),
+            prior_var_beta=torch.ones(p),
+            posterior=config.posterior,
+            segment_backend=config.segment_backend,
+        )
+        for name in ("pred_theta", "pred_center", "pred_scale"):
+            setattr(module, name, torch.empty_like(state[name]))
+        module.load_state_dict(state)
+        model.module = module.to(config.device)
+        model.history = {k: v.numpy() for k, v in payload["history"].items()}
+        return model
+
+
+def _minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Split a permutation into batches; a trailing batch of one bag joins the previous batch, since
+    the minibatch standardisation needs at least two bags."""
+    batches = list(torch.split(perm, batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    return batches
+
+
+def _glmm_to_mixmil(params: GLMMParameters, bags: Bags) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map GLMM coefficients to MixMIL's parameterisation so that, with gamma = 0, MixMIL's predictor
+    F alpha + b (t - m) / s equals the GLMM's F alpha + (xbar - c) beta exactly: beta keeps its
+    direction and is rescaled so that b = RMS(beta) is the training sd of the GLMM's bag effect."""
+    xm = bags.mean_pool().double().cpu().numpy()
+    u = (xm - params.center) @ params.beta_mean  # (N, P), mean 0 over the training bags
+    sd_u = u.std(0, ddof=1)
+    rms = np.sqrt((params.beta_mean**2).mean(0))
+    factor = np.where(rms > 0, sd_u / np.where(rms > 0, rms, 1.0), 0.0)
+    mu_beta = params.beta_mean * factor
+    sd_beta = np.maximum(params.beta_sd * factor, 1e-4)
+    if np.any(rms == 0):
+        mu_beta[:, rms == 0] = 1e-3
+    return params.alpha, mu_beta, sd_beta

@@ -1,0 +1,92 @@
+"""Gaussian variational posteriors over theta_p = [gamma_p; beta_p] in R^{2Q}, one per output p.
+
+* Full rank (paper Eq. 10): N(mu_p, L_p L_p^T) with L_p lower triangular and a positive diagonal,
+  i.e. 2Q mean and Q(2Q + 1) covariance parameters per output, exactly the paper's count. A
+  triangular factor makes log|Sigma| a sum of log-diagonals, so the KL needs no Cholesky per step.
+* Mean field: N(mu_p, diag(s_p^2)), 2Q + 2Q parameters per output.
+
+The prior is p(theta_p) = N(0, diag(sigma_gamma_p^2 1_Q, sigma_beta_p^2 1_Q)); its KL is analytic.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+POSTERIORS = ("full_rank", "mean_field")
+
+
+class GaussianPosterior(nn.Module):
+    def __init__(self, mean: torch.Tensor, sd: torch.Tensor, kind: str = "full_rank"):
+        """``mean`` and ``sd`` are (P, 2Q) initial values (sd > 0)."""
+        super().__init__()
+        if kind not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {POSTERIORS}, got {kind!r}")
+        if mean.shape != sd.shape or mean.ndim != 2:
+            raise ValueError("posterior mean and sd must both be (outputs, 2Q)")
+        self.kind = kind
+        self.mu = nn.Parameter(mean.clone())
+        self.log_sd = nn.Parameter(torch.log(sd.clamp_min(1e-6)))
+        if kind == "full_rank":
+            dim = mean.shape[1]
+            # Only the strictly lower triangle is used; the diagonal lives in log_sd.
+            self.tril = nn.Parameter(mean.new_zeros(mean.shape[0], dim, dim))
+            self.register_buffer("mask", torch.tril(torch.ones(dim, dim, dtype=mean.dtype), -1), persistent=False)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.mu.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.mu.shape[1]
+
+    def scale_tril(self) -> torch.Tensor:
+        """Lower-triangular covariance factor (P, 2Q, 2Q)."""
+        if self.kind == "mean_field":
+            return torch.diag_embed(self.log_sd.exp())
+        return self.tril * self.mask + torch.diag_embed(self.log_sd.exp())
+
+    def n_parameters(self) -> int:
+        """Free variational parameters (the masked upper triangle is not counted)."""
+        p, d = self.mu.shape
+        if self.kind == "mean_field":
+            return p * 2 * d
+        return p * (d + d * (d + 1) // 2)
+
+    def rsample(
+        self, n_samples: int, generator: torch.Generator | None = None, scale_tril: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Reparameterised samples, shape (S, P, 2Q). ``scale_tril`` may be passed if already computed."""
+        eps = torch.randn((n_samples, *self.mu.shape), generator=generator, dtype=self.mu.dtype, device=self.mu.device)
+        if self.kind == "mean_field":
+            return self.mu + self.log_sd.exp() * eps
+        factor = self.scale_tril() if scale_tril is None else scale_tril
+        return self.mu + torch.einsum("pij,spj->spi", factor, eps)
+
+    def marginal_var(self, scale_tril: torch.Tensor | None = None) -> torch.Tensor:
+        """diag(Sigma_p), shape (P, 2Q)."""
+        if self.kind == "mean_field":
+            return (2 * self.log_sd).exp()
+        factor = self.scale_tril() if scale_tril is None else scale_tril
+        return factor.square().sum(-1)
+
+    def log_det(self) -> torch.Tensor:
+        """log|Sigma_p|, shape (P,)."""
+        return 2 * self.log_sd.sum(-1)
+
+    def kl_to_prior(self, prior_var: torch.Tensor, scale_tril: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q_p || N(0, diag(prior_var_p))) per output, shape (P,); ``prior_var`` is (P, 2Q)."""
+        return 0.5 * (
+            ((self.marginal_var(scale_tril) + self.mu.square()) / prior_var).sum(-1)
+            - self.dim
+            + torch.log(prior_var).sum(-1)
+            - self.log_det()
+        )
+
+
+def prior_variance(log_sigma_gamma: torch.Tensor, log_sigma_beta: torch.Tensor, n_features: int) -> torch.Tensor:
+    """diag of the prior covariance (P, 2Q) from per-output log standard deviations (P,)."""
+    var_g = (2 * log_sigma_gamma).exp().unsqueeze(1).expand(-1, n_features)
+    var_b = (2 * log_sigma_beta).exp().unsqueeze(1).expand(-1, n_features)
+    return torch.cat([var_g, var_b], 1)
