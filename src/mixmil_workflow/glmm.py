@@ -147,7 +147,7 @@ def _fit_gaussian(xm: np.ndarray, fe: np.ndarray, y: np.ndarray) -> GLMMParamete
     for p in range(y.shape[1]):
         yp = y[:, p : p + 1]
 
-        def profile(log_delta: float) -> tuple[float, np.ndarray, float]:
+        def profile(log_delta: float, yp: np.ndarray = yp) -> tuple[float, np.ndarray, float]:
             delta = float(np.exp(log_delta))
             hf, hy = h_inv(fe, delta), h_inv(yp, delta)
             a = np.linalg.solve(fe.T @ hf, fe.T @ hy)
