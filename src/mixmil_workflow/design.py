@@ -9,11 +9,14 @@ class CovariateError(ValueError):
     """Covariates that cannot form a valid fixed-effect design."""
 
 
-def design_matrix(covariates: np.ndarray | None, n_bags: int, names: list[str] | None = None) -> np.ndarray:
+def design_matrix(
+    covariates: np.ndarray | None, n_bags: int, names: list[str] | None = None, fitting: bool = True
+) -> np.ndarray:
     """Intercept column followed by the covariates, shape (n_bags, 1 + K).
 
-    A constant covariate would duplicate the intercept and make the fixed effects unidentifiable, so it
-    is rejected with its name rather than silently dropped.
+    When ``fitting``, a constant covariate would duplicate the intercept and make the fixed effects
+    unidentifiable, so it is rejected with its name rather than silently dropped (at prediction time a
+    few bags may well share a value).
     """
     intercept = np.ones((n_bags, 1))
     if covariates is None:
@@ -27,7 +30,7 @@ def design_matrix(covariates: np.ndarray | None, n_bags: int, names: list[str] |
         raise CovariateError("covariates contain NaN or Inf; impute them or drop those bags")
     names = names or [f"covariate {k}" for k in range(cov.shape[1])]
     constant = [names[k] for k in range(cov.shape[1]) if np.ptp(cov[:, k]) == 0]
-    if constant:
+    if fitting and constant:
         raise CovariateError(
             f"covariates {constant} are constant over the bags; the intercept already models a constant, remove them"
         )

@@ -55,7 +55,7 @@ class GLMM:
         fe = design_matrix(covariates, xm.shape[0])
         yt = self.likelihood.prepare_labels(y).numpy()
         if isinstance(self.likelihood, Binomial):
-            self.params = _fit_binomial(xm, fe, yt, self.likelihood.n_trials)
+            self.params = _fit_binomial(xm, fe, yt, self.likelihood.n_trials, self.seed)
         elif isinstance(self.likelihood, Categorical):
             self.likelihood.n_outputs(self.likelihood.prepare_labels(y))
             self.params = _fit_categorical(xm, fe, yt, self.likelihood.n_classes, self.seed)
@@ -68,7 +68,7 @@ class GLMM:
         if self.params is None:
             raise RuntimeError("GLMM is not fitted; call fit() first")
         xm = _bag_means(bags)
-        fe = design_matrix(covariates, xm.shape[0])
+        fe = design_matrix(covariates, xm.shape[0], fitting=False)
         return fe @ self.params.alpha + (xm - self.params.center) @ self.params.beta_mean
 
     def predict(self, bags: Bags | np.ndarray, covariates: np.ndarray | None = None) -> np.ndarray:
@@ -85,7 +85,7 @@ def _bag_means(bags: Bags | np.ndarray) -> np.ndarray:
     return np.asarray(bags, dtype=np.float64)
 
 
-def _fit_binomial(xm: np.ndarray, fe: np.ndarray, y: np.ndarray, n_trials: int) -> GLMMParameters:
+def _fit_binomial(xm: np.ndarray, fe: np.ndarray, y: np.ndarray, n_trials: int, seed: int) -> GLMMParameters:
     from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 
     center = xm.mean(0)
@@ -101,7 +101,8 @@ def _fit_binomial(xm: np.ndarray, fe: np.ndarray, y: np.ndarray, n_trials: int) 
         model = BinomialBayesMixedGLM(success, fe_rows, z_rows, np.zeros(q, dtype=int))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = model.fit_vb()
+            # fit_vb draws random starting values; without a seed it uses fresh OS entropy.
+            result = model.fit_vb(rng=np.random.default_rng([seed, p]))
         alpha.append(result.fe_mean)
         b_mean.append(result.vc_mean / scale)
         b_sd.append(result.vc_sd / scale)
@@ -117,7 +118,15 @@ def _fit_categorical(xm: np.ndarray, fe: np.ndarray, y: np.ndarray, n_classes: i
     resid = xm - fe @ coef_fe
     r_mean, r_sd = resid.mean(0), resid.std(0) * np.sqrt(xm.shape[1])
     r_sd[r_sd == 0] = 1.0
-    clf = LogisticRegressionCV(Cs=10, l1_ratios=(0.0,), solver="lbfgs", max_iter=1000, random_state=seed)
+    clf = LogisticRegressionCV(
+        Cs=10,
+        l1_ratios=(0.0,),
+        solver="lbfgs",
+        max_iter=1000,
+        scoring="neg_log_loss",  # a probabilistic initialiser: select the penalty by log loss
+        use_legacy_attributes=False,
+        random_state=seed,
+    )
     clf.fit((resid - r_mean) / r_sd, y)
     if len(clf.classes_) != n_classes:
         raise ValueError(f"training labels contain {len(clf.classes_)} of {n_classes} classes; every class needs bags")

@@ -178,7 +178,9 @@ class MixMIL:
         posterior samples; ``"mean"``: plug-in posterior mean. Independent of the other bags given."""
         module = self._check_fitted()
         bags = bags.to(self._device())
-        fixed = torch.as_tensor(design_matrix(covariates, bags.n_bags), dtype=torch.float32, device=self._device())
+        fixed = torch.as_tensor(
+            design_matrix(covariates, bags.n_bags, fitting=False), dtype=torch.float32, device=self._device()
+        )
         with torch.no_grad():
             fixed = fixed @ module.alpha  # (B, P)
             if method == "posterior":

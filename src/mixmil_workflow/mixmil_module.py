@@ -184,9 +184,8 @@ class DenseAttentionPool(torch.autograd.Function):
     def backward(ctx, grad_t: torch.Tensor):
         flat, w, scores, t = ctx.saved_tensors
         grad_scores = torch.empty_like(scores)
-        gw = torch.mul(w, grad_t.unsqueeze(-1), out=grad_scores[1])  # d/dz
-        # d/da = w g (z - t); scores is an intermediate of ours, so its z half can be reused in place.
-        torch.mul(gw, scores[1].sub_(t.unsqueeze(-1)), out=grad_scores[0])
+        gw = torch.mul(w, grad_t.unsqueeze(-1), out=grad_scores[1])  # d/dz = w g
+        torch.sub(scores[1], t.unsqueeze(-1), out=grad_scores[0]).mul_(gw)  # d/da = w g (z - t)
         return grad_scores.view(scores.shape[0] * scores.shape[1], -1) @ flat.T, None
 
 

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from mixmil_workflow.design import CovariateError, design_matrix
+from mixmil_workflow.glmm import GLMM
+from mixmil_workflow.metrics import spearman_per_output
+
+
+def test_binomial_glmm_predicts_mean_pooled_signal(small_sim):
+    glmm = GLMM("binomial", n_trials=2).fit(small_sim.bags("train"), small_sim.y_train)
+    rho = spearman_per_output(glmm.linear_predictor(small_sim.bags("test")), small_sim.u_test)
+    assert rho.mean() > 0.3
+    assert glmm.predict(small_sim.bags("test")).max() <= 2
+
+
+def test_gaussian_lmm_recovers_linear_signal():
+    rng = np.random.default_rng(0)
+    xm = rng.standard_normal((400, 8))
+    beta = rng.standard_normal((8, 2))
+    covariate = rng.standard_normal(400)
+    y = 1.5 + 0.7 * covariate[:, None] + xm @ beta + 0.5 * rng.standard_normal((400, 2))
+    glmm = GLMM("gaussian").fit(xm, y, covariates=covariate)
+    np.testing.assert_allclose(glmm.params.alpha[1], [0.7, 0.7], atol=0.1)
+    np.testing.assert_allclose(glmm.params.residual_sd, [0.5, 0.5], atol=0.08)
+    np.testing.assert_allclose(glmm.params.beta_mean, beta, atol=0.1)
+
+
+def test_categorical_glmm_separates_classes():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 300)
+    xm = rng.standard_normal((300, 5)) + np.eye(3, 5)[y] * 2.0
+    glmm = GLMM("categorical").fit(xm, y)
+    acc = (glmm.predict(xm).argmax(1) == y).mean()
+    assert acc > 0.8
+
+
+def test_constant_covariate_is_rejected_with_its_name():
+    with pytest.raises(CovariateError, match=r"\['plate'\] are constant"):
+        design_matrix(np.ones((5, 1)), 5, names=["plate"])

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Binomial, Categorical, Normal
+
+from mixmil_workflow.likelihoods import LabelError, make_likelihood
+
+
+def test_binomial_log_prob_matches_torch():
+    eta = torch.randn(5, 3, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (5, 3)).double()
+    got = make_likelihood("binomial", n_trials=2).log_prob(eta, y)
+    want = Binomial(2, logits=eta).log_prob(y.unsqueeze(-1)).sum(1)
+    torch.testing.assert_close(got, want)
+
+
+def test_categorical_and_gaussian_log_prob_match_torch():
+    eta = torch.randn(6, 4, 3, dtype=torch.float64)
+    y = torch.randint(0, 4, (6,))
+    got = make_likelihood("categorical").log_prob(eta, y)
+    want = Categorical(logits=eta.transpose(1, 2)).log_prob(y.unsqueeze(-1))
+    torch.testing.assert_close(got, want)
+
+    gauss = make_likelihood("gaussian").double()
+    gauss.initialise(4, torch.tensor([0.5, 1.0, 2.0, 3.0]))
+    gauss.double()
+    yg = torch.randn(6, 4, dtype=torch.float64)
+    want = Normal(eta, gauss.log_scale.exp().view(1, -1, 1)).log_prob(yg.unsqueeze(-1)).sum(1)
+    torch.testing.assert_close(gauss.log_prob(eta, yg), want)
+
+
+@pytest.mark.parametrize(
+    "name,labels,match",
+    [
+        ("binomial", [0, 1, 3], "integers in 0..2"),
+        ("bernoulli", [0, 0.5], "integers in 0..1"),
+        ("binomial", [0, np.nan], "NaN or Inf"),
+        ("categorical", [0, -1], "non-negative integer"),
+        ("categorical", ["a", "b"], "non-negative integer"),
+    ],
+)
+def test_labels_outside_support_are_rejected(name, labels, match):
+    with pytest.raises(LabelError, match=match):
+        make_likelihood(name).prepare_labels(np.array(labels))

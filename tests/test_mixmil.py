@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+
+from mixmil_workflow import GLMM, Bags, MixMIL
+from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
+from mixmil_workflow.mixmil_module import DenseAttentionPool, transpose_dense
+
+from .conftest import ragged_bags
+
+FAST = dict(n_epochs=3, batch_size=32, progress=False, n_predictive_samples=16)
+
+
+def _fit(sim, **kw):
+    return MixMIL(**{**FAST, **kw}).fit(sim.bags("train"), sim.y_train)
+
+
+def test_dense_fast_path_matches_segment_path_values_and_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(5, 7, 4, dtype=torch.float64)
+    directions = torch.randn(2 * 6, 4, dtype=torch.float64, requires_grad=True)
+    bags = Bags.from_dense(x, dtype=torch.float64)
+    # Reference: plain autograd over the segment ops.
+    gamma, beta = directions.view(2, 6, 4).unbind(0)
+    from mixmil_workflow.segment import segment_softmax, segment_sum
+
+    w = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index)
+    ref = segment_sum(w * (bags.x @ beta.T), bags.offsets, bags.index).T
+    fast = DenseAttentionPool.apply(directions, transpose_dense(bags))
+    torch.testing.assert_close(fast, ref)
+    g = torch.randn_like(ref)
+    (grad_ref,) = torch.autograd.grad((ref * g).sum(), directions)
+    (grad_fast,) = torch.autograd.grad((fast * g).sum(), directions)
+    torch.testing.assert_close(grad_fast, grad_ref)
+    torch.autograd.gradcheck(lambda d: DenseAttentionPool.apply(d, transpose_dense(bags)), (directions,))
+
+
+def test_gamma_zero_gives_mean_pooling(small_sim):
+    model = _fit(small_sim)
+    module = model.module
+    bags = small_sim.bags("test")
+    theta = torch.randn(3, module.n_outputs, 2 * module.n_features)
+    theta[:, :, : module.n_features] = 0.0
+    t = module.pooled_scores(bags, theta)
+    want = torch.einsum("bq,spq->bsp", bags.mean_pool(), theta[:, :, module.n_features :])
+    torch.testing.assert_close(t, want, rtol=1e-5, atol=1e-5)
+    # Same through the segment path: one bag with an extra instance makes the collection ragged.
+    ragged = Bags.from_list([*bags.dense(), bags.dense()[0, :1]])
+    t_seg = module.pooled_scores(ragged, theta)[:-1]
+    torch.testing.assert_close(t_seg, want, rtol=1e-5, atol=1e-5)
+
+
+def test_initialisation_reproduces_the_glmm(small_sim):
+    model = MixMIL(**{**FAST, "n_epochs": 0}).fit(small_sim.bags("train"), small_sim.y_train)
+    glmm = GLMM("binomial", 2).fit(small_sim.bags("train"), small_sim.y_train)
+    test = small_sim.bags("test")
+    np.testing.assert_allclose(
+        model.predict(test, method="mean").linear_predictor, glmm.linear_predictor(test), rtol=1e-4, atol=1e-4
+    )
+    # Uniform attention at initialisation.
+    w = model.module.attention(test, model.module.q.mu.unsqueeze(0).detach())
+    np.testing.assert_allclose(w.numpy(), 1 / small_sim.x_test.shape[1], rtol=1e-5)
+
+
+def test_permutation_invariance_within_bags(small_sim):
+    model = _fit(small_sim)
+    rng = np.random.default_rng(0)
+    x = small_sim.x_test
+    perm = np.stack([rng.permutation(x.shape[1]) for _ in range(len(x))])
+    x_perm = np.take_along_axis(x, perm[:, :, None], 1)
+    a, b = model.predict(Bags.from_dense(x)), model.predict(Bags.from_dense(x_perm))
+    np.testing.assert_allclose(a.bag_effect, b.bag_effect, rtol=1e-4, atol=1e-5)
+    wa = model.instance_weights(Bags.from_dense(x)).mean.reshape(len(x), x.shape[1], -1)
+    wb = model.instance_weights(Bags.from_dense(x_perm)).mean.reshape(len(x), x.shape[1], -1)
+    np.testing.assert_allclose(np.take_along_axis(wa, perm[:, :, None], 1), wb, rtol=1e-4, atol=1e-6)
+
+
+def test_prediction_of_a_bag_does_not_depend_on_other_bags(small_sim):
+    model = _fit(small_sim)
+    bags = small_sim.bags("test")
+    together = model.predict(bags)
+    for i in (0, 17):
+        alone = model.predict(bags.subset([i]))
+        np.testing.assert_allclose(alone.bag_effect[0], together.bag_effect[i], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(alone.mean[0], together.mean[i], rtol=1e-4, atol=1e-5)
+
+
+def test_instance_weights_are_normalised_with_ordered_bounds(small_sim):
+    model = _fit(small_sim)
+    w = model.instance_weights(small_sim.bags("test"), credible_level=0.9)
+    per_bag = w.mean.reshape(len(small_sim.x_test), -1, w.mean.shape[1]).sum(1)
+    np.testing.assert_allclose(per_bag, 1.0, rtol=1e-5)
+    assert np.all(w.lower <= w.mean + 1e-7) and np.all(w.mean <= w.upper + 1e-7)
+
+
+def test_same_seed_same_numbers_and_other_seed_differs(small_sim):
+    a, b, c = _fit(small_sim, seed=5), _fit(small_sim, seed=5), _fit(small_sim, seed=6)
+    test = small_sim.bags("test")
+    np.testing.assert_array_equal(a.predict(test).bag_effect, b.predict(test).bag_effect)
+    assert not np.array_equal(a.predict(test).bag_effect, c.predict(test).bag_effect)
+
+
+def test_save_load_round_trip(tmp_path, small_sim):
+    model = _fit(small_sim, posterior="mean_field")
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = MixMIL.load(path)
+    test = small_sim.bags("test")
+    np.testing.assert_array_equal(model.predict(test).mean, loaded.predict(test).mean)
+    np.testing.assert_array_equal(model.instance_weights(test).upper, loaded.instance_weights(test).upper)
+    assert loaded.config == model.config
+    assert list(tmp_path.iterdir()) == [path]  # atomic write leaves no temporary file
+
+
+def test_unfitted_model_and_bad_labels_give_clear_errors(small_sim):
+    with pytest.raises(RuntimeError, match="not fitted"):
+        MixMIL().predict(small_sim.bags("test"))
+    with pytest.raises(ValueError, match="300 bags but 5 labels"):
+        MixMIL(**FAST).fit(small_sim.bags("train"), small_sim.y_train[:5])
+
+
+def test_variable_bag_sizes_and_covariates():
+    rng = np.random.default_rng(0)
+    bags_list = ragged_bags(seed=1, n_bags=120, q=5, max_size=15)
+    signal = np.array([b[:, 0].max() for b in bags_list])  # a few instances drive the label
+    covariate = rng.standard_normal(120)
+    prob = 1 / (1 + np.exp(-(2 * (signal - signal.mean()) + 0.5 * covariate)))
+    y = rng.binomial(1, prob)
+    bags = Bags.from_list(bags_list)
+    model = MixMIL(likelihood="bernoulli", n_trials=None, n_epochs=30, batch_size=16, progress=False)
+    model.fit(bags, y, covariates=covariate)
+    pred = model.predict(bags, covariates=covariate)
+    assert pred.mean.shape == (120, 1) and np.all((pred.mean > 0) & (pred.mean < 1))
+    assert np.corrcoef(pred.linear_predictor[:, 0], np.log(prob / (1 - prob)))[0, 1] > 0.5
+    # Ragged prediction equals prediction bag by bag.
+    single = model.predict(bags.subset([3]), covariates=covariate[[3]])
+    np.testing.assert_allclose(single.mean[0], pred.mean[3], rtol=1e-5)
+
+
+def test_categorical_and_gaussian_likelihoods_fit():
+    rng = np.random.default_rng(2)
+    n, i, q = 150, 10, 6
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, i, q)).astype(np.float32)
+    x[np.arange(n), 0, :3] += 3.0 * np.eye(3)[y]  # one marker instance per bag carries the class
+    cat = MixMIL(likelihood="categorical", n_trials=None, n_epochs=60, batch_size=32, progress=False)
+    probs = cat.fit(Bags.from_dense(x), y).predict(Bags.from_dense(x)).mean
+    assert probs.shape == (n, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == y).mean() > 0.6
+
+    yg = x[:, 0, :2].sum(1, keepdims=True) + 0.1 * rng.standard_normal((n, 1))
+    gauss = MixMIL(likelihood="gaussian", n_trials=None, n_epochs=60, batch_size=32, progress=False)
+    pred = gauss.fit(Bags.from_dense(x), yg).predict(Bags.from_dense(x)).mean
+    assert np.corrcoef(pred[:, 0], yg[:, 0])[0, 1] > 0.5
+
+
+def test_short_fit_beats_the_glmm_on_a_simulation(small_sim):
+    glmm = GLMM("binomial", 2).fit(small_sim.bags("train"), small_sim.y_train)
+    test = small_sim.bags("test")
+    rho_glmm = spearman_per_output(glmm.linear_predictor(test), small_sim.u_test).mean()
+    model = MixMIL(n_epochs=150, progress=False).fit(small_sim.bags("train"), small_sim.y_train)
+    rho = spearman_per_output(model.predict(test).bag_effect, small_sim.u_test).mean()
+    auc = retrieval_auc_per_output(model.instance_weights(test).mean, small_sim.w_test.reshape(-1, 2)).mean()
+    assert rho > rho_glmm + 0.03, (rho, rho_glmm)
+    assert auc > 0.7
