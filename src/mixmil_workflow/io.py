@@ -41,3 +41,39 @@ def save_table(path: str | Path, table: pd.DataFrame) -> None:
             tmp.write_text(table.to_markdown(index=False) + "\n")
         else:
             table.to_csv(tmp, sep="\t", index=False)
+
+
+@contextlib.contextmanager
+def log_to(path: str | Path) -> Iterator[None]:
+    """Send stdout, stderr and Python warnings of a workflow job to its log file."""
+    import logging
+    import sys
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        logging.basicConfig(stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+        logging.captureWarnings(True)
+        try:
+            yield
+        except BaseException:
+            import traceback
+
+            traceback.print_exc(file=log)
+            log.flush()
+            sys.stderr = sys.__stderr__
+            raise
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without a GPU falls back to the
+    CPU with a warning, so GPU-declared rules still run on CPU-only machines."""
+    import logging
+
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        logging.warning("device 'cuda' requested but no GPU is visible; running on the CPU")
+        return "cpu"
+    return device

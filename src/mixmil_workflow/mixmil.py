@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class MixMIL:
             raise TypeError("pass either a MixMILConfig or keyword hyperparameters, not both")
         self.module: MixMILModule | None = None
         self.history: dict[str, np.ndarray] = {}
+        self.timings: dict[str, float] = {}  # init (GLMM) and training-loop seconds of the last fit
         self.glmm_: GLMMParameters | None = None
 
     # fitting ----------------------------------------------------------------------------------
@@ -86,9 +88,13 @@ class MixMIL:
             raise ValueError("MixMIL needs at least two training bags")
         n_outputs = likelihood.n_outputs(y_t)
         fe = design_matrix(covariates, bags.n_bags)
+        start = time.perf_counter()
         self.module = self._build_module(bags, y, covariates, fe, likelihood, n_outputs).to(device)
+        self.timings["init_seconds"] = time.perf_counter() - start
         y_t = y_t.to(device) if isinstance(likelihood, Categorical) else y_t.to(device, torch.float32)
+        start = time.perf_counter()
         self._train(bags.to(device), torch.as_tensor(fe, dtype=torch.float32, device=device), y_t)
+        self.timings["train_seconds"] = time.perf_counter() - start
         return self
 
     def _build_module(self, bags, y, covariates, fe, likelihood, n_outputs) -> MixMILModule:

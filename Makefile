@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` (demo workflow end to end) and `make test` (all tests).
+# Both create or update the pinned environment in $(VENV) first; re-running is a no-op when
+# pyproject.toml has not changed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: env run test test-fast lint format report clean
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: env
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+
+test: env
+	$(BIN)/python -m pytest
+
+test-fast: env
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: env
+	$(BIN)/ruff check src scripts tests benchmarks
+	$(BIN)/ruff format --check src scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint
+
+format: env
+	$(BIN)/ruff check --fix src scripts tests benchmarks
+	$(BIN)/ruff format src scripts tests benchmarks
+	$(BIN)/snakefmt Snakefile rules
+
+report: env
+	$(BIN)/snakemake --report report.html
+
+clean:
+	rm -rf results logs benchmarks/rules .snakemake report.html

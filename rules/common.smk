@@ -1,0 +1,73 @@
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The science lives in the package under src/; make it importable here and in every job's script,
+# whether it runs in the pip environment or in a conda env from envs/.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [SRC, os.environ.get("PYTHONPATH")])
+)
+
+from mixmil_workflow.simulation_study import derive_seed, scenario_grid  # noqa: E402
+
+validate(config, schema="../config/config.schema.yaml")
+
+for _name in config["simulation"]["models"]:
+    if _name not in config["models"]:
+        raise ValueError(
+            f"config: simulation.models lists {_name!r}, which is not defined under models: "
+            f"add it there or remove it (defined: {sorted(config['models'])})"
+        )
+
+SIMULATION = config["simulation"]
+SCENARIOS = scenario_grid(SIMULATION)
+REPEATS = list(range(SIMULATION["n_repeats"]))
+
+
+wildcard_constraints:
+    scenario="|".join(map(lambda s: s.replace(".", r"\."), SCENARIOS)),
+    model="|".join(config["models"]),
+    repeat=r"\d+",
+
+
+def simulation_seed(wildcards):
+    return derive_seed(config["seed"], "simulate", wildcards.scenario, wildcards.repeat)
+
+
+def fit_seed(wildcards):
+    return derive_seed(
+        config["seed"], "fit", wildcards.model, wildcards.scenario, wildcards.repeat
+    )
+
+
+def simulation_metric_files(wildcards=None):
+    return expand(
+        "results/simulation/metrics/{model}/{scenario}/rep{repeat}.tsv",
+        model=SIMULATION["models"],
+        scenario=list(SCENARIOS),
+        repeat=REPEATS,
+    )
+
+
+def simulation_outputs():
+    if not SIMULATION["activate"]:
+        return []
+    return [
+        "results/simulation/tables/simulation_metrics.tsv",
+        "results/simulation/tables/simulation_summary.tsv",
+        "results/simulation/tables/simulation_axes.tsv",
+        "results/simulation/tables/default_scenario.md",
+        "results/simulation/figures/fig2_spearman.png",
+        "results/simulation/figures/fig2_instance_auc.png",
+        "results/simulation/figures/figE2_retrieval_mean_field.png",
+    ]
+
+
+def final_outputs():
+    return simulation_outputs()

@@ -1,0 +1,114 @@
+# Simulation study (paper Section 4.2): simulate -> fit -> evaluate -> aggregate -> figures.
+
+
+rule simulate_data:
+    output:
+        "results/simulation/data/{scenario}/rep{repeat}.npz",
+    log:
+        "logs/simulation/simulate/{scenario}/rep{repeat}.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        simulation=lambda wc: SCENARIOS[wc.scenario],
+        seed=simulation_seed,
+    script:
+        "../scripts/simulation/simulate.py"
+
+
+rule fit_simulation:
+    input:
+        "results/simulation/data/{scenario}/rep{repeat}.npz",
+    output:
+        "results/simulation/predictions/{model}/{scenario}/rep{repeat}.npz",
+    log:
+        "logs/simulation/fit/{model}/{scenario}/rep{repeat}.log",
+    benchmark:
+        "benchmarks/rules/simulation/fit/{model}/{scenario}/rep{repeat}.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        model=lambda wc: config["models"][wc.model],
+        seed=fit_seed,
+        device=config["device"],
+    script:
+        "../scripts/simulation/fit.py"
+
+
+rule evaluate_simulation:
+    input:
+        data="results/simulation/data/{scenario}/rep{repeat}.npz",
+        predictions="results/simulation/predictions/{model}/{scenario}/rep{repeat}.npz",
+    output:
+        "results/simulation/metrics/{model}/{scenario}/rep{repeat}.tsv",
+    log:
+        "logs/simulation/evaluate/{model}/{scenario}/rep{repeat}.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        top_fraction=SIMULATION["top_fraction"],
+    script:
+        "../scripts/simulation/evaluate.py"
+
+
+rule aggregate_simulation:
+    input:
+        simulation_metric_files,
+    output:
+        long="results/simulation/tables/simulation_metrics.tsv",
+        summary="results/simulation/tables/simulation_summary.tsv",
+        axes="results/simulation/tables/simulation_axes.tsv",
+        default_md=report(
+            "results/simulation/tables/default_scenario.md",
+            caption="../report/default_scenario.rst",
+            category="Simulation",
+        ),
+        summary_md="results/simulation/tables/simulation_summary.md",
+    log:
+        "logs/simulation/aggregate.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        runs=lambda wc: [
+            (m, s, r) for m in SIMULATION["models"] for s in SCENARIOS for r in REPEATS
+        ],
+        simulation=SIMULATION,
+    script:
+        "../scripts/simulation/aggregate.py"
+
+
+rule simulation_figures:
+    input:
+        axes="results/simulation/tables/simulation_axes.tsv",
+    output:
+        spearman=report(
+            "results/simulation/figures/fig2_spearman.png",
+            caption="../report/fig2_spearman.rst",
+            category="Simulation",
+        ),
+        spearman_svg="results/simulation/figures/fig2_spearman.svg",
+        auc=report(
+            "results/simulation/figures/fig2_instance_auc.png",
+            caption="../report/fig2_instance_auc.rst",
+            category="Simulation",
+        ),
+        auc_svg="results/simulation/figures/fig2_instance_auc.svg",
+        mean_field=report(
+            "results/simulation/figures/figE2_retrieval_mean_field.png",
+            caption="../report/figE2.rst",
+            category="Simulation",
+        ),
+        mean_field_svg="results/simulation/figures/figE2_retrieval_mean_field.svg",
+    log:
+        "logs/simulation/figures.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        models=SIMULATION["models"],
+        defaults=SCENARIOS["default"],
+    script:
+        "../scripts/simulation/figures.py"

@@ -1,0 +1,17 @@
+"""Combine all simulation metrics into the long table, the summary and the per-axis table."""
+
+from mixmil_workflow.io import log_to, save_table
+from mixmil_workflow.simulation_study import aggregate, axis_table, default_scenario_table
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    runs = [(*run, path) for run, path in zip(snakemake.params.runs, snakemake.input, strict=True)]
+    long, summary = aggregate(runs)
+    save_table(snakemake.output.long, long)
+    save_table(snakemake.output.summary, summary.round(4))
+    save_table(snakemake.output.summary_md, summary.round(3))
+    save_table(snakemake.output.axes, axis_table(summary, snakemake.params.simulation).round(4))
+    default = default_scenario_table(summary)
+    print(default.to_string(index=False))
+    save_table(snakemake.output.default_md, default)

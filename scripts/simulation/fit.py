@@ -1,0 +1,21 @@
+"""Fit one model on one simulated dataset and predict its test bags."""
+
+import numpy as np
+import torch
+
+from mixmil_workflow.io import log_to, resolve_device, save_npz
+from mixmil_workflow.simulation import SimulatedData
+from mixmil_workflow.simulation_study import run_model
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    device = resolve_device(snakemake.params.device)
+    spec = dict(snakemake.params.model)
+    print(f"fitting {snakemake.wildcards.model} ({spec}) on {device}, seed {snakemake.params.seed}")
+    with np.load(snakemake.input[0]) as arrays:
+        data = SimulatedData.from_arrays(arrays)
+    result = run_model(spec, data, snakemake.params.seed, device)
+    print(f"trained in {float(result['train_seconds']):.1f} s")
+    save_npz(snakemake.output[0], **result)

@@ -1,0 +1,13 @@
+"""Simulate one scenario x repeat of the simulation study."""
+
+from mixmil_workflow.io import log_to, save_npz
+from mixmil_workflow.simulation_study import simulate_scenario
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    print(
+        f"simulating {snakemake.wildcards.scenario} repeat {snakemake.wildcards.repeat}: {snakemake.params.simulation}"
+    )
+    data = simulate_scenario(snakemake.params.simulation, snakemake.params.seed)
+    save_npz(snakemake.output[0], **data.to_arrays())

@@ -1,0 +1,210 @@
+"""The simulation study (paper Section 4.2, Fig. 2, Fig. E.1, E.2): scenarios, model runs, metrics.
+
+A scenario is the default simulation with at most one parameter (an "axis") changed. The workflow
+simulates every scenario x repeat, fits every configured model on it, evaluates on the test bags and
+aggregates. This module is imported when Snakemake parses the workflow, so torch is imported lazily.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .simulation import SimulatedData, SimulationParams
+
+AXES = ("n_train", "v_gamma", "n_instances", "n_features", "v_beta")
+AXIS_LABELS = {
+    "n_train": "number of training bags",
+    "v_gamma": r"instance-importance heterogeneity $v_\gamma$",
+    "n_instances": "instances per bag",
+    "n_features": "instance features Q",
+    "v_beta": r"variance explained $v_\beta$",
+}
+DEFAULT_SCENARIO = "default"
+
+
+def derive_seed(base: int, *keys: object) -> int:
+    """A seed for one job from the config seed and the job's identity (stable across runs/machines)."""
+    words = [int(base)] + [zlib.crc32(str(k).encode()) for k in keys]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
+def _format_value(value: float | int) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def scenario_grid(simulation: Mapping) -> dict[str, dict]:
+    """Scenario name -> full simulation parameters: ``default`` plus ``<axis>-<value>`` for every axis
+    value that differs from the default."""
+    defaults = {**SimulationParams().as_dict(), **simulation["defaults"], "n_outputs": simulation["n_outputs"]}
+    grid = {DEFAULT_SCENARIO: defaults}
+    for axis, values in simulation.get("axes", {}).items():
+        if axis not in AXES:
+            raise ValueError(f"simulation axis {axis!r} is not one of {AXES}")
+        for value in values:
+            if value != defaults[axis]:
+                grid[f"{axis}-{_format_value(value)}"] = {**defaults, axis: value}
+    return grid
+
+
+def scenario_axis_values(simulation: Mapping) -> list[tuple[str, str, float]]:
+    """(axis, scenario, value) for every point of every axis, the default value included."""
+    defaults = {**SimulationParams().as_dict(), **simulation["defaults"]}
+    rows = []
+    for axis, values in simulation.get("axes", {}).items():
+        for value in sorted(set(values) | {defaults[axis]}):
+            name = DEFAULT_SCENARIO if value == defaults[axis] else f"{axis}-{_format_value(value)}"
+            rows.append((axis, name, float(value)))
+    return rows
+
+
+def simulate_scenario(params: Mapping, seed: int) -> SimulatedData:
+    from .simulation import simulate
+
+    return simulate(SimulationParams(**params), seed)
+
+
+# model runs ------------------------------------------------------------------------------------
+def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu") -> dict[str, np.ndarray]:
+    """Fit one configured model on the training bags; predict the test bags.
+
+    Returns ``bag_score`` (test bags, P), ``instance_score`` (test instances, P; empty when the model has
+    none), ``train_seconds``, ``predict_seconds`` and ``n_parameters`` (likelihood, variational).
+    """
+    kind = spec["type"]
+    if kind == "mixmil":
+        return _run_mixmil(spec, data, seed, device)
+    if kind == "glmm":
+        return _run_glmm(data, seed)
+    raise ValueError(f"unknown model type {kind!r} (known: mixmil, glmm)")
+
+
+def _run_mixmil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
+    from .mixmil import MixMIL, MixMILConfig
+
+    options = {k: v for k, v in spec.items() if k != "type"}
+    n_trials = int(options.pop("n_trials", 2))
+    config = MixMILConfig(likelihood="binomial", n_trials=n_trials, seed=seed, device=device, **options)
+    model = MixMIL(config)
+    start = time.perf_counter()
+    model.fit(data.bags("train"), data.y_train)
+    train_seconds = time.perf_counter() - start
+    test = data.bags("test")
+    start = time.perf_counter()
+    bag_score = model.predict(test).bag_effect
+    instance_score = model.instance_weights(test).mean
+    predict_seconds = time.perf_counter() - start
+    counts = model.n_parameters()
+    return {
+        "bag_score": bag_score,
+        "instance_score": instance_score,
+        "train_seconds": np.array(train_seconds),
+        "predict_seconds": np.array(predict_seconds),
+        "n_parameters": np.array([counts["likelihood"], counts["variational"]]),
+        "loss_history": model.history["loss"],
+    }
+
+
+def _run_glmm(data: SimulatedData, seed: int) -> dict[str, np.ndarray]:
+    from .glmm import GLMM
+
+    start = time.perf_counter()
+    glmm = GLMM("binomial", n_trials=2, seed=seed).fit(data.bags("train"), data.y_train)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    bag_score = glmm.linear_predictor(data.bags("test"))
+    predict_seconds = time.perf_counter() - start
+    q, p = glmm.params.beta_mean.shape
+    return {
+        "bag_score": bag_score,
+        "instance_score": np.zeros((0, p)),
+        "train_seconds": np.array(train_seconds),
+        "predict_seconds": np.array(predict_seconds),
+        "n_parameters": np.array([p * (q + glmm.params.alpha.shape[0]), 2 * q * p]),
+        "loss_history": np.zeros(0),
+    }
+
+
+# evaluation ------------------------------------------------------------------------------------
+def evaluate(data: SimulatedData, predictions: Mapping[str, np.ndarray], top_fraction: float = 0.1) -> pd.DataFrame:
+    """One row per output: Spearman of bag scores with the true bag effects; instance-retrieval AUC
+    (NaN for models without instance scores)."""
+    from .metrics import retrieval_auc_per_output, spearman_per_output
+
+    rho = spearman_per_output(predictions["bag_score"], data.u_test)
+    instance = predictions["instance_score"]
+    if instance.size:
+        auc = retrieval_auc_per_output(instance, data.w_test.reshape(-1, data.w_test.shape[-1]), top_fraction)
+    else:
+        auc = np.full_like(rho, np.nan)
+    return pd.DataFrame(
+        {
+            "output": np.arange(len(rho)),
+            "spearman": rho,
+            "instance_auc": auc,
+            "train_seconds": float(predictions["train_seconds"]),
+            "predict_seconds": float(predictions["predict_seconds"]),
+        }
+    )
+
+
+def aggregate(metric_files: Iterable[tuple[str, str, int, str | Path]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Combine per-run metric tables.
+
+    ``metric_files``: (model, scenario, repeat, path). Returns the long table (one row per model,
+    scenario, repeat and output) and the summary per model and scenario: the mean over outputs within a
+    repeat, then the mean and standard error over repeats (over outputs when there is one repeat).
+    """
+    from .metrics import mean_and_se
+
+    frames = []
+    for model, scenario, repeat, path in metric_files:
+        frame = pd.read_csv(path, sep="\t")
+        frame.insert(0, "repeat", repeat)
+        frame.insert(0, "scenario", scenario)
+        frame.insert(0, "model", model)
+        frames.append(frame)
+    long = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (model, scenario), group in long.groupby(["model", "scenario"], sort=False):
+        row = {"model": model, "scenario": scenario, "n_repeats": group["repeat"].nunique()}
+        for metric in ("spearman", "instance_auc"):
+            per_repeat = group.groupby("repeat")[metric].mean()
+            values = per_repeat.to_numpy() if len(per_repeat) > 1 else group[metric].to_numpy()
+            row[f"{metric}_mean"], row[f"{metric}_se"] = mean_and_se(values)
+        row["train_seconds_mean"] = group.groupby("repeat")["train_seconds"].first().mean()
+        rows.append(row)
+    return long, pd.DataFrame(rows)
+
+
+def axis_table(summary: pd.DataFrame, simulation: Mapping) -> pd.DataFrame:
+    """Summary rows laid out per axis point (the data behind Fig. 2 / E.1 / E.2)."""
+    points = pd.DataFrame(scenario_axis_values(simulation), columns=["axis", "scenario", "value"])
+    return points.merge(summary, on="scenario", how="inner").sort_values(["axis", "model", "value"])
+
+
+def format_mean_se(mean: float, se: float, digits: int = 3) -> str:
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def default_scenario_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The default scenario per model (the Table E.1 layout): Spearman and retrieval AUC, mean ± s.e."""
+    rows = summary[summary["scenario"] == DEFAULT_SCENARIO]
+    return pd.DataFrame(
+        {
+            "model": rows["model"],
+            "spearman": [format_mean_se(m, s) for m, s in zip(rows["spearman_mean"], rows["spearman_se"], strict=True)],
+            "instance_auc": [
+                format_mean_se(m, s) for m, s in zip(rows["instance_auc_mean"], rows["instance_auc_se"], strict=True)
+            ],
+            "n_repeats": rows["n_repeats"],
+            "train_seconds": rows["train_seconds_mean"].round(1),
+        }
+    )
