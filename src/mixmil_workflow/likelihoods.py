@@ -32,8 +32,14 @@ class Likelihood(nn.Module):
     def n_outputs(self, y: torch.Tensor) -> int:
         return y.shape[1]
 
-    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor, constant: bool = True) -> torch.Tensor:
+        """log p(y | eta) summed over outputs, (bags, samples); ``constant=False`` drops terms that
+        depend on the labels only (see :meth:`log_constant`)."""
         raise NotImplementedError
+
+    def log_constant(self, y: torch.Tensor) -> torch.Tensor:
+        """The label-only part of log p(y | eta) per bag, shape (bags,)."""
+        return torch.zeros(len(y), dtype=torch.float64)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """Expected label given the linear predictor."""
@@ -72,13 +78,16 @@ class Binomial(Likelihood):
             )
         return y
 
-    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        y = y.to(eta.dtype).unsqueeze(-1)
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor, constant: bool = True) -> torch.Tensor:
         n = self.n_trials
         # y log s(eta) + (n - y) log s(-eta), using log s(-eta) = log s(eta) - eta (one logsigmoid).
-        lp = n * F.logsigmoid(eta) - (n - y) * eta
-        log_binom = math.lgamma(n + 1) - torch.lgamma(y + 1) - torch.lgamma(n - y + 1)
-        return (lp + log_binom).sum(1)
+        lp = (n * F.logsigmoid(eta) - (n - y.to(eta.dtype)).unsqueeze(-1) * eta).sum(1)
+        return lp + self.log_constant(y).to(eta.dtype).unsqueeze(-1) if constant else lp
+
+    def log_constant(self, y: torch.Tensor) -> torch.Tensor:
+        y = y.double()
+        n = self.n_trials
+        return (math.lgamma(n + 1) - torch.lgamma(y + 1) - torch.lgamma(n - y + 1)).sum(1)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         return self.n_trials * torch.sigmoid(eta)
@@ -113,7 +122,7 @@ class Categorical(Likelihood):
             raise LabelError("categorical likelihood needs at least two classes")
         return self.n_classes
 
-    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor, constant: bool = True) -> torch.Tensor:
         logp = torch.log_softmax(eta, dim=1)  # (B, C, S)
         idx = y.view(-1, 1, 1).expand(-1, 1, eta.shape[2])
         return logp.gather(1, idx).squeeze(1)
@@ -138,10 +147,14 @@ class Gaussian(Likelihood):
     def prepare_labels(self, y) -> torch.Tensor:
         return _as_2d_float(y, self.name)
 
-    def log_prob(self, eta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        scale = self.log_scale.exp().view(1, -1, 1)
-        z = (y.to(eta.dtype).unsqueeze(-1) - eta) / scale
-        return (-0.5 * z.square() - torch.log(scale) - 0.5 * math.log(2 * math.pi)).sum(1)
+    def log_prob(self, eta: torch.Tensor, y: torch.Tensor, constant: bool = True) -> torch.Tensor:
+        log_scale = self.log_scale.view(1, -1, 1)
+        z = (y.to(eta.dtype).unsqueeze(-1) - eta) * torch.exp(-log_scale)
+        lp = (-0.5 * z.square() - log_scale).sum(1)
+        return lp + self.log_constant(y).to(eta.dtype).unsqueeze(-1) if constant else lp
+
+    def log_constant(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(y),), -0.5 * y.shape[1] * math.log(2 * math.pi), dtype=torch.float64)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         return eta

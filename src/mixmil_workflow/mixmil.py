@@ -166,7 +166,9 @@ class MixMIL:
                 raise FloatingPointError(
                     f"MixMIL loss became {losses[epoch].item()} at epoch {epoch}; lower lr or check the inputs"
                 )
-        self.history = {"loss": losses.numpy(), "nll": nlls.numpy(), "kl": kls.numpy()}
+        # Per-bag negative ELBO: the label-only constant left out of the steps, added back exactly.
+        constant = module.likelihood.log_constant(y.cpu()).mean().item()
+        self.history = {"loss": losses.numpy() - constant, "nll": nlls.numpy() - constant, "kl": kls.numpy()}
         pred_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         module.set_prediction_state(bags, cfg.n_predictive_samples, pred_gen, cfg.chunk_instances)
 

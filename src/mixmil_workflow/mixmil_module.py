@@ -22,7 +22,7 @@ from torch import nn
 
 from .bags import Bags
 from .likelihoods import Likelihood
-from .posterior import GaussianPosterior, prior_variance
+from .posterior import GaussianPosterior
 from .segment import segment_softmax, segment_sum
 
 
@@ -45,8 +45,8 @@ class MixMILModule(nn.Module):
         self.n_features = posterior_mean.shape[1] // 2
         self.segment_backend = segment_backend
         self.alpha = nn.Parameter(alpha.clone())
-        self.log_sigma_gamma = nn.Parameter(0.5 * torch.log(prior_var_gamma))
-        self.log_sigma_beta = nn.Parameter(0.5 * torch.log(prior_var_beta))
+        # Prior log standard deviations per output: column 0 for gamma, column 1 for beta.
+        self.log_sigma = nn.Parameter(0.5 * torch.log(torch.stack([prior_var_gamma, prior_var_beta], 1)))
         self.q = GaussianPosterior(posterior_mean, posterior_sd, posterior)
         # Prediction state, filled by set_prediction_state() after training.
         p = alpha.shape[1]
@@ -98,9 +98,6 @@ class MixMILModule(nn.Module):
         """b = RMS(beta) per sample and output, shape (S, P)."""
         return theta[:, :, self.n_features :].square().mean(-1).sqrt()
 
-    def prior_var(self) -> torch.Tensor:
-        return prior_variance(self.log_sigma_gamma, self.log_sigma_beta, self.n_features)
-
     # training ---------------------------------------------------------------------------------
     def loss(
         self,
@@ -119,8 +116,9 @@ class MixMILModule(nn.Module):
         # Appendix A with minibatch statistics (unbiased sd, as a batch-norm layer in training).
         u = self.effect_scale(theta) * (t - t.mean(0)) / t.std(0).clamp_min(1e-8)
         eta = (fe @ self.alpha).unsqueeze(1) + u  # (B, S, P)
-        nll = -self.likelihood.log_prob(eta.transpose(1, 2), y).mean()
-        kl = self.q.kl_to_prior(self.prior_var(), scale_tril).sum() / n_train
+        # The label-only normalising constant is left out here (no gradient); fit() adds it per epoch.
+        nll = -self.likelihood.log_prob(eta.transpose(1, 2), y, constant=False).mean()
+        kl = self.q.kl_to_prior(self.log_sigma, scale_tril).sum() / n_train
         return nll + kl, nll.detach(), kl.detach()
 
     # prediction -------------------------------------------------------------------------------

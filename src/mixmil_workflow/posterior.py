@@ -75,18 +75,17 @@ class GaussianPosterior(nn.Module):
         """log|Sigma_p|, shape (P,)."""
         return 2 * self.log_sd.sum(-1)
 
-    def kl_to_prior(self, prior_var: torch.Tensor, scale_tril: torch.Tensor | None = None) -> torch.Tensor:
-        """KL(q_p || N(0, diag(prior_var_p))) per output, shape (P,); ``prior_var`` is (P, 2Q)."""
+    def kl_to_prior(self, log_sigma: torch.Tensor, scale_tril: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q_p || N(0, diag(s_p0^2 1_Q, s_p1^2 1_Q))) per output, shape (P,).
+
+        ``log_sigma`` (P, 2) holds the prior log standard deviations of the two halves of theta
+        (gamma, beta). Written per half, so no (P, 2Q) prior tensor is built in the training loop.
+        """
+        half = self.dim // 2
+        second_moment = (self.marginal_var(scale_tril) + self.mu.square()).view(-1, 2, half).sum(-1)  # (P, 2)
         return 0.5 * (
-            ((self.marginal_var(scale_tril) + self.mu.square()) / prior_var).sum(-1)
+            (second_moment * torch.exp(-2 * log_sigma)).sum(-1)
             - self.dim
-            + torch.log(prior_var).sum(-1)
+            + 2 * half * log_sigma.sum(-1)
             - self.log_det()
         )
-
-
-def prior_variance(log_sigma_gamma: torch.Tensor, log_sigma_beta: torch.Tensor, n_features: int) -> torch.Tensor:
-    """diag of the prior covariance (P, 2Q) from per-output log standard deviations (P,)."""
-    var_g = (2 * log_sigma_gamma).exp().unsqueeze(1).expand(-1, n_features)
-    var_b = (2 * log_sigma_beta).exp().unsqueeze(1).expand(-1, n_features)
-    return torch.cat([var_g, var_b], 1)
