@@ -114,6 +114,10 @@ def test_tiny_workflow_end_to_end_and_nothing_to_redo(tmp_path):
     assert set(summary["scenario"]) == {"default", "v_gamma-2"}
     again = snakemake("-n", "--configfile", str(TINY), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
+    snakemake("--configfile", str(TINY), "--directory", str(tmp_path), "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    for name in ("fig2_spearman.png", "fig2_instance_auc.png", "figE2_retrieval_mean_field.png", "default_scenario.md"):
+        assert name in html
 
     # Same config, fresh directory: bit-identical tables (determinism from the config seed).
     other = tmp_path / "again"

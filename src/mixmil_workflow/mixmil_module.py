@@ -174,7 +174,7 @@ class DenseAttentionPool(torch.autograd.Function):
         scores = (directions @ flat).view(2, -1, n_bags, n_inst)
         w = torch.softmax(scores[0], dim=-1)
         z = scores[1]
-        t = torch.einsum("kbi,kbi->kb", w, z)
+        t = torch.linalg.vecdot(w, z)  # half the time of einsum here (which lowers to tiny bmms)
         ctx.save_for_backward(flat, w, scores, t)
         return t
 
