@@ -107,7 +107,7 @@ def main() -> None:
     }
     print("glmm", record["results"]["glmm"], flush=True)
     for posterior in args.posteriors:
-        model = MixMIL(posterior=posterior, n_epochs=args.epochs, seed=args.seed, device=args.device, progress=True)
+        model = MixMIL(posterior=posterior, n_epochs=args.epochs, seed=args.seed, device=args.device)
         model.fit(train, data.y_train)
         result = {
             "init_seconds": model.timings["init_seconds"],

@@ -100,6 +100,14 @@ def test_same_seed_same_numbers_and_other_seed_differs(small_sim):
     assert not np.array_equal(a.predict(test).bag_effect, c.predict(test).bag_effect)
 
 
+def test_device_auto_and_cuda_fall_back_to_the_cpu_without_a_gpu(small_sim):
+    for device in ("auto", "cuda"):
+        model = _fit(small_sim, device=device)
+        expected = "cuda" if torch.cuda.is_available() else "cpu"
+        assert model.module.alpha.device.type == expected
+        assert model.predict(small_sim.bags("test")).bag_effect.shape == (100, 2)
+
+
 def test_save_load_round_trip(tmp_path, small_sim):
     model = _fit(small_sim, posterior="mean_field")
     path = tmp_path / "model.pt"

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .bags import Bags
 from .design import design_matrix
 from .glmm import GLMM, GLMMParameters
-from .io import atomic_path
+from .io import atomic_path, resolve_device
 from .likelihoods import Categorical, Gaussian, make_likelihood
 from .mixmil_module import MixMILModule, transpose_dense
 
@@ -38,7 +38,7 @@ class MixMILConfig:
     posterior_sd_gamma: float = math.sqrt(0.1)  # initial posterior sd of gamma
     init: str = "glmm"  # "glmm" (start at the GLMM on mean embeddings) or "prior"
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda" (falls back to the CPU)
     segment_backend: str = "torch"
     chunk_instances: int = 200_000  # instances scored at once in prediction
     progress: bool = True
@@ -79,7 +79,7 @@ class MixMIL:
     def fit(self, bags: Bags, y, covariates: np.ndarray | None = None) -> MixMIL:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        device = torch.device(cfg.device if cfg.device != "cuda" or torch.cuda.is_available() else "cpu")
+        device = torch.device(resolve_device(cfg.device))
         likelihood = make_likelihood(cfg.likelihood, cfg.n_trials, cfg.n_classes)
         y_t = likelihood.prepare_labels(y)
         if len(y_t) != bags.n_bags:
@@ -271,7 +271,7 @@ class MixMIL:
         for name in ("pred_theta", "pred_center", "pred_scale"):
             setattr(module, name, torch.empty_like(state[name]))
         module.load_state_dict(state)
-        model.module = module.to(config.device)
+        model.module = module.to(resolve_device(config.device))
         model.history = {k: v.numpy() for k, v in payload["history"].items()}
         return model
 
