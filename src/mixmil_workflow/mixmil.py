@@ -102,7 +102,7 @@ class MixMIL:
         q = bags.n_features
         if cfg.init == "glmm":
             glmm = GLMM(cfg.likelihood, cfg.n_trials, seed=cfg.seed)
-            glmm.likelihood = likelihood
+            glmm.likelihood = likelihood  # share it: the class count inferred from the labels carries over
             self.glmm_ = glmm.fit(bags, y, covariates).params
             alpha, mu_beta, sd_beta = _glmm_to_mixmil(self.glmm_, bags)
             if isinstance(likelihood, Gaussian):
