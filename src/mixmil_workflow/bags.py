@@ -175,6 +175,15 @@ class Bags:
         return Bags(self.x[lo:hi], self.offsets[start : stop + 1] - lo)
 
 
+def minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Split a permutation of bag positions into minibatches; a trailing batch of one bag joins the
+    previous batch (minibatch statistics such as MixMIL's standardisation need at least two bags)."""
+    batches = list(torch.split(perm, batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    return batches
+
+
 def _checked(x: torch.Tensor) -> torch.Tensor:
     if x.numel() and not bool(torch.isfinite(x).all()):
         bad = torch.nonzero(~torch.isfinite(x))[0].tolist()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .bags import Bags
+from .bags import Bags, minibatches
 from .design import design_matrix
 from .glmm import GLMM, GLMMParameters
 from .io import atomic_path, resolve_device
@@ -144,7 +144,7 @@ class MixMIL:
         nlls, kls = torch.zeros(cfg.n_epochs), torch.zeros(cfg.n_epochs)
         bar = tqdm(range(cfg.n_epochs), desc="MixMIL", disable=not cfg.progress, mininterval=5.0, unit="epoch")
         for epoch in bar:
-            batches = _minibatches(torch.randperm(n, generator=shuffle_gen), cfg.batch_size)
+            batches = minibatches(torch.randperm(n, generator=shuffle_gen), cfg.batch_size)
             tot = torch.zeros(3)
             for idx in batches:
                 idx = idx.to(device)
@@ -274,15 +274,6 @@ class MixMIL:
         model.module = module.to(resolve_device(config.device))
         model.history = {k: v.numpy() for k, v in payload["history"].items()}
         return model
-
-
-def _minibatches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Split a permutation into batches; a trailing batch of one bag joins the previous batch, since
-    the minibatch standardisation needs at least two bags."""
-    batches = list(torch.split(perm, batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
-    return batches
 
 
 def _glmm_to_mixmil(params: GLMMParameters, bags: Bags) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
