@@ -82,10 +82,10 @@ def test_invalid_config_is_rejected_naming_the_field(tmp_path):
     assert "0 is less than the minimum of 1" in result.stdout + result.stderr
 
     bad = yaml.safe_load(TINY.read_text())
-    bad["simulation"]["models"].append("abmil")
+    bad["simulation"]["models"].append("no_such_model")
     path.write_text(yaml.safe_dump(bad))
     result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
-    assert "simulation.models lists 'abmil'" in result.stdout + result.stderr
+    assert "simulation.models lists 'no_such_model'" in result.stdout + result.stderr
 
 
 def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:

@@ -18,6 +18,8 @@ MODEL_STYLES = {
     "mixmil": dict(color="#c0392b", marker="o", label="MixMIL"),
     "mixmil_mean_field": dict(color="#e67e22", marker="s", label="MixMIL (mean field)"),
     "glmm": dict(color="#2c3e50", marker="^", label="GLMM"),
+    "abmil": dict(color="#2980b9", marker="v", label="ABMIL"),
+    "gated_abmil": dict(color="#16a085", marker="P", label="Gated ABMIL"),
 }
 METRIC_LABELS = {"spearman": r"Spearman $\rho$ (test bags)", "instance_auc": "instance retrieval ROC-AUC (top 10%)"}
 

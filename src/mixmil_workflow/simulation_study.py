@@ -81,7 +81,9 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
         return _run_mixmil(spec, data, seed, device)
     if kind == "glmm":
         return _run_glmm(data, seed)
-    raise ValueError(f"unknown model type {kind!r} (known: mixmil, glmm)")
+    if kind in ("abmil", "gated_abmil"):
+        return _run_attention_mil(spec, data, seed, device)
+    raise ValueError(f"unknown model type {kind!r} (known: mixmil, glmm, abmil, gated_abmil)")
 
 
 def _run_mixmil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
@@ -107,6 +109,33 @@ def _run_mixmil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> d
         "predict_seconds": np.array(predict_seconds),
         "n_parameters": np.array([counts["likelihood"], counts["variational"]]),
         "loss_history": model.history["loss"],
+    }
+
+
+def _run_attention_mil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
+    from .baselines import AttentionMIL, AttentionMILConfig
+
+    options = {k: v for k, v in spec.items() if k != "type"}
+    config = AttentionMILConfig(
+        likelihood="binomial", n_trials=2, gated=spec["type"] == "gated_abmil", seed=seed, device=device, **options
+    )
+    model = AttentionMIL(config)
+    start = time.perf_counter()
+    model.fit(data.bags("train"), data.y_train)
+    train_seconds = time.perf_counter() - start
+    test = data.bags("test")
+    start = time.perf_counter()
+    bag_score = model.predict(test).bag_effect
+    instance_score = model.instance_scores(test)
+    predict_seconds = time.perf_counter() - start
+    n_likelihood = sum(p.numel() for p in model.net.parameters())
+    return {
+        "bag_score": bag_score,
+        "instance_score": instance_score,
+        "train_seconds": np.array(train_seconds),
+        "predict_seconds": np.array(predict_seconds),
+        "n_parameters": np.array([n_likelihood, 0]),
+        "loss_history": model.history,
     }
 
 
