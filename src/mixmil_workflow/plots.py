@@ -20,6 +20,7 @@ MODEL_STYLES = {
     "glmm": dict(color="#2c3e50", marker="^", label="GLMM"),
     "abmil": dict(color="#2980b9", marker="v", label="ABMIL"),
     "gated_abmil": dict(color="#16a085", marker="P", label="Gated ABMIL"),
+    "dsmil": dict(color="#8e44ad", marker="X", label="DSMIL"),
 }
 METRIC_LABELS = {"spearman": r"Spearman $\rho$ (test bags)", "instance_auc": "instance retrieval ROC-AUC (top 10%)"}
 

@@ -81,9 +81,9 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
         return _run_mixmil(spec, data, seed, device)
     if kind == "glmm":
         return _run_glmm(data, seed)
-    if kind in ("abmil", "gated_abmil"):
-        return _run_attention_mil(spec, data, seed, device)
-    raise ValueError(f"unknown model type {kind!r} (known: mixmil, glmm, abmil, gated_abmil)")
+    if kind in NEURAL_BASELINES:
+        return _run_neural_mil(spec, data, seed, device)
+    raise ValueError(f"unknown model type {kind!r} (known: mixmil, glmm, {', '.join(NEURAL_BASELINES)})")
 
 
 def _run_mixmil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
@@ -112,14 +112,21 @@ def _run_mixmil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> d
     }
 
 
-def _run_attention_mil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
-    from .baselines import AttentionMIL, AttentionMILConfig
+NEURAL_BASELINES = ("abmil", "gated_abmil", "dsmil")
 
+
+def _make_neural_baseline(kind: str, options: Mapping, seed: int, device: str):
+    from .baselines import DSMIL, AttentionMIL
+
+    common = dict(likelihood="binomial", n_trials=2, seed=seed, device=device, **options)
+    if kind == "dsmil":
+        return DSMIL(**common)
+    return AttentionMIL(gated=kind == "gated_abmil", **common)
+
+
+def _run_neural_mil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
     options = {k: v for k, v in spec.items() if k != "type"}
-    config = AttentionMILConfig(
-        likelihood="binomial", n_trials=2, gated=spec["type"] == "gated_abmil", seed=seed, device=device, **options
-    )
-    model = AttentionMIL(config)
+    model = _make_neural_baseline(spec["type"], options, seed, device)
     start = time.perf_counter()
     model.fit(data.bags("train"), data.y_train)
     train_seconds = time.perf_counter() - start

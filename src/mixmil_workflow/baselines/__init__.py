@@ -1,6 +1,7 @@
-"""Baseline MIL models behind one interface (issue: model zoo). MixMIL and the GLMM live in the parent package."""
+"""Baseline MIL models behind one interface (MixMIL and the GLMM live in the parent package)."""
 
 from .attention_mil import AttentionMIL, AttentionMILConfig
 from .base import MILModel, regress_out_covariates
+from .dsmil import DSMIL, DSMILConfig
 
-__all__ = ["AttentionMIL", "AttentionMILConfig", "MILModel", "regress_out_covariates"]
+__all__ = ["DSMIL", "AttentionMIL", "AttentionMILConfig", "DSMILConfig", "MILModel", "regress_out_covariates"]
