@@ -15,7 +15,11 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from mixmil_workflow.simulation_study import derive_seed, scenario_grid  # noqa: E402
+from mixmil_workflow.simulation_study import (  # noqa: E402
+    derive_seed,
+    model_runs,
+    scenario_grid,
+)
 
 validate(config, schema="../config/config.schema.yaml")
 
@@ -29,6 +33,7 @@ for _name in config["simulation"]["models"]:
 SIMULATION = config["simulation"]
 SCENARIOS = scenario_grid(SIMULATION)
 REPEATS = list(range(SIMULATION["n_repeats"]))
+SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
 
 
 wildcard_constraints:
@@ -48,12 +53,10 @@ def fit_seed(wildcards):
 
 
 def simulation_metric_files(wildcards=None):
-    return expand(
-        "results/simulation/metrics/{model}/{scenario}/rep{repeat}.tsv",
-        model=SIMULATION["models"],
-        scenario=list(SCENARIOS),
-        repeat=REPEATS,
-    )
+    return [
+        f"results/simulation/metrics/{model}/{scenario}/rep{repeat}.tsv"
+        for model, scenario, repeat in SIMULATION_RUNS
+    ]
 
 
 def simulation_outputs():
@@ -67,6 +70,7 @@ def simulation_outputs():
         "results/simulation/figures/fig2_spearman.png",
         "results/simulation/figures/fig2_instance_auc.png",
         "results/simulation/figures/figE2_retrieval_mean_field.png",
+        "results/simulation/figures/figE1_traditional.png",
     ]
 
 

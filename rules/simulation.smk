@@ -73,9 +73,7 @@ rule aggregate_simulation:
     conda:
         "../envs/mixmil.yaml"
     params:
-        runs=lambda wc: [
-            (m, s, r) for m in SIMULATION["models"] for s in SCENARIOS for r in REPEATS
-        ],
+        runs=SIMULATION_RUNS,
         simulation=SIMULATION,
     script:
         "../scripts/simulation/aggregate.py"
@@ -103,12 +101,19 @@ rule simulation_figures:
             category="Simulation",
         ),
         mean_field_svg="results/simulation/figures/figE2_retrieval_mean_field.svg",
+        traditional=report(
+            "results/simulation/figures/figE1_traditional.png",
+            caption="../report/figE1_traditional.rst",
+            category="Simulation",
+        ),
+        traditional_svg="results/simulation/figures/figE1_traditional.svg",
     log:
         "logs/simulation/figures.log",
     conda:
         "../envs/mixmil.yaml"
     params:
         models=SIMULATION["models"],
+        model_types={m: config["models"][m]["type"] for m in SIMULATION["models"]},
         defaults=SCENARIOS["default"],
     script:
         "../scripts/simulation/figures.py"

@@ -25,6 +25,19 @@ MODEL_STYLES = {
 METRIC_LABELS = {"spearman": r"Spearman $\rho$ (test bags)", "instance_auc": "instance retrieval ROC-AUC (top 10%)"}
 
 
+MIL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil")
+TRADITIONAL_TYPES = ("glmm", "random_forest", "xgboost")
+
+
+def figure_model_sets(models: Sequence[str], types: dict[str, str]) -> dict[str, list[str]]:
+    """Which models each figure shows: Fig. 2 the MIL models and the GLMM; Fig. E.1 (ii) the GLMM and the
+    tree models on pooled features."""
+    return {
+        "mil": [m for m in models if types[m] in MIL_TYPES],
+        "traditional": [m for m in models if types[m] in TRADITIONAL_TYPES],
+    }
+
+
 def _style(model: str, index: int) -> dict:
     return MODEL_STYLES.get(model, dict(color=f"C{index}", marker="D", label=model))
 

@@ -1,0 +1,208 @@
+"""Random Forest and XGBoost on pooled bag features (paper Appendix B.2, C.1, Table E.1).
+
+Bag features from one of three poolings of the instance embeddings: ``mean``, ``median`` or
+``moments`` = [E x, E x^2, E x^3] per feature (the paper's "mean, squared mean and cubed mean"; read as
+raw moments because trees are invariant to monotone transforms of a feature, so powers of the mean
+would add almost nothing). Hyperparameters: a random search of 20 combinations with 5-fold CV on the
+training bags, scored by Spearman correlation, over the spaces of Tables C.3 (RF) and C.4 (XGBoost);
+the best combination is refitted on all training bags. Each output is a separate model.
+
+The ``instance`` level (Table E.1) instead copies each bag's label to its instances, fits on instances
+and predicts a bag by the mean of its instance predictions (features are the raw embeddings).
+
+Labels: RF regresses y; XGBoost uses the paper's ``binary:logistic`` objective on y / n (soft labels).
+Neither has instance scores.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import loguniform, spearmanr, uniform
+from scipy.stats import randint as randint_dist
+from sklearn.model_selection import KFold, RandomizedSearchCV
+
+from ..bags import Bags
+from ..io import atomic_path
+from ..likelihoods import Binomial, make_likelihood
+from ..mixmil import Prediction
+from .base import MILModel, regress_out_covariates
+
+POOLINGS = ("mean", "median", "moments", "instance")
+FORMAT = "mixmil_workflow.TreeMIL/1"
+
+
+def pool_bags(bags: Bags, pooling: str) -> np.ndarray:
+    """Bag features (bags, Q) or (bags, 3Q) for ``moments``."""
+    x = bags.x.double().cpu().numpy()
+    splits = np.split(x, bags.offsets[1:-1].cpu().numpy())
+    if pooling == "mean":
+        return np.stack([b.mean(0) for b in splits])
+    if pooling == "median":
+        return np.stack([np.median(b, 0) for b in splits])
+    if pooling == "moments":
+        return np.stack([np.concatenate([b.mean(0), (b**2).mean(0), (b**3).mean(0)]) for b in splits])
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def _spearman_scorer(estimator, x, y) -> float:
+    rho = spearmanr(estimator.predict(x), y).statistic
+    return -1.0 if not np.isfinite(rho) else float(rho)
+
+
+def search_space(kind: str) -> dict:
+    if kind == "random_forest":  # Table C.3
+        return {
+            "n_estimators": [50, 100, 150, 200, 500],
+            "max_features": ["sqrt", "log2", None],
+            "max_depth": [10, 20, 30, 50],
+            "min_samples_split": [2, 5, 10],
+            "min_samples_leaf": [1, 2, 4],
+        }
+    if kind == "xgboost":  # Table C.4
+        return {
+            "max_depth": list(range(3, 10)),
+            "learning_rate": loguniform(1e-3, 1.0),
+            "n_estimators": randint_dist(100, 1001),
+            "subsample": uniform(0.5, 0.5),
+            "colsample_bytree": uniform(0.5, 0.5),
+        }
+    raise ValueError(f"tree model must be 'random_forest' or 'xgboost', got {kind!r}")
+
+
+@dataclass
+class TreeMILConfig:
+    kind: str = "random_forest"  # or "xgboost"
+    pooling: str = "mean"  # mean, median, moments, instance
+    likelihood: str = "binomial"
+    n_trials: int | None = 2
+    n_iter: int = 20  # random-search combinations (paper: 20)
+    cv_folds: int = 5  # (paper: 5)
+    n_jobs: int = 1
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)  # fixed hyperparameters instead of searching them
+
+
+class TreeMIL(MILModel):
+    def __init__(self, config: TreeMILConfig | None = None, **kwargs):
+        if config is not None and kwargs:
+            raise TypeError("pass either a TreeMILConfig or keyword hyperparameters, not both")
+        self.config = TreeMILConfig(**kwargs) if config is None else config
+        if self.config.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.config.pooling!r}")
+        self.likelihood = make_likelihood(self.config.likelihood, self.config.n_trials)
+        if not isinstance(self.likelihood, Binomial):
+            raise ValueError("tree baselines support binomial and Bernoulli labels")
+        self.models: list = []
+        self.best_params: list[dict] = []
+        self.covariate_coef: np.ndarray | None = None
+
+    def _estimator(self, seed: int):
+        cfg = self.config
+        if cfg.kind == "random_forest":
+            from sklearn.ensemble import RandomForestRegressor
+
+            return RandomForestRegressor(random_state=seed, n_jobs=cfg.n_jobs)
+        from xgboost import XGBRegressor
+
+        return XGBRegressor(
+            objective="binary:logistic", eval_metric="logloss", random_state=seed, n_jobs=cfg.n_jobs, tree_method="hist"
+        )
+
+    def _features(self, bags: Bags) -> np.ndarray:
+        if self.config.pooling == "instance":
+            return bags.x.double().cpu().numpy()
+        return pool_bags(bags, self.config.pooling)
+
+    def _target(self, y: np.ndarray) -> np.ndarray:
+        return y / self.likelihood.n_trials if self.config.kind == "xgboost" else y
+
+    def fit(self, bags: Bags, y, covariates: np.ndarray | None = None) -> TreeMIL:
+        cfg = self.config
+        y_arr = self.likelihood.prepare_labels(y).numpy()
+        if len(y_arr) != bags.n_bags:
+            raise ValueError(f"{bags.n_bags} bags but {len(y_arr)} labels")
+        bags, self.covariate_coef = regress_out_covariates(bags, covariates)
+        features = self._features(bags)
+        instance_level = cfg.pooling == "instance"
+        sizes = bags.sizes.cpu().numpy()
+        self.models, self.best_params = [], []
+        for p in range(y_arr.shape[1]):
+            target = self._target(y_arr[:, p])
+            if instance_level:
+                target = np.repeat(target, sizes)
+            estimator = self._estimator(cfg.seed + p)
+            if cfg.overrides:
+                estimator.set_params(**cfg.overrides)
+                model, params = estimator.fit(features, target), dict(cfg.overrides)
+            else:
+                # Folds over bags: at the instance level a bag's instances stay on one side of each split.
+                folds = list(_bag_folds(bags.n_bags, sizes if instance_level else None, cfg.cv_folds, cfg.seed))
+                search = RandomizedSearchCV(
+                    estimator,
+                    search_space(cfg.kind),
+                    n_iter=cfg.n_iter,
+                    cv=folds,
+                    scoring=_spearman_scorer,
+                    random_state=cfg.seed + p,
+                    refit=True,
+                    n_jobs=1,
+                )
+                search.fit(features, target)
+                model, params = search.best_estimator_, search.best_params_
+            self.models.append(model)
+            self.best_params.append({k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()})
+        return self
+
+    def predict(self, bags: Bags, covariates: np.ndarray | None = None) -> Prediction:
+        """``bag_effect``: predicted y (RF) or y / n (XGBoost), a monotone score; ``mean``: expected y."""
+        if not self.models:
+            raise RuntimeError("model is not fitted; call fit() or load() first")
+        bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef)
+        features = self._features(bags)
+        preds = []
+        for model in self.models:
+            pred = model.predict(features)
+            if self.config.pooling == "instance":  # bag prediction = mean of its instance predictions
+                pred = np.array([c.mean() for c in np.split(pred, bags.offsets[1:-1].cpu().numpy())])
+            preds.append(pred)
+        score = np.stack(preds, 1)
+        mean = score * self.likelihood.n_trials if self.config.kind == "xgboost" else score
+        return Prediction(score, score, mean)
+
+    def instance_scores(self, bags: Bags, covariates: np.ndarray | None = None) -> None:
+        return None
+
+    def save(self, path: str | Path) -> None:
+        payload = {"format": FORMAT, "config": asdict(self.config), "models": self.models}
+        payload.update(best_params=self.best_params, covariate_coef=self.covariate_coef)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(pickle.dumps(payload))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TreeMIL:
+        # Pickle: only load files this workflow wrote (tree ensembles have no safer portable format here).
+        payload = pickle.loads(Path(path).read_bytes())
+        if payload.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a saved tree baseline (format {payload.get('format')!r})")
+        model = cls(TreeMILConfig(**payload["config"]))
+        model.models, model.best_params = payload["models"], payload["best_params"]
+        model.covariate_coef = payload["covariate_coef"]
+        return model
+
+
+def _bag_folds(n_bags: int, sizes: np.ndarray | None, n_folds: int, seed: int):
+    """K-fold splits over bags; with instance sizes, expanded to the instances of each bag."""
+    kfold = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    if sizes is None:
+        yield from kfold.split(np.arange(n_bags))
+        return
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for train, test in kfold.split(np.arange(n_bags)):
+        yield (
+            np.concatenate([np.arange(starts[b], starts[b + 1]) for b in train]),
+            np.concatenate([np.arange(starts[b], starts[b + 1]) for b in test]),
+        )

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from mixmil_workflow import Bags
+from mixmil_workflow.baselines import TreeMIL, pool_bags
+from mixmil_workflow.metrics import spearman_per_output
+
+from .conftest import ragged_bags
+
+QUICK = {"random_forest": {"n_estimators": 50, "max_depth": 10}, "xgboost": {"n_estimators": 100, "max_depth": 3}}
+
+
+def test_poolings_match_numpy():
+    bags_list = ragged_bags(n_bags=6)
+    bags = Bags.from_list(bags_list)
+    x = [b.astype(np.float32).astype(np.float64) for b in bags_list]
+    np.testing.assert_allclose(pool_bags(bags, "mean"), [b.mean(0) for b in x], rtol=1e-6)
+    np.testing.assert_allclose(pool_bags(bags, "median"), [np.median(b, 0) for b in x], rtol=1e-6)
+    moments = pool_bags(bags, "moments")
+    assert moments.shape == (6, 12)
+    np.testing.assert_allclose(moments[:, 8:], [(b**3).mean(0) for b in x], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "xgboost"])
+@pytest.mark.parametrize("pooling", ["mean", "moments", "instance"])
+def test_fit_predict_correlates_and_is_seeded(small_sim, kind, pooling, tmp_path):
+    model = TreeMIL(kind=kind, pooling=pooling, overrides=QUICK[kind], seed=1)
+    model.fit(small_sim.bags("train"), small_sim.y_train)
+    pred = model.predict(small_sim.bags("test"))
+    assert pred.bag_effect.shape == (100, 2) and np.all((pred.mean >= 0) & (pred.mean <= 2 + 1e-6))
+    assert spearman_per_output(pred.bag_effect, small_sim.u_test).mean() > 0.15
+    assert model.instance_scores(small_sim.bags("test")) is None
+    again = TreeMIL(kind=kind, pooling=pooling, overrides=QUICK[kind], seed=1).fit(
+        small_sim.bags("train"), small_sim.y_train
+    )
+    np.testing.assert_array_equal(again.predict(small_sim.bags("test")).mean, pred.mean)
+    model.save(tmp_path / "trees.pkl")
+    np.testing.assert_array_equal(TreeMIL.load(tmp_path / "trees.pkl").predict(small_sim.bags("test")).mean, pred.mean)
+
+
+def test_random_search_picks_from_the_paper_space(small_sim):
+    model = TreeMIL(kind="random_forest", pooling="mean", n_iter=3, cv_folds=3, seed=0)
+    model.fit(small_sim.bags("train"), small_sim.y_train[:, :1])
+    params = model.best_params[0]
+    assert params["n_estimators"] in {50, 100, 150, 200, 500}
+    assert params["max_depth"] in {10, 20, 30, 50}
