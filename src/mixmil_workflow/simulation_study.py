@@ -82,124 +82,95 @@ def simulate_scenario(params: Mapping, seed: int) -> SimulatedData:
 
 
 # model runs ------------------------------------------------------------------------------------
+NEURAL_BASELINES = ("abmil", "gated_abmil", "dsmil")
+TREE_BASELINES = ("random_forest", "xgboost")
+MODEL_TYPES = ("mixmil", "glmm", *NEURAL_BASELINES, *TREE_BASELINES)
+
+
+def build_model(spec: Mapping, seed: int, device: str = "cpu"):
+    """A configured, unfitted model for the binomial(2) simulation labels from a config entry."""
+    kind = spec["type"]
+    options = {k: v for k, v in spec.items() if k not in ("type", "scenarios")}
+    if kind == "mixmil":
+        from .mixmil import MixMIL
+
+        return MixMIL(likelihood="binomial", n_trials=2, seed=seed, device=device, **options)
+    if kind == "glmm":
+        from .glmm import GLMM
+
+        return GLMM("binomial", n_trials=2, seed=seed)
+    common = dict(likelihood="binomial", n_trials=2, seed=seed, **options)
+    if kind in NEURAL_BASELINES:
+        from .baselines import DSMIL, AttentionMIL
+
+        if kind == "dsmil":
+            return DSMIL(device=device, **common)
+        return AttentionMIL(gated=kind == "gated_abmil", device=device, **common)
+    if kind in TREE_BASELINES:
+        from .baselines import TreeMIL
+
+        return TreeMIL(kind=kind, **common)
+    raise ValueError(f"unknown model type {kind!r} (known: {', '.join(MODEL_TYPES)})")
+
+
+def _bag_scores(model, bags) -> np.ndarray:
+    from .glmm import GLMM
+
+    return model.linear_predictor(bags) if isinstance(model, GLMM) else model.predict(bags).bag_effect
+
+
+def _instance_scores(model, bags, n_outputs: int) -> np.ndarray:
+    from .baselines import MILModel
+    from .mixmil import MixMIL
+
+    if isinstance(model, MixMIL):
+        return model.instance_weights(bags).mean
+    scores = model.instance_scores(bags) if isinstance(model, MILModel) else None
+    return np.zeros((0, n_outputs)) if scores is None else scores
+
+
+def _parameter_counts(model) -> np.ndarray:
+    """(likelihood/network parameters, variational parameters); zeros where not meaningful (trees)."""
+    from .glmm import GLMM
+    from .mixmil import MixMIL
+
+    if isinstance(model, MixMIL):
+        counts = model.n_parameters()
+        return np.array([counts["likelihood"], counts["variational"]])
+    if isinstance(model, GLMM):
+        q, p = model.params.beta_mean.shape
+        return np.array([p * (q + model.params.alpha.shape[0]), 2 * q * p])
+    net = getattr(model, "net", None)
+    return np.array([sum(p.numel() for p in net.parameters()) if net is not None else 0, 0])
+
+
 def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu") -> dict[str, np.ndarray]:
     """Fit one configured model on the training bags; predict the test bags.
 
     Returns ``bag_score`` (test bags, P), ``instance_score`` (test instances, P; empty when the model has
-    none), ``train_seconds``, ``predict_seconds`` and ``n_parameters`` (likelihood, variational).
+    none), ``train_seconds``, ``predict_seconds``, ``n_parameters`` and ``loss_history``.
     """
-    kind = spec["type"]
-    if kind == "mixmil":
-        return _run_mixmil(spec, data, seed, device)
-    if kind == "glmm":
-        return _run_glmm(data, seed)
-    if kind in NEURAL_BASELINES:
-        return _run_neural_mil(spec, data, seed, device)
-    if kind in ("random_forest", "xgboost"):
-        return _run_trees(spec, data, seed)
-    known = ", ".join(["mixmil", "glmm", *NEURAL_BASELINES, "random_forest", "xgboost"])
-    raise ValueError(f"unknown model type {kind!r} (known: {known})")
-
-
-def _run_mixmil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
-    from .mixmil import MixMIL, MixMILConfig
-
-    options = {k: v for k, v in spec.items() if k not in ("type", "scenarios")}
-    n_trials = int(options.pop("n_trials", 2))
-    config = MixMILConfig(likelihood="binomial", n_trials=n_trials, seed=seed, device=device, **options)
-    model = MixMIL(config)
+    model = build_model(spec, seed, device)
     start = time.perf_counter()
     model.fit(data.bags("train"), data.y_train)
     train_seconds = time.perf_counter() - start
     test = data.bags("test")
     start = time.perf_counter()
-    bag_score = model.predict(test).bag_effect
-    instance_score = model.instance_weights(test).mean
+    bag_score = _bag_scores(model, test)
+    instance_score = _instance_scores(model, test, bag_score.shape[1])
     predict_seconds = time.perf_counter() - start
-    counts = model.n_parameters()
+    if getattr(model, "best_params", None):
+        print(f"selected hyperparameters per output: {model.best_params}")
+    # MixMIL keeps a dict of per-epoch curves, the neural baselines one loss curve, GLMM and trees none.
+    history = getattr(model, "history", None)
+    losses = history.get("loss", []) if isinstance(history, dict) else ([] if history is None else history)
     return {
         "bag_score": bag_score,
         "instance_score": instance_score,
         "train_seconds": np.array(train_seconds),
         "predict_seconds": np.array(predict_seconds),
-        "n_parameters": np.array([counts["likelihood"], counts["variational"]]),
-        "loss_history": model.history["loss"],
-    }
-
-
-NEURAL_BASELINES = ("abmil", "gated_abmil", "dsmil")
-
-
-def _make_neural_baseline(kind: str, options: Mapping, seed: int, device: str):
-    from .baselines import DSMIL, AttentionMIL
-
-    common = dict(likelihood="binomial", n_trials=2, seed=seed, device=device, **options)
-    if kind == "dsmil":
-        return DSMIL(**common)
-    return AttentionMIL(gated=kind == "gated_abmil", **common)
-
-
-def _run_neural_mil(spec: Mapping, data: SimulatedData, seed: int, device: str) -> dict[str, np.ndarray]:
-    options = {k: v for k, v in spec.items() if k not in ("type", "scenarios")}
-    model = _make_neural_baseline(spec["type"], options, seed, device)
-    start = time.perf_counter()
-    model.fit(data.bags("train"), data.y_train)
-    train_seconds = time.perf_counter() - start
-    test = data.bags("test")
-    start = time.perf_counter()
-    bag_score = model.predict(test).bag_effect
-    instance_score = model.instance_scores(test)
-    predict_seconds = time.perf_counter() - start
-    n_likelihood = sum(p.numel() for p in model.net.parameters())
-    return {
-        "bag_score": bag_score,
-        "instance_score": instance_score,
-        "train_seconds": np.array(train_seconds),
-        "predict_seconds": np.array(predict_seconds),
-        "n_parameters": np.array([n_likelihood, 0]),
-        "loss_history": model.history,
-    }
-
-
-def _run_trees(spec: Mapping, data: SimulatedData, seed: int) -> dict[str, np.ndarray]:
-    from .baselines import TreeMIL
-
-    options = {k: v for k, v in spec.items() if k not in ("type", "scenarios")}
-    model = TreeMIL(kind=spec["type"], seed=seed, **options)
-    start = time.perf_counter()
-    model.fit(data.bags("train"), data.y_train)
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    bag_score = model.predict(data.bags("test")).bag_effect
-    predict_seconds = time.perf_counter() - start
-    print(f"selected hyperparameters per output: {model.best_params}")
-    return {
-        "bag_score": bag_score,
-        "instance_score": np.zeros((0, bag_score.shape[1])),
-        "train_seconds": np.array(train_seconds),
-        "predict_seconds": np.array(predict_seconds),
-        "n_parameters": np.array([0, 0]),
-        "loss_history": np.zeros(0),
-    }
-
-
-def _run_glmm(data: SimulatedData, seed: int) -> dict[str, np.ndarray]:
-    from .glmm import GLMM
-
-    start = time.perf_counter()
-    glmm = GLMM("binomial", n_trials=2, seed=seed).fit(data.bags("train"), data.y_train)
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    bag_score = glmm.linear_predictor(data.bags("test"))
-    predict_seconds = time.perf_counter() - start
-    q, p = glmm.params.beta_mean.shape
-    return {
-        "bag_score": bag_score,
-        "instance_score": np.zeros((0, p)),
-        "train_seconds": np.array(train_seconds),
-        "predict_seconds": np.array(predict_seconds),
-        "n_parameters": np.array([p * (q + glmm.params.alpha.shape[0]), 2 * q * p]),
-        "loss_history": np.zeros(0),
+        "n_parameters": _parameter_counts(model),
+        "loss_history": np.asarray(losses, dtype=float),
     }
 
 
