@@ -23,13 +23,6 @@ from mixmil_workflow.simulation_study import (  # noqa: E402
 
 validate(config, schema="../config/config.schema.yaml")
 
-for _name in config["simulation"]["models"]:
-    if _name not in config["models"]:
-        raise ValueError(
-            f"config: simulation.models lists {_name!r}, which is not defined under models: "
-            f"add it there or remove it (defined: {sorted(config['models'])})"
-        )
-
 SIMULATION = config["simulation"]
 SCENARIOS = scenario_grid(SIMULATION)
 REPEATS = list(range(SIMULATION["n_repeats"]))

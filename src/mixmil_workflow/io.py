@@ -47,7 +47,6 @@ def save_table(path: str | Path, table: pd.DataFrame) -> None:
 def log_to(path: str | Path) -> Iterator[None]:
     """Send stdout, stderr and Python warnings of a workflow job to its log file."""
     import logging
-    import sys
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -60,7 +59,6 @@ def log_to(path: str | Path) -> Iterator[None]:
 
             traceback.print_exc(file=log)
             log.flush()
-            sys.stderr = sys.__stderr__
             raise
 
 

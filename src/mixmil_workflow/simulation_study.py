@@ -57,6 +57,11 @@ def model_runs(simulation: Mapping, models: Mapping, scenarios: Iterable[str]) -
     (e.g. the slow instance-level trees only in the default scenario, as Table E.1)."""
     runs = []
     for model in simulation["models"]:
+        if model not in models:
+            raise ValueError(
+                f"config: simulation.models lists {model!r}, which is not defined under models: "
+                f"add it there or remove it (defined: {sorted(models)})"
+            )
         allowed = models[model].get("scenarios")
         for scenario in scenarios:
             if allowed is None or scenario in allowed:

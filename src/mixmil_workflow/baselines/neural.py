@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..bags import Bags, minibatches
 from ..io import atomic_path, resolve_device
-from ..likelihoods import Binomial, Categorical, Gaussian, make_likelihood
+from ..likelihoods import Binomial, Categorical, make_likelihood
 from ..mixmil import Prediction
 from .base import MILModel, regress_out_covariates
 
@@ -149,7 +149,7 @@ class NeuralMIL(MILModel):
             eta, mean = logits[:, 0], torch.softmax(logits[:, 0], -1)
         else:
             eta = logits[..., 0]
-            mean = eta if isinstance(self.likelihood, Gaussian) else self.likelihood.mean(eta)
+            mean = self.likelihood.mean(eta)
         eta = eta.cpu().numpy()
         return Prediction(eta, eta, mean.cpu().numpy())
 
