@@ -2,11 +2,17 @@
 # Default: the embedded demo (config/config.yaml). Full paper: --configfile config/paper.yaml
 
 
-configfile: "config/config.yaml"
+# The demo config is the default only: a config given with --configfile replaces it instead of being
+# merged into it (a merge would leak demo-only keys, e.g. per-model scenario lists, into other runs).
+# --config key=value still applies on top of either.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
 include: "rules/simulation.smk"
+include: "rules/costs.smk"
 
 
 report: "report/workflow.rst"

@@ -16,6 +16,7 @@ os.environ.update(
 )
 
 from mixmil_workflow.simulation_study import (  # noqa: E402
+    cost_model_check,
     derive_seed,
     model_runs,
     scenario_grid,
@@ -27,6 +28,8 @@ SIMULATION = config["simulation"]
 SCENARIOS = scenario_grid(SIMULATION)
 REPEATS = list(range(SIMULATION["n_repeats"]))
 SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
+COSTS = config.get("costs", {})
+cost_model_check(COSTS.get("models", []), config["models"])
 
 
 wildcard_constraints:
@@ -67,5 +70,11 @@ def simulation_outputs():
     ]
 
 
+def cost_outputs():
+    if not COSTS.get("activate", True):
+        return []
+    return ["results/costs/table1_costs.tsv", "results/costs/table1_costs.md"]
+
+
 def final_outputs():
-    return simulation_outputs()
+    return simulation_outputs() + cost_outputs()

@@ -13,6 +13,22 @@ def test_binomial_glmm_predicts_mean_pooled_signal(small_sim):
     assert glmm.predict(small_sim.bags("test")).max() <= 2
 
 
+def test_instance_level_glmm_fits_instance_rows_and_predicts_bag_means(small_sim):
+    train = small_sim.bags("train")
+    glmm = GLMM("binomial", n_trials=2, instance_level=True).fit(train, small_sim.y_train)
+    mean_level = GLMM("binomial", n_trials=2).fit(train, small_sim.y_train)
+    test = small_sim.bags("test")
+    rho = spearman_per_output(glmm.linear_predictor(test), small_sim.u_test)
+    assert rho.mean() > 0.3
+    # Fitted on 20x more (correlated) rows, the instance-level model is a different fit of the same form.
+    assert not np.allclose(glmm.params.beta_mean, mean_level.params.beta_mean)
+    # The bag prediction is the mean of the instances' linear predictors.
+    eta_instances = glmm.params.alpha[0] + (test.x.double().numpy() - glmm.params.center) @ glmm.params.beta_mean
+    np.testing.assert_allclose(eta_instances.reshape(100, -1, 2).mean(1), glmm.linear_predictor(test), atol=1e-8)
+    with pytest.raises(TypeError, match="needs Bags"):
+        GLMM("binomial", n_trials=2, instance_level=True).fit(test.mean_pool().numpy(), small_sim.y_test)
+
+
 def test_gaussian_lmm_recovers_linear_signal():
     rng = np.random.default_rng(0)
     xm = rng.standard_normal((400, 8))

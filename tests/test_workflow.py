@@ -88,6 +88,12 @@ def test_invalid_config_is_rejected_naming_the_field(tmp_path):
     result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
     assert "simulation.models lists 'no_such_model'" in result.stdout + result.stderr
 
+    bad = yaml.safe_load(TINY.read_text())
+    bad["costs"]["models"].append("rf_mean")
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
+    assert "costs.models lists 'rf_mean' of type 'random_forest'" in result.stdout + result.stderr
+
 
 def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
     tables = workdir / "results" / "simulation" / "tables"
@@ -107,6 +113,10 @@ def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
     assert "mixmil" in (tables / "default_scenario.md").read_text()
     for rule in ("simulate", "fit", "evaluate"):
         assert any((workdir / "logs" / "simulation" / rule).rglob("*.log")), f"no logs for {rule}"
+    costs = pd.read_csv(workdir / "results" / "costs" / "table1_costs.tsv", sep="\t")
+    assert list(costs["model"]) == config["costs"]["models"]
+    assert (costs[["batch_ms_mean", "predict_ms_mean", "likelihood_parameters"]] > 0).all().all()
+    assert "batch time (ms)" in (workdir / "results" / "costs" / "table1_costs.md").read_text()
     return summary
 
 
@@ -121,7 +131,13 @@ def test_tiny_workflow_end_to_end_and_nothing_to_redo(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
     snakemake("--configfile", str(TINY), "--directory", str(tmp_path), "--report", "report.html")
     html = (tmp_path / "report.html").read_text()
-    for name in ("fig2_spearman.png", "fig2_instance_auc.png", "figE2_retrieval_mean_field.png", "default_scenario.md"):
+    for name in (
+        "fig2_spearman.png",
+        "fig2_instance_auc.png",
+        "figE2_retrieval_mean_field.png",
+        "default_scenario.md",
+        "table1_costs.md",
+    ):
         assert name in html
 
     # Same config, fresh directory: bit-identical tables (determinism from the config seed).

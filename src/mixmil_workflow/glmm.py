@@ -13,6 +13,10 @@ training mean. Fitted per likelihood as the paper's authors do:
   Q columns is a few lines of linear algebra with an SVD.
 
 All coefficients are stored on the scale of the raw mean embeddings, so predictions need only c.
+
+``instance_level=True`` is the instance-level variant of the paper's Table E.1: every instance is a row
+with its bag's label (and covariates), and a bag's prediction is the mean of its instances' linear
+predictors, which for a linear predictor is the same model evaluated at the bag mean.
 """
 
 from __future__ import annotations
@@ -45,15 +49,23 @@ def gower_factor(x: np.ndarray) -> float:
 class GLMM:
     """Generalised linear mixed model on mean-pooled embeddings, with ``fit`` / ``predict``."""
 
-    def __init__(self, likelihood: str = "binomial", n_trials: int | None = None, seed: int = 0):
+    def __init__(
+        self, likelihood: str = "binomial", n_trials: int | None = None, seed: int = 0, instance_level: bool = False
+    ):
         self.likelihood = make_likelihood(likelihood, n_trials=n_trials)
         self.seed = seed
+        self.instance_level = instance_level
         self.params: GLMMParameters | None = None
 
     def fit(self, bags: Bags | np.ndarray, y, covariates: np.ndarray | None = None) -> GLMM:
         xm = _bag_means(bags)
         fe = design_matrix(covariates, xm.shape[0])
         yt = self.likelihood.prepare_labels(y).numpy()
+        if self.instance_level:
+            if not isinstance(bags, Bags):
+                raise TypeError("an instance-level GLMM needs Bags (the instances), not bag means")
+            bag_of = bags.index.cpu().numpy()
+            xm, fe, yt = bags.x.double().cpu().numpy(), fe[bag_of], yt[bag_of]
         if isinstance(self.likelihood, Binomial):
             self.params = _fit_binomial(xm, fe, yt, self.likelihood.n_trials, self.seed)
         elif isinstance(self.likelihood, Categorical):

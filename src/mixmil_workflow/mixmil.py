@@ -73,6 +73,7 @@ class MixMIL:
         self.module: MixMILModule | None = None
         self.history: dict[str, np.ndarray] = {}
         self.timings: dict[str, float] = {}  # init (GLMM) and training-loop seconds of the last fit
+        self.epoch_seconds: np.ndarray = np.zeros(0)  # wall time of each training epoch of the last fit
         self.glmm_: GLMMParameters | None = None
 
     # fitting ----------------------------------------------------------------------------------
@@ -142,8 +143,10 @@ class MixMIL:
         optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
         losses = torch.zeros(cfg.n_epochs)
         nlls, kls = torch.zeros(cfg.n_epochs), torch.zeros(cfg.n_epochs)
+        self.epoch_seconds = np.zeros(cfg.n_epochs)
         bar = tqdm(range(cfg.n_epochs), desc="MixMIL", disable=not cfg.progress, mininterval=5.0, unit="epoch")
         for epoch in bar:
+            epoch_start = time.perf_counter()
             batches = minibatches(torch.randperm(n, generator=shuffle_gen), cfg.batch_size)
             tot = torch.zeros(3)
             for idx in batches:
@@ -160,6 +163,7 @@ class MixMIL:
                 optimiser.step()
                 tot += torch.stack([loss.detach(), nll, kl]).cpu() * len(idx)
             losses[epoch], nlls[epoch], kls[epoch] = tot / n
+            self.epoch_seconds[epoch] = time.perf_counter() - epoch_start
             if cfg.progress and (epoch % 50 == 0 or epoch == cfg.n_epochs - 1):
                 bar.set_postfix(loss=f"{losses[epoch].item():.4f}", refresh=False)
             if not torch.isfinite(losses[epoch]):

@@ -21,11 +21,13 @@ MODEL_STYLES = {
     "abmil": dict(color="#2980b9", marker="v", label="ABMIL"),
     "gated_abmil": dict(color="#16a085", marker="P", label="Gated ABMIL"),
     "dsmil": dict(color="#8e44ad", marker="X", label="DSMIL"),
+    "bayes_mil": dict(color="#7f8c8d", marker="D", label="Bayes-MIL"),
+    "additive_mil": dict(color="#d35400", marker="*", label="Additive MIL"),
 }
 METRIC_LABELS = {"spearman": r"Spearman $\rho$ (test bags)", "instance_auc": "instance retrieval ROC-AUC (top 10%)"}
 
 
-MIL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil")
+MIL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
 TRADITIONAL_TYPES = ("glmm", "random_forest", "xgboost")
 
 

@@ -69,6 +69,21 @@ def model_runs(simulation: Mapping, models: Mapping, scenarios: Iterable[str]) -
     return runs
 
 
+def cost_model_check(names: Iterable[str], models: Mapping) -> None:
+    """The models of the cost table must be defined and be MixMIL or neural MIL models."""
+    for name in names:
+        if name not in models:
+            raise ValueError(
+                f"config: costs.models lists {name!r}, which is not defined under models (defined: {sorted(models)})"
+            )
+        kind = models[name]["type"]
+        if kind not in MINIBATCH_MODEL_TYPES:
+            raise ValueError(
+                f"config: costs.models lists {name!r} of type {kind!r}; the cost table covers the MIL models "
+                f"that train by minibatch steps ({', '.join(MINIBATCH_MODEL_TYPES)})"
+            )
+
+
 def scenario_axis_values(simulation: Mapping) -> list[tuple[str, str, float]]:
     """(axis, scenario, value) for every point of every axis, the default value included."""
     defaults = {**SimulationParams().as_dict(), **simulation["defaults"]}
@@ -87,9 +102,10 @@ def simulate_scenario(params: Mapping, seed: int) -> SimulatedData:
 
 
 # model runs ------------------------------------------------------------------------------------
-NEURAL_BASELINES = ("abmil", "gated_abmil", "dsmil")
+NEURAL_BASELINES = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
 TREE_BASELINES = ("random_forest", "xgboost")
 MODEL_TYPES = ("mixmil", "glmm", *NEURAL_BASELINES, *TREE_BASELINES)
+MINIBATCH_MODEL_TYPES = ("mixmil", *NEURAL_BASELINES)  # trained by optimiser steps on batches of bags
 
 
 def build_model(spec: Mapping, seed: int, device: str = "cpu"):
@@ -103,14 +119,18 @@ def build_model(spec: Mapping, seed: int, device: str = "cpu"):
     if kind == "glmm":
         from .glmm import GLMM
 
-        return GLMM("binomial", n_trials=2, seed=seed)
+        pooling = options.get("pooling", "mean")
+        if pooling not in ("mean", "instance"):
+            raise ValueError(f"a GLMM pools by 'mean' or 'instance' (Table E.1), not {pooling!r}")
+        return GLMM("binomial", n_trials=2, seed=seed, instance_level=pooling == "instance")
     common = dict(likelihood="binomial", n_trials=2, seed=seed, **options)
     if kind in NEURAL_BASELINES:
-        from .baselines import DSMIL, AttentionMIL
+        from . import baselines
 
-        if kind == "dsmil":
-            return DSMIL(device=device, **common)
-        return AttentionMIL(gated=kind == "gated_abmil", device=device, **common)
+        if kind in ("abmil", "gated_abmil"):
+            return baselines.AttentionMIL(gated=kind == "gated_abmil", device=device, **common)
+        cls = {"dsmil": baselines.DSMIL, "bayes_mil": baselines.BayesMIL, "additive_mil": baselines.AdditiveMIL}[kind]
+        return cls(device=device, **common)
     if kind in TREE_BASELINES:
         from .baselines import TreeMIL
 
@@ -145,8 +165,10 @@ def _parameter_counts(model) -> np.ndarray:
     if isinstance(model, GLMM):
         q, p = model.params.beta_mean.shape
         return np.array([p * (q + model.params.alpha.shape[0]), 2 * q * p])
-    net = getattr(model, "net", None)
-    return np.array([sum(p.numel() for p in net.parameters()) if net is not None else 0, 0])
+    if hasattr(model, "n_parameters"):
+        counts = model.n_parameters()
+        return np.array([counts["likelihood"], counts["variational"]])
+    return np.zeros(2, dtype=int)
 
 
 def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu") -> dict[str, np.ndarray]:

@@ -22,19 +22,16 @@ from .neural import NetOutput, NeuralMIL, NeuralMILConfig, stacked_uniform
 class AttentionMILConfig(NeuralMILConfig):
     gated: bool = False
     hidden_dim: int = 30  # instance encoder width (Table C.2: "Dim. Encoder" 30)
-    attention_dim: int = 128  # L in Ilse et al.
+    attention_dim: int = 30  # L in Ilse et al.; 30 reproduces the paper's Table 1 parameter counts
     lr: float = 5e-4  # Table C.2
     weight_decay: float = 1e-4  # Table C.2
 
 
-class StackedAttentionNet(nn.Module):
-    """``n_nets`` independent (gated) attention-MIL networks evaluated together."""
+class StackedAttention(nn.Module):
+    """The instance encoder and (gated) attention of ``n_nets`` independent networks."""
 
-    def __init__(
-        self, n_nets: int, n_features: int, hidden: int, attention: int, n_logits: int, gated: bool, seed: int
-    ):
+    def __init__(self, n_nets: int, n_features: int, hidden: int, attention: int, gated: bool, gen: torch.Generator):
         super().__init__()
-        gen = torch.Generator().manual_seed(seed)
         self.gated = gated
         self.enc_w = stacked_uniform(n_nets, n_features, n_features, hidden, generator=gen)
         self.enc_b = stacked_uniform(n_nets, n_features, hidden, generator=gen)
@@ -45,16 +42,31 @@ class StackedAttentionNet(nn.Module):
             self.att_ub = stacked_uniform(n_nets, hidden, attention, generator=gen)
         self.att_w = stacked_uniform(n_nets, attention, attention, generator=gen)
         self.att_wb = stacked_uniform(n_nets, attention, generator=gen)
-        self.cls_w = stacked_uniform(n_nets, hidden, hidden, n_logits, generator=gen)
-        self.cls_b = stacked_uniform(n_nets, hidden, n_logits, generator=gen)
 
-    def forward(self, bags: Bags) -> NetOutput:
+    def forward(self, bags: Bags) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoded instances h (instances, nets, hidden) and attention weights a (instances, nets)."""
         h = F.relu(torch.einsum("iq,nqm->inm", bags.x, self.enc_w) + self.enc_b)
         v = torch.tanh(torch.einsum("inm,nml->inl", h, self.att_v) + self.att_vb)
         if self.gated:
             v = v * torch.sigmoid(torch.einsum("inm,nml->inl", h, self.att_u) + self.att_ub)
         scores = torch.einsum("inl,nl->in", v, self.att_w) + self.att_wb
-        weights = segment_softmax(scores, bags.offsets, bags.index)  # (instances, nets)
+        return h, segment_softmax(scores, bags.offsets, bags.index)
+
+
+class StackedAttentionNet(nn.Module):
+    """``n_nets`` independent (gated) attention-MIL networks evaluated together."""
+
+    def __init__(
+        self, n_nets: int, n_features: int, hidden: int, attention: int, n_logits: int, gated: bool, seed: int
+    ):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.attention = StackedAttention(n_nets, n_features, hidden, attention, gated, gen)
+        self.cls_w = stacked_uniform(n_nets, hidden, hidden, n_logits, generator=gen)
+        self.cls_b = stacked_uniform(n_nets, hidden, n_logits, generator=gen)
+
+    def forward(self, bags: Bags) -> NetOutput:
+        h, weights = self.attention(bags)
         pooled = segment_sum(weights.unsqueeze(-1) * h, bags.offsets, bags.index)  # (bags, nets, hidden)
         return NetOutput(torch.einsum("bnm,nmc->bnc", pooled, self.cls_w) + self.cls_b, weights)
 

@@ -1,13 +1,16 @@
 """DSMIL (Li, Li, Eliceiri, CVPR 2021): dual-stream MIL on precomputed instance embeddings.
 
 Per network and class c: instance classifier c_i = W_0 x_i + b_0; critical instance m = argmax_i c_i
-(not differentiated); queries q_i = tanh(W_2 ReLU(W_1 x_i + b_1) + b_2); attention
+(not differentiated); queries q_i = W_1 x_i + b_1 (the reference's ``nonlinear=False``; with
+``nonlinear_query`` q_i = tanh(W_2 ReLU(W_1 x_i + b_1) + b_2), the reference's other option); attention
 A_i = softmax_i(<q_i, q_m> / sqrt(d)); bag embedding b = sum_i A_i x_i (values are the embeddings, the
 reference default); bag logit s = linear map of all classes' bag embeddings (the reference's Conv1d with
 kernel size D). Loss: 0.5 * NLL(s) + 0.5 * NLL(max_i c_i). Instance scores: A.
 
 Optimiser as the reference (Adam, betas (0.5, 0.9), cosine annealing to 5e-6) with the paper's Table C.2
 learning rate and weight decay; orthogonal weights and zero biases as the current reference code.
+With the paper's query width 30 and Q = 30 the default network has the 992 parameters of the paper's
+Table 1, which fixes the linear query and the identity value map.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class DSMILConfig(NeuralMILConfig):
     lr: float = 2e-4  # Table C.2
     weight_decay: float = 5e-3  # Table C.2
     min_lr: float = 5e-6  # cosine annealing floor (reference)
+    nonlinear_query: bool = False  # False: one linear query layer (reproduces Table 1's 992 parameters)
 
 
 def _orthogonal(n_nets: int, fan_in: int, fan_out: int, generator: torch.Generator) -> nn.Parameter:
@@ -39,14 +43,17 @@ def _orthogonal(n_nets: int, fan_in: int, fan_out: int, generator: torch.Generat
 
 
 class StackedDSMILNet(nn.Module):
-    def __init__(self, n_nets: int, n_features: int, hidden: int, n_classes: int, seed: int):
+    def __init__(self, n_nets: int, n_features: int, hidden: int, n_classes: int, seed: int, nonlinear_query: bool):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.hidden = hidden
         self.inst_w = _orthogonal(n_nets, n_features, n_classes, gen)
         self.inst_b = nn.Parameter(torch.zeros(n_nets, n_classes))
         self.q1_w, self.q1_b = _orthogonal(n_nets, n_features, hidden, gen), nn.Parameter(torch.zeros(n_nets, hidden))
-        self.q2_w, self.q2_b = _orthogonal(n_nets, hidden, hidden, gen), nn.Parameter(torch.zeros(n_nets, hidden))
+        self.nonlinear_query = nonlinear_query
+        if nonlinear_query:
+            self.q2_w = _orthogonal(n_nets, hidden, hidden, gen)
+            self.q2_b = nn.Parameter(torch.zeros(n_nets, hidden))
         self.bag_w = _orthogonal(n_nets, n_classes * n_features, n_classes, gen)
         self.bag_b = nn.Parameter(torch.zeros(n_nets, n_classes))
 
@@ -63,10 +70,9 @@ class StackedDSMILNet(nn.Module):
         n_ids = torch.arange(inst.shape[1], device=x.device).view(1, -1, 1)
         c_ids = torch.arange(inst.shape[2], device=x.device).view(1, 1, -1)
         max_inst = inst[critical, n_ids, c_ids]  # (B, N, C): max_i c_i, differentiable through the argmax
-        q = torch.tanh(
-            torch.einsum("inh,nhk->ink", torch.relu(torch.einsum("iq,nqh->inh", x, self.q1_w) + self.q1_b), self.q2_w)
-            + self.q2_b
-        )  # (instances, nets, hidden)
+        q = torch.einsum("iq,nqh->inh", x, self.q1_w) + self.q1_b  # (instances, nets, hidden)
+        if self.nonlinear_query:
+            q = torch.tanh(torch.einsum("inh,nhk->ink", torch.relu(q), self.q2_w) + self.q2_b)
         q_critical = q[critical, n_ids]  # (B, N, C, hidden)
         logits = torch.einsum("ink,inck->inc", q, q_critical.index_select(0, index)) / math.sqrt(self.hidden)
         attention = segment_softmax(logits, offsets, index)  # (instances, nets, classes)
@@ -81,7 +87,8 @@ class DSMIL(NeuralMIL):
     display_name = "DSMIL"
 
     def build_net(self, n_nets: int, n_features: int, n_logits: int) -> nn.Module:
-        return StackedDSMILNet(n_nets, n_features, self.config.hidden_dim, n_logits, self.config.seed)
+        cfg = self.config
+        return StackedDSMILNet(n_nets, n_features, cfg.hidden_dim, n_logits, cfg.seed, cfg.nonlinear_query)
 
     def make_optimiser(self, params) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=self.config.lr, betas=(0.5, 0.9), weight_decay=self.config.weight_decay)

@@ -12,6 +12,7 @@ loss (``bag_loss``) and the optimiser (``make_optimiser`` / ``make_scheduler``).
 from __future__ import annotations
 
 import math
+import time
 from abc import abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ class NeuralMIL(MILModel):
         self.likelihood = make_likelihood(self.config.likelihood, self.config.n_trials, self.config.n_classes)
         self.covariate_coef: np.ndarray | None = None
         self.history: np.ndarray = np.zeros(0)
+        self.epoch_seconds: np.ndarray = np.zeros(0)  # wall time of each training epoch of the last fit
 
     # to be provided by each model ----------------------------------------------------------------
     @abstractmethod
@@ -94,6 +96,20 @@ class NeuralMIL(MILModel):
     def loss(self, out: NetOutput, y: torch.Tensor) -> torch.Tensor:
         return self.bag_loss(out.logits, y)
 
+    def run_net(self, bags: Bags) -> NetOutput:
+        """The prediction-time forward pass (stochastic models average several passes here)."""
+        return self.net(bags)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Network parameters split as the paper's Table 1: likelihood and variational parameters."""
+        return {"likelihood": list(self.net.parameters()), "variational": []}
+
+    def n_parameters(self) -> dict[str, int]:
+        """Parameter counts per group, summed over the P stacked networks (P = 1 for categorical)."""
+        if self.net is None:
+            raise RuntimeError("model is not fitted; call fit() or load() first")
+        return {k: sum(p.numel() for p in group) for k, group in self.parameter_groups().items()}
+
     # shared implementation ----------------------------------------------------------------------
     def _device(self) -> torch.device:
         return torch.device(resolve_device(self.config.device))
@@ -116,8 +132,10 @@ class NeuralMIL(MILModel):
         scheduler = self.make_scheduler(optimiser)
         shuffle = torch.Generator().manual_seed(cfg.seed)
         history = np.zeros(cfg.n_epochs)
+        self.epoch_seconds = np.zeros(cfg.n_epochs)
         epochs = tqdm(range(cfg.n_epochs), desc=self.display_name, disable=not cfg.progress, mininterval=5.0)
         for epoch in epochs:
+            epoch_start = time.perf_counter()
             self.net.train()
             total = 0.0
             for idx in minibatches(torch.randperm(bags.n_bags, generator=shuffle), cfg.batch_size):
@@ -129,6 +147,7 @@ class NeuralMIL(MILModel):
             if scheduler is not None:
                 scheduler.step()
             history[epoch] = total / bags.n_bags
+            self.epoch_seconds[epoch] = time.perf_counter() - epoch_start
             if not np.isfinite(history[epoch]):
                 raise FloatingPointError(f"{self.display_name} loss became {history[epoch]} at epoch {epoch}")
         self.history = history
@@ -140,7 +159,7 @@ class NeuralMIL(MILModel):
             raise RuntimeError("model is not fitted; call fit() or load() first")
         bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef)
         with torch.no_grad():
-            return self.net(bags.to(self._device()))
+            return self.run_net(bags.to(self._device()))
 
     def predict(self, bags: Bags, covariates: np.ndarray | None = None) -> Prediction:
         """Bag logits (``bag_effect``, ``linear_predictor``) and expected labels (``mean``)."""

@@ -1,0 +1,32 @@
+# Table 1 analogue: training-step and prediction times and parameter counts of the MIL models.
+# All models are measured in one job on the same data so that their ratios are comparable.
+
+
+rule model_costs:
+    input:
+        "results/simulation/data/default/rep0.npz",
+    output:
+        tsv="results/costs/table1_costs.tsv",
+        md=report(
+            "results/costs/table1_costs.md",
+            caption="../report/table1_costs.rst",
+            category="Model costs",
+        ),
+    log:
+        "logs/costs/model_costs.log",
+    benchmark:
+        "benchmarks/rules/costs/model_costs.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        costs=COSTS,
+        models=lambda wc: {m: config["models"][m] for m in COSTS["models"]},
+        seed=derive_seed(config["seed"], "costs"),
+        device=config["device"],
+    script:
+        "../scripts/costs/measure.py"

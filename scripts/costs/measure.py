@@ -1,0 +1,39 @@
+"""Measure training-step and prediction times and parameter counts of the MIL models (Table 1 analogue)."""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mixmil_workflow.costs import cost_markdown, measure_model_costs
+from mixmil_workflow.io import atomic_path, log_to, resolve_device, save_table
+from mixmil_workflow.simulation import SimulatedData
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    device = resolve_device(snakemake.params.device)
+    costs = snakemake.params.costs
+    with np.load(snakemake.input[0]) as arrays:
+        data = SimulatedData.from_arrays(arrays)
+    rows = []
+    for name in costs["models"]:
+        print(f"measuring {name} on {device} ...", flush=True)
+        row = measure_model_costs(
+            name,
+            snakemake.params.models[name],
+            data,
+            snakemake.params.seed,
+            device,
+            batch_size=costs["batch_size"],
+            n_epochs=costs["n_epochs"],
+            n_timings=costs["n_timings"],
+        )
+        print(f"  step {row['batch_ms_mean']:.2f} ms, predict {row['predict_ms_mean']:.2f} ms", flush=True)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    save_table(snakemake.output.tsv, table.round(4))
+    markdown = cost_markdown(table)
+    print(markdown)
+    with atomic_path(snakemake.output.md) as tmp:
+        tmp.write_text(markdown)
