@@ -13,6 +13,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/simulation.smk"
 include: "rules/costs.smk"
+include: "rules/sweep.smk"
 
 
 report: "report/workflow.rst"
@@ -23,6 +24,8 @@ localrules:
     evaluate_simulation,
     aggregate_simulation,
     simulation_figures,
+    evaluate_sweep,
+    select_sweep,
 
 
 rule all:

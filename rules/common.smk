@@ -15,6 +15,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
+from mixmil_workflow.sweep import sweep_combinations  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
     cost_model_check,
     derive_seed,
@@ -30,12 +31,21 @@ REPEATS = list(range(SIMULATION["n_repeats"]))
 SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
 COSTS = config.get("costs", {})
 cost_model_check(COSTS.get("models", []), config["models"])
+SWEEP = config.get("sweep", {})
+SWEEP_COMBINATIONS = sweep_combinations(SWEEP, config["models"])
+SWEEP_RUNS = [
+    (model, combo, repeat)
+    for model, combos in SWEEP_COMBINATIONS.items()
+    for combo in range(len(combos))
+    for repeat in range(SWEEP.get("n_repeats", 10))
+]
 
 
 wildcard_constraints:
     scenario="|".join(map(lambda s: s.replace(".", r"\."), SCENARIOS)),
     model="|".join(config["models"]),
     repeat=r"\d+",
+    combo=r"\d+",
 
 
 def simulation_seed(wildcards):
@@ -46,6 +56,24 @@ def fit_seed(wildcards):
     return derive_seed(
         config["seed"], "fit", wildcards.model, wildcards.scenario, wildcards.repeat
     )
+
+
+def sweep_data_seed(wildcards):
+    # Own seeds: the sweep's validation sets are never the study's test sets.
+    return derive_seed(config["seed"], "sweep", wildcards.scenario, wildcards.repeat)
+
+
+def sweep_fit_seed(wildcards):
+    return derive_seed(
+        config["seed"], "sweep-fit", wildcards.model, wildcards.combo, wildcards.repeat
+    )
+
+
+def sweep_metric_files(wildcards=None):
+    return [
+        f"results/sweep/metrics/{model}/c{combo}/rep{repeat}.tsv"
+        for model, combo, repeat in SWEEP_RUNS
+    ]
 
 
 def simulation_metric_files(wildcards=None):
@@ -76,5 +104,15 @@ def cost_outputs():
     return ["results/costs/table1_costs.tsv", "results/costs/table1_costs.md"]
 
 
+def sweep_outputs():
+    if not SWEEP.get("activate", False) or not SWEEP_RUNS:
+        return []
+    return [
+        "results/sweep/tables/sweep_grid.md",
+        "results/sweep/tables/sweep_selected.md",
+        "results/sweep/selected_models.yaml",
+    ]
+
+
 def final_outputs():
-    return simulation_outputs() + cost_outputs()
+    return simulation_outputs() + cost_outputs() + sweep_outputs()

@@ -1,0 +1,81 @@
+# Optional hyperparameter sweep of the MIL baselines (paper Appendix C.1, Tables C.1/C.2):
+# every grid combination on sweep datasets simulated from the default scenario with their own seeds,
+# scored on held-out validation bags; the best mean validation Spearman is selected.
+
+
+rule simulate_sweep_data:
+    output:
+        "results/sweep/data/{scenario}/rep{repeat}.npz",
+    log:
+        "logs/sweep/simulate/{scenario}/rep{repeat}.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        simulation=lambda wc: SCENARIOS[wc.scenario],
+        seed=sweep_data_seed,
+    script:
+        "../scripts/simulation/simulate.py"
+
+
+rule fit_sweep:
+    input:
+        "results/sweep/data/default/rep{repeat}.npz",
+    output:
+        "results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
+    log:
+        "logs/sweep/fit/{model}/c{combo}/rep{repeat}.log",
+    benchmark:
+        "benchmarks/rules/sweep/fit/{model}/c{combo}/rep{repeat}.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        model=lambda wc: SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
+        seed=sweep_fit_seed,
+        device=config["device"],
+    script:
+        "../scripts/simulation/fit.py"
+
+
+rule evaluate_sweep:
+    input:
+        data="results/sweep/data/default/rep{repeat}.npz",
+        predictions="results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
+    output:
+        "results/sweep/metrics/{model}/c{combo}/rep{repeat}.tsv",
+    log:
+        "logs/sweep/evaluate/{model}/c{combo}/rep{repeat}.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        top_fraction=SIMULATION["top_fraction"],
+    script:
+        "../scripts/simulation/evaluate.py"
+
+
+rule select_sweep:
+    input:
+        sweep_metric_files,
+    output:
+        grid="results/sweep/tables/sweep_grid.tsv",
+        grid_md=report(
+            "results/sweep/tables/sweep_grid.md",
+            caption="../report/sweep.rst",
+            category="Hyperparameter sweep",
+        ),
+        selected="results/sweep/tables/sweep_selected.tsv",
+        selected_md="results/sweep/tables/sweep_selected.md",
+        selected_yaml="results/sweep/selected_models.yaml",
+    log:
+        "logs/sweep/select.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        runs=SWEEP_RUNS,
+        combinations=SWEEP_COMBINATIONS,
+    script:
+        "../scripts/sweep/select.py"

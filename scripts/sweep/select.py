@@ -1,0 +1,22 @@
+"""Summarise the sweep (Table C.1 analogue) and select each model's best combination (Table C.2)."""
+
+import yaml
+
+from mixmil_workflow.io import atomic_path, log_to, save_table
+from mixmil_workflow.sweep import summarise_sweep
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    combos = snakemake.params.combinations
+    runs = [(*run, path) for run, path in zip(snakemake.params.runs, snakemake.input, strict=True)]
+    grid, best = summarise_sweep(runs, combos)
+    save_table(snakemake.output.grid, grid.round(4))
+    save_table(snakemake.output.grid_md, grid.round(3))
+    save_table(snakemake.output.selected, best.round(4))
+    save_table(snakemake.output.selected_md, best.round(3))
+    print(best.to_string(index=False))
+    # Drop-in `models:` entries with the selected hyperparameters.
+    selected = {row.model: dict(combos[row.model][int(row.combination)]) for row in best.itertuples()}
+    with atomic_path(snakemake.output.selected_yaml) as tmp:
+        tmp.write_text(yaml.safe_dump({"models": selected}, sort_keys=False))

@@ -1,0 +1,70 @@
+"""Hyperparameter sweep of the MIL baselines (the paper's Appendix C.1, Tables C.1 and C.2).
+
+The paper tuned every MIL baseline on 10 datasets simulated from the default scenario, each with a
+training and a validation set, and picked the combination with the best mean validation Spearman
+correlation. Here each combination of a model's grid is fitted on the training bags of every sweep
+dataset and scored on its held-out bags (the simulation's test split, which for these datasets is a
+validation set: they are simulated with their own seeds, so the study's test sets are never seen).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from .metrics import mean_and_se
+
+# Hyperparameters a sweep may vary (the columns of Tables C.1, C.5 and C.7 and the training length).
+SWEEPABLE = ("lr", "weight_decay", "hidden_dim", "attention_dim", "kl_weight", "dropout", "n_epochs", "batch_size")
+
+
+def expand_grid(grid: Mapping[str, list]) -> list[dict]:
+    """Every combination of the grid's values, in a stable order (keys sorted, values as given)."""
+    keys = sorted(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def sweep_combinations(sweep: Mapping, models: Mapping) -> dict[str, list[dict]]:
+    """Model name -> the full model specification of each grid combination."""
+    from .simulation_study import NEURAL_BASELINES
+
+    combos = {}
+    for name, grid in sweep.get("grid", {}).items():
+        if name not in models:
+            raise ValueError(f"config: sweep.grid has {name!r}, which is not defined under models")
+        if models[name]["type"] not in NEURAL_BASELINES:
+            raise ValueError(
+                f"config: sweep.grid.{name}: the sweep tunes the neural MIL baselines "
+                f"({', '.join(NEURAL_BASELINES)}), not type {models[name]['type']!r}"
+            )
+        unknown = sorted(set(grid) - set(SWEEPABLE))
+        if unknown:
+            raise ValueError(f"config: sweep.grid.{name} varies {unknown}; sweepable: {', '.join(SWEEPABLE)}")
+        base = {k: v for k, v in models[name].items() if k != "scenarios"}
+        combos[name] = [{**base, **combo} for combo in expand_grid(grid)]
+    return combos
+
+
+def summarise_sweep(
+    metric_files: Iterable[tuple[str, int, int, str | Path]], combos: Mapping[str, list[dict]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``metric_files``: (model, combination, repeat, path) of validation metrics.
+
+    Returns the grid table (Table C.1 analogue: every combination with its mean ± s.e. validation Spearman
+    over datasets) and the selection (Table C.2 analogue: the best combination per model)."""
+    frames = []
+    for model, combo, repeat, path in metric_files:
+        frame = pd.read_csv(path, sep="\t")
+        frames.append({"model": model, "combination": combo, "repeat": repeat, "spearman": frame["spearman"].mean()})
+    long = pd.DataFrame(frames)
+    rows = []
+    for (model, combo), group in long.groupby(["model", "combination"], sort=True):
+        mean, se = mean_and_se(group["spearman"].to_numpy())
+        varied = {k: combos[model][combo][k] for k in SWEEPABLE if k in combos[model][combo]}
+        rows.append({"model": model, "combination": combo, **varied, "spearman_mean": mean, "spearman_se": se})
+    grid = pd.DataFrame(rows)
+    best = grid.loc[grid.groupby("model", sort=False)["spearman_mean"].idxmax()].reset_index(drop=True)
+    return grid, best
