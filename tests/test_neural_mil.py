@@ -197,3 +197,16 @@ def test_additive_mil_contributions_sum_to_the_bag_logits(small_sim):
     np.testing.assert_allclose(contributions.sum(1), model.predict(test).bag_effect, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="instance_score"):
         AdditiveMIL(instance_score="gradients")
+
+
+def test_huber_loss_regresses_the_label(small_sim):
+    model = AttentionMIL(loss="huber", n_epochs=30, progress=False, device="cpu")
+    model.fit(small_sim.bags("train"), small_sim.y_train)
+    pred = model.predict(small_sim.bags("test"))
+    np.testing.assert_array_equal(pred.mean, pred.bag_effect)  # the output is the predicted label
+    assert spearman_per_output(pred.bag_effect, small_sim.u_test).mean() > 0.2
+    assert abs(pred.mean.mean() - small_sim.y_train.mean()) < 0.3  # on the label scale, not the logit scale
+    with pytest.raises(ValueError, match="categorical labels need loss 'likelihood'"):
+        AttentionMIL(loss="huber", likelihood="categorical", n_trials=None)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        AttentionMIL(loss="mse")

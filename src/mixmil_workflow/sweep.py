@@ -18,7 +18,17 @@ import pandas as pd
 from .metrics import mean_and_se
 
 # Hyperparameters a sweep may vary (the columns of Tables C.1, C.5 and C.7 and the training length).
-SWEEPABLE = ("lr", "weight_decay", "hidden_dim", "attention_dim", "kl_weight", "dropout", "n_epochs", "batch_size")
+SWEEPABLE = (
+    "loss",
+    "lr",
+    "weight_decay",
+    "hidden_dim",
+    "attention_dim",
+    "kl_weight",
+    "dropout",
+    "n_epochs",
+    "batch_size",
+)
 
 
 def expand_grid(grid: Mapping[str, list]) -> list[dict]:

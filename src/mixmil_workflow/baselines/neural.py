@@ -43,6 +43,12 @@ class NeuralMILConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    # "likelihood": the labels' negative log-likelihood (BCE on y/n for Binomial(n)); "huber": Huber
+    # regression of the label on the network output, the loss the paper's sweep selected (App. C.1).
+    loss: str = "likelihood"
+
+
+LOSSES = ("likelihood", "huber")
 
 
 class NetOutput(NamedTuple):
@@ -69,6 +75,10 @@ class NeuralMIL(MILModel):
         self.net: nn.Module | None = None
         self.net_shape: tuple[int, int, int] | None = None  # (nets, features, logits)
         self.likelihood = make_likelihood(self.config.likelihood, self.config.n_trials, self.config.n_classes)
+        if self.config.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.config.loss!r}")
+        if self.config.loss == "huber" and isinstance(self.likelihood, Categorical):
+            raise ValueError("loss 'huber' regresses a numeric label; categorical labels need loss 'likelihood'")
         self.covariate_coef: np.ndarray | None = None
         self.history: np.ndarray = np.zeros(0)
         self.epoch_seconds: np.ndarray = np.zeros(0)  # wall time of each training epoch of the last fit
@@ -85,6 +95,8 @@ class NeuralMIL(MILModel):
 
     def bag_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of one set of bag logits, summed over networks, mean over bags."""
+        if self.config.loss == "huber":
+            return F.huber_loss(logits[..., 0], y, reduction="none").mean(0).sum()
         if isinstance(self.likelihood, Categorical):
             return F.cross_entropy(logits[:, 0], y)
         if isinstance(self.likelihood, Binomial):
@@ -162,9 +174,12 @@ class NeuralMIL(MILModel):
             return self.run_net(bags.to(self._device()))
 
     def predict(self, bags: Bags, covariates: np.ndarray | None = None) -> Prediction:
-        """Bag logits (``bag_effect``, ``linear_predictor``) and expected labels (``mean``)."""
+        """Bag logits (``bag_effect``, ``linear_predictor``) and expected labels (``mean``). With the Huber
+        loss the network output is itself the predicted label."""
         logits = self._forward(bags, covariates).logits
-        if isinstance(self.likelihood, Categorical):
+        if self.config.loss == "huber":
+            eta = mean = logits[..., 0]
+        elif isinstance(self.likelihood, Categorical):
             eta, mean = logits[:, 0], torch.softmax(logits[:, 0], -1)
         else:
             eta = logits[..., 0]
