@@ -17,7 +17,7 @@ os.environ.update(
 
 from mixmil_workflow.sweep import sweep_combinations  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
-    cost_model_check,
+    cost_models,
     derive_seed,
     model_runs,
     scenario_grid,
@@ -30,7 +30,7 @@ SCENARIOS = scenario_grid(SIMULATION)
 REPEATS = list(range(SIMULATION["n_repeats"]))
 SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
 COSTS = config.get("costs", {})
-cost_model_check(COSTS.get("models", []), config["models"])
+COST_MODELS = cost_models(COSTS, config["models"], SIMULATION["models"])
 SWEEP = config.get("sweep", {})
 SWEEP_COMBINATIONS = sweep_combinations(SWEEP, config["models"])
 SWEEP_RUNS = [
@@ -99,7 +99,7 @@ def simulation_outputs():
 
 
 def cost_outputs():
-    if not COSTS.get("activate", True):
+    if not COST_MODELS:
         return []
     return ["results/costs/table1_costs.tsv", "results/costs/table1_costs.md"]
 

@@ -25,7 +25,7 @@ rule model_costs:
         runtime=60,
     params:
         costs=COSTS,
-        models=lambda wc: {m: config["models"][m] for m in COSTS["models"]},
+        models=lambda wc: {m: config["models"][m] for m in COST_MODELS},
         seed=derive_seed(config["seed"], "costs"),
         device=config["device"],
     script:

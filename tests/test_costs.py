@@ -57,3 +57,16 @@ def test_cost_markdown_has_the_table_1_columns():
     )
     text = cost_markdown(table)
     assert "| abmil" in text and "1.50 ± 0.10" in text and "1922" in text and "Q = 30" in text
+
+
+def test_cost_models_default_to_the_simulations_mil_models_and_can_be_switched_off():
+    from mixmil_workflow.simulation_study import cost_models
+
+    models = {"mixmil": {"type": "mixmil"}, "glmm": {"type": "glmm"}, "abmil": {"type": "abmil"}}
+    assert cost_models({}, models, ["glmm", "abmil", "mixmil"]) == ["abmil", "mixmil"]
+    assert cost_models({"models": ["mixmil"]}, models, ["abmil"]) == ["mixmil"]
+    # Switched off, nothing is checked: a config without MixMIL need not mention the cost table.
+    assert cost_models({"activate": False, "models": ["missing"]}, models, []) == []
+    assert cost_models({}, {"glmm": {"type": "glmm"}}, ["glmm"]) == []
+    with pytest.raises(ValueError, match="not defined under models.*costs.activate: false"):
+        cost_models({"models": ["missing"]}, models, [])

@@ -17,7 +17,7 @@ with log_to(snakemake.log[0]):
     with np.load(snakemake.input[0]) as arrays:
         data = SimulatedData.from_arrays(arrays)
     rows = []
-    for name in costs["models"]:
+    for name in snakemake.params.models:
         print(f"measuring {name} on {device} ...", flush=True)
         row = measure_model_costs(
             name,

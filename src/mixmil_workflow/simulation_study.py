@@ -69,12 +69,17 @@ def model_runs(simulation: Mapping, models: Mapping, scenarios: Iterable[str]) -
     return runs
 
 
-def cost_model_check(names: Iterable[str], models: Mapping) -> None:
-    """The models of the cost table must be defined and be MixMIL or neural MIL models."""
+def cost_models(costs: Mapping, models: Mapping, simulation_models: Iterable[str]) -> list[str]:
+    """The models of the cost table: ``costs.models``, or when empty every MixMIL / neural MIL model of the
+    simulation; none when ``costs.activate`` is false. Names must be defined and of those types."""
+    if not costs.get("activate", True):
+        return []
+    names = list(costs.get("models") or [m for m in simulation_models if models[m]["type"] in MINIBATCH_MODEL_TYPES])
     for name in names:
         if name not in models:
             raise ValueError(
-                f"config: costs.models lists {name!r}, which is not defined under models (defined: {sorted(models)})"
+                f"config: costs.models lists {name!r}, which is not defined under models (defined: {sorted(models)}); "
+                "fix the name or set costs.activate: false"
             )
         kind = models[name]["type"]
         if kind not in MINIBATCH_MODEL_TYPES:
@@ -82,6 +87,7 @@ def cost_model_check(names: Iterable[str], models: Mapping) -> None:
                 f"config: costs.models lists {name!r} of type {kind!r}; the cost table covers the MIL models "
                 f"that train by minibatch steps ({', '.join(MINIBATCH_MODEL_TYPES)})"
             )
+    return names
 
 
 def scenario_axis_values(simulation: Mapping) -> list[tuple[str, str, float]]:
