@@ -15,7 +15,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from mixmil_workflow.sweep import sweep_combinations  # noqa: E402
+from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
     cost_models,
     derive_seed,
@@ -33,12 +33,7 @@ COSTS = config.get("costs", {})
 COST_MODELS = cost_models(COSTS, config["models"], SIMULATION["models"])
 SWEEP = config.get("sweep", {})
 SWEEP_COMBINATIONS = sweep_combinations(SWEEP, config["models"])
-SWEEP_RUNS = [
-    (model, combo, repeat)
-    for model, combos in SWEEP_COMBINATIONS.items()
-    for combo in range(len(combos))
-    for repeat in range(SWEEP.get("n_repeats", 10))
-]
+SWEEP_RUNS = sweep_runs(SWEEP_COMBINATIONS, SWEEP.get("n_repeats", 10))
 
 
 wildcard_constraints:

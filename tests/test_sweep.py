@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from mixmil_workflow.sweep import expand_grid, summarise_sweep, sweep_combinations
+from mixmil_workflow.sweep import expand_grid, summarise_sweep, sweep_combinations, sweep_runs
 
 MODELS = {"abmil": {"type": "abmil", "lr": 5e-4, "n_epochs": 100, "scenarios": ["default"]}, "glmm": {"type": "glmm"}}
 
@@ -14,7 +14,9 @@ def test_grid_expansion_is_the_full_product_in_a_stable_order():
 
 
 def test_combinations_override_the_model_entry_and_drop_scenarios():
-    combos = sweep_combinations({"grid": {"abmil": {"lr": [1e-2, 1e-3]}}}, MODELS)["abmil"]
+    all_combos = sweep_combinations({"grid": {"abmil": {"lr": [1e-2, 1e-3]}}}, MODELS)
+    assert sweep_runs(all_combos, 2) == [("abmil", 0, 0), ("abmil", 0, 1), ("abmil", 1, 0), ("abmil", 1, 1)]
+    combos = all_combos["abmil"]
     assert [c["lr"] for c in combos] == [1e-2, 1e-3]
     assert all(c["n_epochs"] == 100 and "scenarios" not in c for c in combos)
 

@@ -47,9 +47,7 @@ def measure_model_costs(
         )
     if n_epochs < 2:
         raise ValueError("costs need n_epochs >= 2: the first epoch is a warm-up")
-    options = {k: v for k, v in spec.items() if k != "scenarios"}
-    options.update(n_epochs=n_epochs, batch_size=batch_size, progress=False)
-    model = build_model(options, seed, device)
+    model = build_model({**spec, "n_epochs": n_epochs, "batch_size": batch_size, "progress": False}, seed, device)
     train = data.bags("train")
     model.fit(train, data.y_train[:, :1])
     steps_per_epoch = math.ceil(train.n_bags / batch_size)

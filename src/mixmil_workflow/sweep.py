@@ -58,6 +58,11 @@ def sweep_combinations(sweep: Mapping, models: Mapping) -> dict[str, list[dict]]
     return combos
 
 
+def sweep_runs(combos: Mapping[str, list[dict]], n_repeats: int) -> list[tuple[str, int, int]]:
+    """(model, combination, repeat) of every sweep fit."""
+    return [(model, c, r) for model, specs in combos.items() for c in range(len(specs)) for r in range(n_repeats)]
+
+
 def summarise_sweep(
     metric_files: Iterable[tuple[str, int, int, str | Path]], combos: Mapping[str, list[dict]]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
