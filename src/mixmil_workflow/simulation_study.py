@@ -163,15 +163,11 @@ def _instance_scores(model, bags, n_outputs: int) -> np.ndarray:
 def _parameter_counts(model) -> np.ndarray:
     """(likelihood/network parameters, variational parameters); zeros where not meaningful (trees)."""
     from .glmm import GLMM
-    from .mixmil import MixMIL
 
-    if isinstance(model, MixMIL):
-        counts = model.n_parameters()
-        return np.array([counts["likelihood"], counts["variational"]])
     if isinstance(model, GLMM):
         q, p = model.params.beta_mean.shape
         return np.array([p * (q + model.params.alpha.shape[0]), 2 * q * p])
-    if hasattr(model, "n_parameters"):
+    if hasattr(model, "n_parameters"):  # MixMIL and the neural baselines
         counts = model.n_parameters()
         return np.array([counts["likelihood"], counts["variational"]])
     return np.zeros(2, dtype=int)

@@ -6,7 +6,9 @@ networks, so this equals P separate runs (the analogue of MixMIL's per-output pr
 one. Categorical labels use one network with C logits.
 
 A subclass provides ``build_net`` (a module mapping bags to :class:`NetOutput`) and may override the
-loss (``bag_loss``) and the optimiser (``make_optimiser`` / ``make_scheduler``).
+loss (``loss`` / ``bag_loss``), the optimiser (``make_optimiser`` / ``make_scheduler``), the
+prediction-time pass (``run_net``, e.g. Monte Carlo averaging) and the Table 1 parameter split
+(``parameter_groups``).
 """
 
 from __future__ import annotations
