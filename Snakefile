@@ -14,6 +14,7 @@ include: "rules/common.smk"
 include: "rules/simulation.smk"
 include: "rules/costs.smk"
 include: "rules/sweep.smk"
+include: "rules/camelyon16.smk"
 
 
 report: "report/workflow.rst"
@@ -26,6 +27,8 @@ localrules:
     simulation_figures,
     evaluate_sweep,
     select_sweep,
+    download_camelyon16,
+    camelyon16_table3,
 
 
 rule all:

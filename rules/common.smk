@@ -15,6 +15,8 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
+from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402
+from mixmil_workflow.download import read_source_sheet  # noqa: E402
 from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
     cost_models,
@@ -34,6 +36,9 @@ COST_MODELS = cost_models(COSTS, config["models"], SIMULATION["models"])
 SWEEP = config.get("sweep", {})
 SWEEP_COMBINATIONS = sweep_combinations(SWEEP, config["models"])
 SWEEP_RUNS = sweep_runs(SWEEP_COMBINATIONS, SWEEP.get("n_repeats", 10))
+CAMELYON16 = config.get("camelyon16", {})
+CAMELYON16_MODELS = camelyon16_models(CAMELYON16, config["models"])
+CAMELYON16_SEEDS = list(range(CAMELYON16.get("n_seeds", 5)))
 
 
 wildcard_constraints:
@@ -41,6 +46,7 @@ wildcard_constraints:
     model="|".join(config["models"]),
     repeat=r"\d+",
     combo=r"\d+",
+    seed=r"\d+",
 
 
 def simulation_seed(wildcards):
@@ -62,6 +68,54 @@ def sweep_fit_seed(wildcards):
     return derive_seed(
         config["seed"], "sweep-fit", wildcards.model, wildcards.combo, wildcards.repeat
     )
+
+
+def camelyon16_fit_seed(wildcards):
+    return derive_seed(
+        config["seed"], "camelyon16-fit", wildcards.model, wildcards.seed
+    )
+
+
+def camelyon16_source():
+    """The archive's row of the source sheet (url, sha256, size) as a dict: a rule parameter, so
+    a changed URL or checksum reruns the download."""
+    sources = read_source_sheet(Path(workflow.basedir) / CAMELYON16["sheet"])
+    if "camelyon16_features" not in sources:
+        raise ValueError(
+            f"{CAMELYON16['sheet']}: no row for source 'camelyon16_features'"
+        )
+    return vars(sources["camelyon16_features"])
+
+
+def camelyon16_archive():
+    if CAMELYON16["source"] == "demo":
+        return "resources/camelyon16/demo/camelyon16_features.zip"
+    return "resources/camelyon16/camelyon16_features.zip"
+
+
+def camelyon16_truth(wildcards=None):
+    # Patch-level truth exists only for the generated demo archive.
+    if CAMELYON16["source"] == "demo":
+        return {"truth": "resources/camelyon16/demo/patch_truth.tsv.gz"}
+    return {}
+
+
+def camelyon16_runs():
+    return [(model, seed) for model in CAMELYON16_MODELS for seed in CAMELYON16_SEEDS]
+
+
+def camelyon16_prediction_files(wildcards=None):
+    return [
+        f"results/camelyon16/predictions/{model}/seed{seed}.tsv"
+        for model, seed in camelyon16_runs()
+    ]
+
+
+def camelyon16_instance_files(wildcards=None):
+    return [
+        f"results/camelyon16/instance_scores/{model}/seed{seed}.npz"
+        for model, seed in camelyon16_runs()
+    ]
 
 
 def sweep_metric_files(wildcards=None):
@@ -109,5 +163,18 @@ def sweep_outputs():
     ]
 
 
+def camelyon16_outputs():
+    if not CAMELYON16_MODELS:
+        return []
+    return [
+        "results/camelyon16/tables/table3_auc.tsv",
+        "results/camelyon16/tables/table3_auc.md",
+        "results/camelyon16/figures/roc.png",
+        "results/camelyon16/figures/instance_scores.png",
+    ]
+
+
 def final_outputs():
-    return simulation_outputs() + cost_outputs() + sweep_outputs()
+    return (
+        simulation_outputs() + cost_outputs() + sweep_outputs() + camelyon16_outputs()
+    )

@@ -118,8 +118,15 @@ def test_regressing_out_covariates_removes_their_effect_on_bag_means():
     assert np.abs(np.corrcoef(means[:, 0], covariate)[0, 1]) < 1e-6
     np.testing.assert_allclose(coef[1], 2.0, atol=0.3)
     # New bags reuse the training coefficients.
-    again, _ = regress_out_covariates(bags, covariate, coef)
+    again, _ = regress_out_covariates(bags, covariate, coef, fitting=False)
     np.testing.assert_allclose(again.x.numpy(), adjusted.x.numpy())
+    # Without covariates the bags are used as given (no copy); mixing the two is an error.
+    same, none = regress_out_covariates(bags, None)
+    assert same is bags and none is None
+    with pytest.raises(ValueError, match="fitted with covariates"):
+        regress_out_covariates(bags, None, coef, fitting=False)
+    with pytest.raises(ValueError, match="fitted without covariates"):
+        regress_out_covariates(bags, covariate, None, fitting=False)
 
 
 @pytest.mark.parametrize("name", ["abmil", "gated_abmil"])

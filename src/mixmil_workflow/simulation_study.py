@@ -114,22 +114,23 @@ MODEL_TYPES = ("mixmil", "glmm", *NEURAL_BASELINES, *TREE_BASELINES)
 MINIBATCH_MODEL_TYPES = ("mixmil", *NEURAL_BASELINES)  # trained by optimiser steps on batches of bags
 
 
-def build_model(spec: Mapping, seed: int, device: str = "cpu"):
-    """A configured, unfitted model for the binomial(2) simulation labels from a config entry."""
+def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str = "binomial", n_trials: int | None = 2):
+    """A configured, unfitted model from a config entry; by default for the binomial(2) simulation labels
+    (Camelyon16: binomial with ``n_trials=1``, i.e. Bernoulli)."""
     kind = spec["type"]
     options = {k: v for k, v in spec.items() if k not in ("type", "scenarios")}
     if kind == "mixmil":
         from .mixmil import MixMIL
 
-        return MixMIL(likelihood="binomial", n_trials=2, seed=seed, device=device, **options)
+        return MixMIL(likelihood=likelihood, n_trials=n_trials, seed=seed, device=device, **options)
     if kind == "glmm":
         from .glmm import GLMM
 
         pooling = options.get("pooling", "mean")
         if pooling not in ("mean", "instance"):
             raise ValueError(f"a GLMM pools by 'mean' or 'instance' (Table E.1), not {pooling!r}")
-        return GLMM("binomial", n_trials=2, seed=seed, instance_level=pooling == "instance")
-    common = dict(likelihood="binomial", n_trials=2, seed=seed, **options)
+        return GLMM(likelihood, n_trials=n_trials, seed=seed, instance_level=pooling == "instance")
+    common = dict(likelihood=likelihood, n_trials=n_trials, seed=seed, **options)
     if kind in NEURAL_BASELINES:
         from . import baselines
 

@@ -36,16 +36,25 @@ class MILModel(ABC):
 
 
 def regress_out_covariates(
-    bags: Bags, covariates: np.ndarray | None, coef: np.ndarray | None = None
-) -> tuple[Bags, np.ndarray]:
+    bags: Bags, covariates: np.ndarray | None, coef: np.ndarray | None = None, *, fitting: bool = True
+) -> tuple[Bags, np.ndarray | None]:
     """Remove the covariate part of the embeddings, as the paper does for the baselines (Appendix D.4).
 
-    The bag means are regressed on [1, covariates] over the training bags (``coef`` None: fit here;
-    otherwise reuse the training coefficients) and each instance loses its bag's fitted value, so the
-    bag means become the training residuals. Returns the adjusted bags and the coefficients (K+1, Q).
+    The bag means are regressed on [1, covariates] over the training bags (``fitting``: fit here;
+    otherwise reuse the training coefficients ``coef``) and each instance loses its bag's fitted value, so
+    the bag means become the training residuals. Returns the adjusted bags and the coefficients (K+1, Q).
+    Without covariates nothing is regressed out and the bags come back as they are (no copy: at
+    Camelyon16 scale a copy of the instance matrix is gigabytes); the coefficients are then None.
     """
-    fe = design_matrix(covariates, bags.n_bags, fitting=coef is None)
-    if coef is None:
+    if not fitting and (coef is None) != (covariates is None):
+        raise ValueError(
+            "the model was fitted " + ("without" if coef is None else "with") + " covariates; pass the same "
+            "kind of covariates to predict (" + ("none" if coef is None else f"{coef.shape[0] - 1} columns") + ")"
+        )
+    if covariates is None:
+        return bags, None
+    fe = design_matrix(covariates, bags.n_bags, fitting=fitting)
+    if fitting:
         coef, *_ = np.linalg.lstsq(fe, bags.mean_pool().double().cpu().numpy(), rcond=None)
     shift = torch.as_tensor(fe @ coef, dtype=bags.x.dtype, device=bags.x.device)
     return Bags(bags.x - shift.index_select(0, bags.index), bags.offsets), coef

@@ -171,7 +171,7 @@ class NeuralMIL(MILModel):
     def _forward(self, bags: Bags, covariates: np.ndarray | None) -> NetOutput:
         if self.net is None:
             raise RuntimeError("model is not fitted; call fit() or load() first")
-        bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef)
+        bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef, fitting=False)
         with torch.no_grad():
             return self.run_net(bags.to(self._device()))
 
@@ -202,7 +202,7 @@ class NeuralMIL(MILModel):
             "config": asdict(self.config),
             "net_shape": list(self.net_shape),
             "n_classes": self.likelihood.n_classes if isinstance(self.likelihood, Categorical) else None,
-            "covariate_coef": torch.as_tensor(self.covariate_coef),
+            "covariate_coef": None if self.covariate_coef is None else torch.as_tensor(self.covariate_coef),
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
         }
         with atomic_path(path) as tmp:
@@ -221,5 +221,5 @@ class NeuralMIL(MILModel):
         net = model.build_net(*model.net_shape)
         net.load_state_dict(payload["state_dict"])
         model.net = net.to(model._device()).eval()
-        model.covariate_coef = payload["covariate_coef"].numpy()
+        model.covariate_coef = None if payload["covariate_coef"] is None else payload["covariate_coef"].numpy()
         return model

@@ -161,7 +161,7 @@ class TreeMIL(MILModel):
         """``bag_effect``: predicted y (RF) or y / n (XGBoost), a monotone score; ``mean``: expected y."""
         if not self.models:
             raise RuntimeError("model is not fitted; call fit() or load() first")
-        bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef)
+        bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef, fitting=False)
         features = self._features(bags)
         preds = []
         for model in self.models:

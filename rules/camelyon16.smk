@@ -1,0 +1,138 @@
+# Histopathology branch (paper Section 4.4, Table 3): DSMIL Camelyon16 patch features -> AnnData ->
+# splits and preprocessing -> every model x seed -> Table 3, ROC curves and instance-score strips.
+
+
+rule camelyon16_demo_archive:
+    output:
+        archive="resources/camelyon16/demo/camelyon16_features.zip",
+        truth="resources/camelyon16/demo/patch_truth.tsv.gz",
+    log:
+        "logs/camelyon16/demo_archive.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        demo=CAMELYON16.get("demo", {}),
+        seed=derive_seed(config["seed"], "camelyon16-demo"),
+    script:
+        "../scripts/camelyon16/demo_archive.py"
+
+
+rule download_camelyon16:
+    output:
+        "resources/camelyon16/camelyon16_features.zip",
+    log:
+        "logs/camelyon16/download.log",
+    # The script retries and resumes by itself; a rule retry covers a crash of the job.
+    retries: 1
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        source=lambda wc: camelyon16_source(),
+        retries=5,
+    script:
+        "../scripts/camelyon16/download.py"
+
+
+rule convert_camelyon16:
+    input:
+        camelyon16_archive(),
+    output:
+        h5ad="results/camelyon16/data/instances.h5ad",
+        slides="results/camelyon16/data/slides.tsv",
+    log:
+        "logs/camelyon16/convert.log",
+    benchmark:
+        "benchmarks/rules/camelyon16/convert.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    script:
+        "../scripts/camelyon16/convert.py"
+
+
+rule prepare_camelyon16:
+    input:
+        h5ad="results/camelyon16/data/instances.h5ad",
+        slides="results/camelyon16/data/slides.tsv",
+    output:
+        splits="results/camelyon16/data/splits.tsv",
+        preprocessing="results/camelyon16/data/preprocessing.npz",
+    log:
+        "logs/camelyon16/prepare.log",
+    conda:
+        "../envs/mixmil.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        validation_fraction=CAMELYON16.get("validation_fraction", 0.1),
+        pca_components=CAMELYON16.get("pca_components"),
+        seed=derive_seed(config["seed"], "camelyon16-split"),
+    script:
+        "../scripts/camelyon16/prepare.py"
+
+
+rule fit_camelyon16:
+    input:
+        h5ad="results/camelyon16/data/instances.h5ad",
+        splits="results/camelyon16/data/splits.tsv",
+        preprocessing="results/camelyon16/data/preprocessing.npz",
+    output:
+        predictions="results/camelyon16/predictions/{model}/seed{seed}.tsv",
+        instance_scores="results/camelyon16/instance_scores/{model}/seed{seed}.npz",
+    log:
+        "logs/camelyon16/fit/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/rules/camelyon16/fit/{model}/seed{seed}.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=24000,
+        runtime=720,
+    params:
+        model=lambda wc: config["models"][wc.model],
+        seed=camelyon16_fit_seed,
+        device=config["device"],
+    script:
+        "../scripts/camelyon16/fit.py"
+
+
+rule camelyon16_table3:
+    input:
+        unpack(camelyon16_truth),
+        predictions=camelyon16_prediction_files,
+        instance_scores=camelyon16_instance_files,
+    output:
+        tsv="results/camelyon16/tables/table3_auc.tsv",
+        md=report(
+            "results/camelyon16/tables/table3_auc.md",
+            caption="../report/table3_camelyon16.rst",
+            category="Camelyon16",
+        ),
+        runs="results/camelyon16/tables/camelyon16_runs.tsv",
+        instance_auc="results/camelyon16/tables/instance_auc.tsv",
+        roc=report(
+            "results/camelyon16/figures/roc.png",
+            caption="../report/roc_camelyon16.rst",
+            category="Camelyon16",
+        ),
+        roc_svg="results/camelyon16/figures/roc.svg",
+        strips=report(
+            "results/camelyon16/figures/instance_scores.png",
+            caption="../report/instance_scores_camelyon16.rst",
+            category="Camelyon16",
+        ),
+    log:
+        "logs/camelyon16/table3.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        runs=camelyon16_runs(),
+        types={m: config["models"][m]["type"] for m in CAMELYON16_MODELS},
+        heatmap_slides=CAMELYON16.get("heatmap_slides", 6),
+    script:
+        "../scripts/camelyon16/table3.py"

@@ -1,0 +1,11 @@
+"""Download the DSMIL Camelyon16 feature archive (resumable, retried, size/sha256 checked)."""
+
+from mixmil_workflow.download import Source, download
+from mixmil_workflow.io import log_to
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    source = Source(**snakemake.params.source)
+    download(source, snakemake.output[0], retries=snakemake.params.retries)
+    print(f"downloaded {source.url} to {snakemake.output[0]}")

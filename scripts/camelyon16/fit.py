@@ -1,0 +1,26 @@
+"""Train one model with one seed on the Camelyon16 training slides; predict validation and test slides."""
+
+import pandas as pd
+import torch
+
+from mixmil_workflow.camelyon16 import Preprocessing, load_split
+from mixmil_workflow.camelyon16.study import EVALUATED_SPLITS, run_model, slide_metrics
+from mixmil_workflow.io import log_to, resolve_device, save_npz, save_table
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    device = resolve_device(snakemake.params.device)
+    spec = dict(snakemake.params.model)
+    print(f"fitting {snakemake.wildcards.model} ({spec}) on {device}, seed {snakemake.params.seed}", flush=True)
+    slides = pd.read_csv(snakemake.input.splits, sep="\t")
+    preprocessing = Preprocessing.load(snakemake.input.preprocessing)
+    present = ["train", *(s for s in EVALUATED_SPLITS if (slides["split"] == s).any())]
+    splits = {name: load_split(snakemake.input.h5ad, slides, name, preprocessing) for name in present}
+    for name, split in splits.items():
+        print(f"{name}: {split.bags.n_bags} slides, {split.bags.n_instances} patches x {split.bags.n_features}")
+    predictions, instance_scores = run_model(spec, splits, snakemake.params.seed, device)
+    print(f"trained in {predictions['train_seconds'].iloc[0]:.1f} s; {slide_metrics(predictions)}")
+    save_table(snakemake.output.predictions, predictions)
+    save_npz(snakemake.output.instance_scores, **instance_scores)

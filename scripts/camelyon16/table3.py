@@ -1,0 +1,46 @@
+"""Table 3 (test AUC over seeds), ROC curves and per-slide instance-score strips for Camelyon16."""
+
+import pandas as pd
+
+from mixmil_workflow.camelyon16.figures import instance_strips, roc_figure
+from mixmil_workflow.camelyon16.study import instance_auc, run_table, table3
+from mixmil_workflow.io import log_to, save_table
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    types = snakemake.params.types
+    runs = snakemake.params.runs
+    run_rows = run_table(
+        (model, types[model], seed, path) for (model, seed), path in zip(runs, snakemake.input.predictions, strict=True)
+    )
+    numeric, display = table3(run_rows)
+    save_table(snakemake.output.runs, run_rows.round(4))
+    save_table(snakemake.output.tsv, numeric.round(4))
+    save_table(snakemake.output.md, display)
+    print(display.to_markdown(index=False))
+
+    predictions = {
+        run: pd.read_csv(path, sep="\t") for run, path in zip(runs, snakemake.input.predictions, strict=True)
+    }
+    roc_figure(predictions, types, numeric, [snakemake.output.roc, snakemake.output.roc_svg])
+
+    truth = pd.read_csv(snakemake.input.truth, sep="\t") if "truth" in snakemake.input.keys() else None
+    files = dict(zip(runs, snakemake.input.instance_scores, strict=True))
+    auc = (
+        instance_auc(((model, seed, path) for (model, seed), path in files.items()), truth)
+        if truth is not None
+        else None
+    )
+    save_table(
+        snakemake.output.instance_auc,
+        auc if auc is not None else pd.DataFrame(columns=["model", "seed", "instance_auc"]),
+    )
+    if auc is not None and len(auc):
+        print(auc.groupby("model")["instance_auc"].agg(["mean", "std"]))
+    # Strips for the first training seed of every model, on the first tumour test slides.
+    first_seed = {model: path for (model, seed), path in files.items() if seed == min(s for _, s in runs)}
+    test = next(iter(predictions.values())).query("split == 'test' and label == 1")
+    instance_strips(
+        first_seed, sorted(test["slide"])[: snakemake.params.heatmap_slides], truth, [snakemake.output.strips]
+    )
