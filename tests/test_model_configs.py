@@ -34,3 +34,12 @@ def test_paper_config_uses_the_table_c2_hyperparameters():
     paper = yaml.safe_load((root / "paper.yaml").read_text())["models"]
     for name, spec in table.items():
         assert {k: paper[name][k] for k in spec} == spec
+
+
+def test_paper_config_trains_camelyon16_with_the_table_c8_hyperparameters():
+    root = Path(__file__).resolve().parents[1] / "config"
+    table = yaml.safe_load((root / "models" / "camelyon16.yaml").read_text())["models"]
+    paper = yaml.safe_load((root / "paper.yaml").read_text())
+    assert paper["models"] | table == paper["models"]  # every Table C.8 entry, unchanged
+    assert set(paper["camelyon16"]["models"]) == set(table)
+    assert paper["camelyon16"]["source"] == "download" and paper["camelyon16"]["n_seeds"] == 5

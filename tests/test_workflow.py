@@ -173,9 +173,69 @@ def test_demo_configuration_end_to_end(tmp_path):
     glmm = summary.loc[("glmm", "default"), "spearman_mean"]
     assert mixmil > glmm + 0.05, (mixmil, glmm)
     assert summary.loc[("mixmil", "default"), "instance_auc_mean"] > 0.8
+    # Table 3 on the demo archive: MixMIL well above chance, and above the mean-pooling GLMM.
+    table3 = pd.read_csv(tmp_path / "results/camelyon16/tables/table3_auc.tsv", sep="\t").set_index("model")
+    assert (table3["n_seeds"] == config["camelyon16"]["n_seeds"]).all()
+    assert table3.loc["c16_mixmil", "test_auc_mean"] > 0.85
+    assert table3.loc["c16_mixmil", "test_auc_mean"] > table3.loc["c16_glmm", "test_auc_mean"]
+    instance = pd.read_csv(tmp_path / "results/camelyon16/tables/instance_auc.tsv", sep="\t")
+    assert instance.groupby("model")["instance_auc"].mean()["c16_mixmil"] > 0.7
     # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
     baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
     for baseline in baselines:
         for scenario in config["models"][baseline].get("scenarios", ["default"]):
             mixmil_rho = summary.loc[("mixmil", scenario), "spearman_mean"]
             assert mixmil_rho > summary.loc[(baseline, scenario), "spearman_mean"], (baseline, scenario)
+
+
+def _camelyon16_download_config(tmp_path, url: str, sha256: str, size: int) -> Path:
+    sheet = tmp_path / "sources.tsv"
+    sheet.write_text(
+        "source\turl\tsha256\tsize_bytes\tdescription\n"
+        f"camelyon16_features\t{url}\t{sha256}\t{size}\tgenerated archive served on 127.0.0.1\n"
+    )
+    config = yaml.safe_load((REPO / "tests/configs/camelyon16_download.yaml").read_text())
+    config["camelyon16"]["sheet"] = str(sheet)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_camelyon16_branch_from_a_download_end_to_end(tmp_path):
+    """Download (real HTTP on 127.0.0.1, checksum checked) -> conversion -> models x seeds -> Table 3."""
+    import hashlib
+
+    from mixmil_workflow.camelyon16 import DemoSpec, write_demo_archive
+    from tests.http_server import serve
+
+    www = tmp_path / "www"
+    spec = DemoSpec(n_train_normal=10, n_train_tumor=10, n_test_normal=6, n_test_tumor=6, max_patches=40, n_features=24)
+    write_demo_archive(www / "features.zip", tmp_path / "truth.tsv.gz", spec, seed=0)
+    data = (www / "features.zip").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    workdir = tmp_path / "run"
+    with serve(www) as (url, state):
+        config = _camelyon16_download_config(tmp_path, f"{url}/features.zip", sha, len(data))
+        snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+        assert (workdir / "resources/camelyon16/camelyon16_features.zip").read_bytes() == data
+        runs = pd.read_csv(workdir / "results/camelyon16/tables/camelyon16_runs.tsv", sep="\t")
+        assert len(runs) == 3 * 2 and runs["test_auc"].between(0, 1).all()
+        table = pd.read_csv(workdir / "results/camelyon16/tables/table3_auc.tsv", sep="\t")
+        assert list(table["model"]) == ["mixmil", "glmm", "abmil"] and (table["n_seeds"] == 2).all()
+        assert (workdir / "results/camelyon16/figures/roc.svg").stat().st_size > 0
+        # Without the demo's patch truth there is no instance AUC, only the (empty) table.
+        assert pd.read_csv(workdir / "results/camelyon16/tables/instance_auc.tsv", sep="\t").empty
+        again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+        assert "Nothing to be done" in again.stdout + again.stderr
+        snakemake("--configfile", str(config), "--directory", str(workdir), "--report", "report.html")
+        html = (workdir / "report.html").read_text()
+        assert all(name in html for name in ("table3_auc.md", "roc.png", "instance_scores.png"))
+
+        # A checksum that does not match: the download rule fails naming the fix and leaves no archive.
+        bad = _camelyon16_download_config(tmp_path, f"{url}/features.zip", "f" * 64, len(data))
+        other = tmp_path / "bad"
+        result = snakemake("--cores", "1", "--configfile", str(bad), "--directory", str(other), check=False)
+    assert result.returncode != 0
+    log = (other / "logs/camelyon16/download.log").read_text()
+    assert "does not match" in log and "update the sheet" in log
+    assert not list((other / "resources/camelyon16").glob("camelyon16_features.zip*"))

@@ -9,6 +9,7 @@ never leaves a file that looks complete.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import time
@@ -97,7 +98,7 @@ def download(
         try:
             _fetch(source, part, timeout, chunk)
             break
-        except (urllib.error.URLError, OSError, _Truncated) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, _Truncated) as err:
             if isinstance(err, urllib.error.HTTPError) and err.code in (401, 403, 404, 410):
                 raise DownloadError(
                     f"{source.name}: {source.url} answered HTTP {err.code}; the link has moved or expired. "
