@@ -164,7 +164,7 @@ def test_tiny_workflow_end_to_end_and_nothing_to_redo(tmp_path):
 
 @pytest.mark.slow
 def test_demo_configuration_end_to_end(tmp_path):
-    """The README's `make run`: the embedded demo, end to end (about 12 minutes on 2 cores)."""
+    """The README's `make run`: the embedded demo, end to end (about 15 minutes on 2 cores)."""
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     shutil.copytree(REPO / "config", tmp_path / "config")
     snakemake("--cores", "2", "--directory", str(tmp_path))
