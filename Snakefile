@@ -27,6 +27,7 @@ localrules:
     simulation_figures,
     evaluate_sweep,
     select_sweep,
+    select_camelyon16_sweep,
     download_camelyon16,
     camelyon16_table3,
 

@@ -37,13 +37,17 @@ SPLIT = {("train", 0): 159, ("train", 1): 111, ("test", 0): 80, ("test", 1): 49}
 def write_archive(
     path: Path, n_slides_by_group: dict, patches: int, n_features: int, seed: int, n_texts: int = 16
 ) -> None:
-    """A DSMIL-layout archive whose slides cycle through ``n_texts`` CSV texts of ``patches`` rows (the
+    """A DSMIL-layout archive whose slides cycle through ``n_texts`` CSV texts of about ``patches`` rows (the
     content hardly matters for memory, and writing every slide's text would dominate the run time; a few
     distinct texts keep the bag means from being constant, which the GLMM start needs)."""
     rng = np.random.default_rng(seed)
+    # Sizes spread around the mean (0.5x to 1.5x) as real slides differ in size: equal sizes would take
+    # MixMIL's dense fast path, which real Camelyon16 slides never do.
+    n = min(n_texts, sum(n_slides_by_group.values()))
+    sizes = np.round(patches * np.linspace(0.5, 1.5, n)).astype(int) if n > 1 else [patches]
     texts = [
-        pd.DataFrame(np.abs(rng.standard_normal((patches, n_features)))).to_csv(index=False, float_format="%.4f")
-        for _ in range(min(n_texts, sum(n_slides_by_group.values())))
+        pd.DataFrame(np.abs(rng.standard_normal((max(1, size), n_features)))).to_csv(index=False, float_format="%.4f")
+        for size in sizes
     ]
     rows = []
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:

@@ -136,3 +136,57 @@ rule camelyon16_table3:
         heatmap_slides=CAMELYON16.get("heatmap_slides", 6),
     script:
         "../scripts/camelyon16/table3.py"
+
+
+# Optional sweep (Appendix C.3, Tables C.7/C.8): each grid combination on the training slides,
+# scored on the validation slides; the lowest validation loss is selected.
+rule fit_camelyon16_sweep:
+    input:
+        h5ad="results/camelyon16/data/instances.h5ad",
+        splits="results/camelyon16/data/splits.tsv",
+        preprocessing="results/camelyon16/data/preprocessing.npz",
+    output:
+        predictions="results/camelyon16/sweep/predictions/{model}/c{combo}.tsv",
+        instance_scores=temp(
+            "results/camelyon16/sweep/instance_scores/{model}/c{combo}.npz"
+        ),
+    log:
+        "logs/camelyon16/sweep/{model}/c{combo}.log",
+    benchmark:
+        "benchmarks/rules/camelyon16/sweep/{model}/c{combo}.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=24000,
+        runtime=720,
+    params:
+        model=lambda wc: CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
+        seed=camelyon16_sweep_seed,
+        device=config["device"],
+    script:
+        "../scripts/camelyon16/fit.py"
+
+
+rule select_camelyon16_sweep:
+    input:
+        camelyon16_sweep_files,
+    output:
+        grid="results/camelyon16/sweep/sweep_grid.tsv",
+        grid_md=report(
+            "results/camelyon16/sweep/sweep_grid.md",
+            caption="../report/sweep_camelyon16.rst",
+            category="Camelyon16",
+        ),
+        selected_md="results/camelyon16/sweep/sweep_selected.md",
+        selected_yaml="results/camelyon16/sweep/selected_models.yaml",
+    log:
+        "logs/camelyon16/sweep/select.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        runs=CAMELYON16_SWEEP_RUNS,
+        combinations=CAMELYON16_SWEEP_COMBINATIONS,
+    script:
+        "../scripts/camelyon16/select_sweep.py"

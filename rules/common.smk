@@ -39,6 +39,15 @@ SWEEP_RUNS = sweep_runs(SWEEP_COMBINATIONS, SWEEP.get("n_repeats", 10))
 CAMELYON16 = config.get("camelyon16", {})
 CAMELYON16_MODELS = camelyon16_models(CAMELYON16, config["models"])
 CAMELYON16_SEEDS = list(range(CAMELYON16.get("n_seeds", 5)))
+CAMELYON16_SWEEP = CAMELYON16.get("sweep", {})
+CAMELYON16_SWEEP_COMBINATIONS = (
+    sweep_combinations(CAMELYON16_SWEEP, config["models"])
+    if CAMELYON16_MODELS and CAMELYON16_SWEEP.get("activate", False)
+    else {}
+)
+CAMELYON16_SWEEP_RUNS = [
+    (model, combo) for model, combo, _ in sweep_runs(CAMELYON16_SWEEP_COMBINATIONS, 1)
+]
 
 
 wildcard_constraints:
@@ -163,10 +172,31 @@ def sweep_outputs():
     ]
 
 
+def camelyon16_sweep_files(wildcards=None):
+    return [
+        f"results/camelyon16/sweep/predictions/{model}/c{combo}.tsv"
+        for model, combo in CAMELYON16_SWEEP_RUNS
+    ]
+
+
+def camelyon16_sweep_seed(wildcards):
+    return derive_seed(
+        config["seed"], "camelyon16-sweep", wildcards.model, wildcards.combo
+    )
+
+
 def camelyon16_outputs():
     if not CAMELYON16_MODELS:
         return []
-    return [
+    sweep = (
+        [
+            "results/camelyon16/sweep/sweep_grid.md",
+            "results/camelyon16/sweep/selected_models.yaml",
+        ]
+        if CAMELYON16_SWEEP_RUNS
+        else []
+    )
+    return sweep + [
         "results/camelyon16/tables/table3_auc.tsv",
         "results/camelyon16/tables/table3_auc.md",
         "results/camelyon16/figures/roc.png",

@@ -176,3 +176,24 @@ def test_model_list_is_checked():
         camelyon16_models({"activate": True, "models": ["x"]}, models)
     with pytest.raises(ValueError, match="type 'random_forest'"):
         camelyon16_models({"activate": True, "models": ["rf"]}, models)
+
+
+def test_sweep_selects_the_lowest_validation_loss(tmp_path):
+    from mixmil_workflow.camelyon16.study import summarise_camelyon16_sweep, validation_loss
+
+    def predictions(p_tumour, p_normal):
+        frame = pd.DataFrame(
+            {"slide": list("abcd"), "split": ["validation"] * 4, "label": [1, 1, 0, 0], "score": 0.0}
+        ).assign(probability=[p_tumour, p_tumour, p_normal, p_normal], train_seconds=1.0)
+        return pd.concat([frame, frame.assign(split="test", probability=0.5)])
+
+    good, bad = predictions(0.9, 0.1), predictions(0.6, 0.4)
+    assert validation_loss(good) == pytest.approx(-np.log(0.9))
+    for k, frame in enumerate((bad, good)):
+        frame.to_csv(tmp_path / f"c{k}.tsv", sep="\t", index=False)
+    combos = {"abmil": [{"type": "abmil", "lr": 1e-3}, {"type": "abmil", "lr": 1e-4}]}
+    grid, best = summarise_camelyon16_sweep([("abmil", k, tmp_path / f"c{k}.tsv") for k in (0, 1)], combos)
+    assert list(grid["lr"]) == [1e-3, 1e-4]
+    assert best["combination"].tolist() == [1] and best["lr"].tolist() == [1e-4]
+    with pytest.raises(ValueError, match="validation_fraction"):
+        validation_loss(good[good["split"] == "test"])

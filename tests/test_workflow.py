@@ -223,6 +223,11 @@ def test_camelyon16_branch_from_a_download_end_to_end(tmp_path):
         table = pd.read_csv(workdir / "results/camelyon16/tables/table3_auc.tsv", sep="\t")
         assert list(table["model"]) == ["mixmil", "glmm", "abmil"] and (table["n_seeds"] == 2).all()
         assert (workdir / "results/camelyon16/figures/roc.svg").stat().st_size > 0
+        # The sweep (Table C.7 analogue): each combination scored on the validation slides, lowest loss selected.
+        grid = pd.read_csv(workdir / "results/camelyon16/sweep/sweep_grid.tsv", sep="\t")
+        assert sorted(grid["lr"]) == [0.0001, 0.001] and (grid["validation_loss"] > 0).all()
+        selected = yaml.safe_load((workdir / "results/camelyon16/sweep/selected_models.yaml").read_text())["models"]
+        assert selected["abmil"]["lr"] == grid.loc[grid["validation_loss"].idxmin(), "lr"]
         # Without the demo's patch truth there is no instance AUC, only the (empty) table.
         assert pd.read_csv(workdir / "results/camelyon16/tables/instance_auc.tsv", sep="\t").empty
         again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))

@@ -1,9 +1,7 @@
 """Summarise the sweep (Table C.1 analogue) and select each model's best combination (Table C.2)."""
 
-import yaml
-
-from mixmil_workflow.io import atomic_path, log_to, save_table
-from mixmil_workflow.sweep import summarise_sweep
+from mixmil_workflow.io import log_to, save_table
+from mixmil_workflow.sweep import summarise_sweep, write_selected_models
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -16,7 +14,4 @@ with log_to(snakemake.log[0]):
     save_table(snakemake.output.selected, best.round(4))
     save_table(snakemake.output.selected_md, best.round(3))
     print(best.to_string(index=False))
-    # Drop-in `models:` entries with the selected hyperparameters.
-    selected = {row.model: dict(combos[row.model][int(row.combination)]) for row in best.itertuples()}
-    with atomic_path(snakemake.output.selected_yaml) as tmp:
-        tmp.write_text(yaml.safe_dump({"models": selected}, sort_keys=False))
+    write_selected_models(snakemake.output.selected_yaml, best, combos)

@@ -83,3 +83,15 @@ def summarise_sweep(
     grid = pd.DataFrame(rows)
     best = grid.loc[grid.groupby("model", sort=False)["spearman_mean"].idxmax()].reset_index(drop=True)
     return grid, best
+
+
+def write_selected_models(path: str | Path, best: pd.DataFrame, combos: Mapping[str, list[dict]]) -> dict:
+    """Write the selected combinations as drop-in ``models:`` entries (YAML); returns them."""
+    import yaml
+
+    from .io import atomic_path
+
+    selected = {row.model: dict(combos[row.model][int(row.combination)]) for row in best.itertuples()}
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump({"models": selected}, sort_keys=False))
+    return selected

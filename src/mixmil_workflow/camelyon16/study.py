@@ -192,3 +192,38 @@ def camelyon16_models(section: Mapping, models: Mapping) -> list[str]:
                 f"the MIL models ({', '.join(CAMELYON16_MODEL_TYPES)})"
             )
     return names
+
+
+def validation_loss(predictions: pd.DataFrame) -> float:
+    """Mean binary cross-entropy of the validation slides' probabilities (the paper's selection
+    criterion for Table C.8, App. C.3)."""
+    part = predictions[predictions["split"] == "validation"]
+    if part.empty:
+        raise ValueError("no validation slides: a sweep needs camelyon16.validation_fraction > 0")
+    p = np.clip(part["probability"].to_numpy(float), 1e-7, 1 - 1e-7)
+    y = part["label"].to_numpy(float)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def summarise_camelyon16_sweep(
+    runs: Iterable[tuple[str, int, str | Path]], combos: Mapping[str, list[dict]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``runs``: (model, combination, predictions TSV). Returns the grid (Table C.7 analogue: every
+    combination with its validation loss and AUC) and the selection (Table C.8 analogue: the lowest
+    validation loss per model; the validation AUC breaks ties)."""
+    from ..sweep import SWEEPABLE
+
+    rows = []
+    for model, combo, path in runs:
+        predictions = pd.read_csv(path, sep="\t")
+        metrics = slide_metrics(predictions[predictions["split"] == "validation"])
+        varied = {k: combos[model][combo][k] for k in SWEEPABLE if k in combos[model][combo]}
+        rows.append(
+            {"model": model, "combination": combo, **varied, "validation_loss": validation_loss(predictions)}
+            | {"validation_auc": metrics["validation_auc"]}
+        )
+    grid = pd.DataFrame(rows)
+    ranked = grid.sort_values(["model", "validation_loss", "validation_auc"], ascending=[True, True, False])
+    best = ranked.groupby("model", sort=False).head(1)
+    order = {m: k for k, m in enumerate(dict.fromkeys(grid["model"]))}
+    return grid, best.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)

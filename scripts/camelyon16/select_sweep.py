@@ -1,0 +1,17 @@
+"""Summarise the Camelyon16 sweep (Table C.7 analogue) and select by validation loss (Table C.8)."""
+
+from mixmil_workflow.camelyon16.study import summarise_camelyon16_sweep
+from mixmil_workflow.io import log_to, save_table
+from mixmil_workflow.sweep import write_selected_models
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    combos = snakemake.params.combinations
+    runs = [(model, combo, path) for (model, combo), path in zip(snakemake.params.runs, snakemake.input, strict=True)]
+    grid, best = summarise_camelyon16_sweep(runs, combos)
+    save_table(snakemake.output.grid, grid.round(4))
+    save_table(snakemake.output.grid_md, grid.round(3))
+    save_table(snakemake.output.selected_md, best.round(3))
+    print(best.to_string(index=False))
+    write_selected_models(snakemake.output.selected_yaml, best, combos)
