@@ -183,7 +183,7 @@ def test_sweep_selects_the_lowest_validation_loss(tmp_path):
 
     def predictions(p_tumour, p_normal):
         frame = pd.DataFrame(
-            {"slide": list("abcd"), "split": ["validation"] * 4, "label": [1, 1, 0, 0], "score": 0.0}
+            {"slide": list("abcd"), "split": ["validation"] * 4, "label": [1, 1, 0, 0], "score": [2.0, 1.0, -1.0, -2.0]}
         ).assign(probability=[p_tumour, p_tumour, p_normal, p_normal], train_seconds=1.0)
         return pd.concat([frame, frame.assign(split="test", probability=0.5)])
 
