@@ -91,7 +91,8 @@ rule fit_camelyon16:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=24000,
+        # benchmarks/camelyon16_memory.py: peak ~ 1.1 GB + 1.25 x the instance matrix (~ the h5ad).
+        mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),
         runtime=720,
     params:
         model=lambda wc: config["models"][wc.model],
@@ -159,7 +160,7 @@ rule fit_camelyon16_sweep:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=24000,
+        mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),
         runtime=720,
     params:
         model=lambda wc: CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
