@@ -15,6 +15,7 @@ include: "rules/simulation.smk"
 include: "rules/costs.smk"
 include: "rules/sweep.smk"
 include: "rules/camelyon16.smk"
+include: "rules/datasets.smk"
 
 
 report: "report/workflow.rst"
@@ -30,6 +31,7 @@ localrules:
     select_camelyon16_sweep,
     download_camelyon16,
     camelyon16_table3,
+    compare_dataset,
 
 
 rule all:

@@ -16,6 +16,8 @@ os.environ.update(
 )
 
 from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402
+from mixmil_workflow.dataset_study import check_models, protocol_folds  # noqa: E402
+from mixmil_workflow.datasets import LabelSpec  # noqa: E402
 from mixmil_workflow.download import read_source_sheet  # noqa: E402
 from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
@@ -39,6 +41,22 @@ SWEEP_RUNS = sweep_runs(SWEEP_COMBINATIONS, SWEEP.get("n_repeats", 10))
 CAMELYON16 = config.get("camelyon16", {})
 CAMELYON16_MODELS = camelyon16_models(CAMELYON16, config["models"])
 CAMELYON16_SEEDS = list(range(CAMELYON16.get("n_seeds", 5)))
+DATASETS = config.get("datasets", {})
+DATASET_LABELS = {
+    name: {col: LabelSpec.parse(col, spec) for col, spec in ds["labels"].items()}
+    for name, ds in DATASETS.items()
+}
+for _name, _ds in DATASETS.items():
+    check_models(_name, DATASET_LABELS[_name], _ds["models"], config["models"])
+DATASET_RUNS = {
+    name: [
+        (label, model, fold)
+        for label in ds["labels"]
+        for model in ds["models"]
+        for fold in protocol_folds(ds.get("protocol", {"kind": "kfold"}))
+    ]
+    for name, ds in DATASETS.items()
+}
 CAMELYON16_SWEEP = CAMELYON16.get("sweep", {})
 CAMELYON16_SWEEP_COMBINATIONS = (
     sweep_combinations(CAMELYON16_SWEEP, config["models"])
@@ -56,6 +74,8 @@ wildcard_constraints:
     repeat=r"\d+",
     combo=r"\d+",
     seed=r"\d+",
+    fold=r"\d+",
+    dataset="|".join(config.get("datasets", {})) or "no-datasets",
 
 
 def simulation_seed(wildcards):
@@ -172,6 +192,37 @@ def sweep_outputs():
     ]
 
 
+def dataset_prediction_files(wildcards):
+    return [
+        f"results/datasets/{wildcards.dataset}/predictions/{label}/{model}/fold{fold}.tsv"
+        for label, model, fold in DATASET_RUNS[wildcards.dataset]
+    ]
+
+
+def dataset_weight_files(wildcards):
+    return [
+        f"results/datasets/{wildcards.dataset}/instance_weights/{label}/{model}/fold{fold}.npz"
+        for label, model, fold in DATASET_RUNS[wildcards.dataset]
+    ]
+
+
+def dataset_fit_seed(wildcards):
+    return derive_seed(
+        config["seed"],
+        "dataset-fit",
+        wildcards.dataset,
+        wildcards.label,
+        wildcards.model,
+        wildcards.fold,
+    )
+
+
+def dataset_outputs():
+    return [f"results/datasets/{name}/{name}_comparison.md" for name in DATASETS] + [
+        f"results/datasets/{name}/instance_weights.tsv.gz" for name in DATASETS
+    ]
+
+
 def camelyon16_sweep_files(wildcards=None):
     return [
         f"results/camelyon16/sweep/predictions/{model}/c{combo}.tsv"
@@ -206,5 +257,9 @@ def camelyon16_outputs():
 
 def final_outputs():
     return (
-        simulation_outputs() + cost_outputs() + sweep_outputs() + camelyon16_outputs()
+        simulation_outputs()
+        + cost_outputs()
+        + sweep_outputs()
+        + camelyon16_outputs()
+        + dataset_outputs()
     )

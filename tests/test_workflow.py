@@ -244,3 +244,47 @@ def test_camelyon16_branch_from_a_download_end_to_end(tmp_path):
     log = (other / "logs/camelyon16/download.log").read_text()
     assert "does not match" in log and "update the sheet" in log
     assert not list((other / "resources/camelyon16").glob("camelyon16_features.zip*"))
+
+
+def test_bring_your_own_bags_under_three_protocols(tmp_path):
+    """The generated example dataset through k-fold CV, held-out groups and a given split: every bag
+    predicted once per label and model, weights for every instance, the comparison and figure."""
+    config = yaml.safe_load((REPO / "tests/configs/datasets_tiny.yaml").read_text())
+    path = REPO / "tests/configs/datasets_tiny.yaml"
+    snakemake("--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
+    bags = pd.read_csv(tmp_path / "resources/example_dataset/bags.tsv", sep="\t")
+    for name, spec in config["datasets"].items():
+        root = tmp_path / "results/datasets" / name
+        comparison = pd.read_csv(root / f"{name}_comparison.tsv", sep="\t")
+        assert len(comparison) == len(spec["labels"]) * len(spec["models"])
+        assert comparison["value"].notna().all()
+        predictions = pd.read_csv(root / "out_of_fold_predictions.tsv", sep="\t")
+        n_expected = (bags["split"] == "test").sum() if spec["protocol"]["kind"] == "split" else len(bags)
+        for _, group in predictions.groupby(["label", "model"]):
+            assert len(group) == n_expected and group["bag"].is_unique
+        assert (root / f"{name}_comparison.png").stat().st_size > 0
+    # Held-out groups: no pool is split across folds.
+    prepared = pd.read_csv(tmp_path / "results/datasets/pools/prepared/bags.tsv", sep="\t")
+    assert prepared.groupby("pool")["fold"].nunique().eq(1).all()
+    # Every cell gets the weight of the model that held its donor out; weights sum to one per donor.
+    weights = pd.read_csv(tmp_path / "results/datasets/cv/instance_weights.tsv.gz", sep="\t")
+    assert len(weights) == weights["obs_name"].nunique() == anndata_rows(tmp_path)
+    np.testing.assert_allclose(weights.groupby("bag")["dosage:mixmil"].sum(), 1, rtol=1e-4)
+    assert "dosage:glmm" not in weights  # the GLMM has no instance weights
+
+    # Bad input stops before any training and leaves no prepared files.
+    bad = yaml.safe_load(path.read_text())
+    bad["datasets"] = {"broken": {**config["datasets"]["cv"], "covariates": ["smoker"]}}
+    bad_path = tmp_path / "bad.yaml"
+    bad_path.write_text(yaml.safe_dump(bad))
+    result = snakemake("--cores", "1", "--configfile", str(bad_path), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/datasets/broken/prepare.log").read_text()
+    assert "missing columns ['smoker']" in log and "bags.tsv" in log
+    assert not (tmp_path / "results/datasets/broken").exists()
+
+
+def anndata_rows(workdir: Path) -> int:
+    import anndata
+
+    return anndata.read_h5ad(workdir / "resources/example_dataset/cells.h5ad").n_obs

@@ -1,0 +1,101 @@
+# Bring your own bags: an AnnData of instance embeddings + a bag table -> checked, bag-ordered data ->
+# every label x model x fold -> out-of-fold comparison, per-instance weights and a figure per dataset.
+
+
+rule example_dataset:
+    output:
+        h5ad="resources/example_dataset/cells.h5ad",
+        table="resources/example_dataset/bags.tsv",
+    log:
+        "logs/datasets/example_dataset.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        seed=derive_seed(config["seed"], "example-dataset"),
+    script:
+        "../scripts/datasets/example.py"
+
+
+rule prepare_dataset:
+    input:
+        instances=lambda wc: DATASETS[wc.dataset]["instances"],
+        table=lambda wc: DATASETS[wc.dataset]["table"],
+    output:
+        matrix="results/datasets/{dataset}/prepared/instances.npy",
+        table="results/datasets/{dataset}/prepared/bags.tsv",
+        names="results/datasets/{dataset}/prepared/instance_names.tsv.gz",
+    log:
+        "logs/datasets/{dataset}/prepare.log",
+    conda:
+        "../envs/mixmil.yaml"
+    resources:
+        mem_mb=lambda wc, input: int(1500 + 3 * input.size_mb),
+    params:
+        dataset=lambda wc: DATASETS[wc.dataset],
+        seed=lambda wc: derive_seed(config["seed"], "dataset-folds", wc.dataset),
+    script:
+        "../scripts/datasets/prepare.py"
+
+
+rule fit_dataset:
+    input:
+        matrix="results/datasets/{dataset}/prepared/instances.npy",
+        table="results/datasets/{dataset}/prepared/bags.tsv",
+    output:
+        predictions="results/datasets/{dataset}/predictions/{label}/{model}/fold{fold}.tsv",
+        weights="results/datasets/{dataset}/instance_weights/{label}/{model}/fold{fold}.npz",
+    log:
+        "logs/datasets/{dataset}/fit/{label}/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/rules/datasets/{dataset}/fit/{label}/{model}/fold{fold}.tsv"
+    conda:
+        "../envs/mixmil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wc, input: int(1500 + 2 * input.size_mb),
+        runtime=240,
+    params:
+        model=lambda wc: config["models"][wc.model],
+        label=lambda wc: vars(DATASET_LABELS[wc.dataset][wc.label]),
+        covariates=lambda wc: DATASETS[wc.dataset].get("covariates", []),
+        id_column=lambda wc: DATASETS[wc.dataset].get("id_column", "bag"),
+        seed=dataset_fit_seed,
+        device=config["device"],
+    script:
+        "../scripts/datasets/fit.py"
+
+
+rule compare_dataset:
+    input:
+        predictions=dataset_prediction_files,
+        weights=dataset_weight_files,
+        table="results/datasets/{dataset}/prepared/bags.tsv",
+        names="results/datasets/{dataset}/prepared/instance_names.tsv.gz",
+    output:
+        tsv="results/datasets/{dataset}/{dataset}_comparison.tsv",
+        md=report(
+            "results/datasets/{dataset}/{dataset}_comparison.md",
+            caption="../report/dataset_comparison.rst",
+            category="Your datasets",
+            subcategory="{dataset}",
+        ),
+        predictions="results/datasets/{dataset}/out_of_fold_predictions.tsv",
+        weights="results/datasets/{dataset}/instance_weights.tsv.gz",
+        figure=report(
+            "results/datasets/{dataset}/{dataset}_comparison.png",
+            caption="../report/dataset_comparison.rst",
+            category="Your datasets",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/datasets/{dataset}/compare.log",
+    conda:
+        "../envs/mixmil.yaml"
+    params:
+        runs=lambda wc: DATASET_RUNS[wc.dataset],
+        labels=lambda wc: {k: vars(v) for k, v in DATASET_LABELS[wc.dataset].items()},
+        types={name: spec["type"] for name, spec in config["models"].items()},
+        id_column=lambda wc: DATASETS[wc.dataset].get("id_column", "bag"),
+    script:
+        "../scripts/datasets/compare.py"

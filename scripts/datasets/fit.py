@@ -1,0 +1,32 @@
+"""Fit one model for one label on the bags outside one fold; predict the held-out bags."""
+
+import torch
+
+from mixmil_workflow.dataset_study import fit_fold, load_prepared
+from mixmil_workflow.datasets import LabelSpec
+from mixmil_workflow.io import log_to, resolve_device, save_npz, save_table
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    device = resolve_device(snakemake.params.device)
+    label = LabelSpec(**snakemake.params.label)
+    spec = dict(snakemake.params.model)
+    wc = snakemake.wildcards
+    print(f"{wc.dataset}: {wc.model} ({spec}) for {label}, fold {wc.fold}, seed {snakemake.params.seed}, {device}")
+    bags, table = load_prepared(snakemake.input.matrix, snakemake.input.table, snakemake.params.id_column)
+    predictions, weights = fit_fold(
+        spec,
+        bags,
+        table,
+        label,
+        list(snakemake.params.covariates),
+        int(wc.fold),
+        snakemake.params.seed,
+        snakemake.params.id_column,
+        device,
+    )
+    print(f"trained in {predictions['train_seconds'].iloc[0]:.1f} s; {len(predictions)} held-out bags")
+    save_table(snakemake.output.predictions, predictions)
+    save_npz(snakemake.output.weights, **weights)

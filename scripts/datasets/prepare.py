@@ -1,0 +1,26 @@
+"""Check a bring-your-own-bags dataset and write it in bag order with its folds (before any training)."""
+
+from mixmil_workflow.dataset_study import assign_folds, save_prepared
+from mixmil_workflow.datasets import load_bag_dataset
+from mixmil_workflow.io import log_to
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    config = snakemake.params.dataset
+    dataset = load_bag_dataset(
+        snakemake.input.instances,
+        snakemake.input.table,
+        config["labels"],
+        bag_column=config.get("bag_column", "bag"),
+        id_column=config.get("id_column", "bag"),
+        embedding=config.get("embedding", "X"),
+        covariates=config.get("covariates", []),
+    )
+    protocol = config.get("protocol", {"kind": "kfold"})
+    folds = assign_folds(dataset.table, protocol, snakemake.params.seed, f"bag table {snakemake.input.table}")
+    print(
+        f"{dataset.n_bags} bags, {dataset.bags.n_instances} instances x {dataset.bags.n_features}; "
+        f"bag sizes {int(dataset.bags.sizes.min())}-{int(dataset.bags.sizes.max())}; protocol {protocol}"
+    )
+    save_prepared(dataset, folds, snakemake.output.matrix, snakemake.output.table, snakemake.output.names)
