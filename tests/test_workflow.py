@@ -288,3 +288,12 @@ def anndata_rows(workdir: Path) -> int:
     import anndata
 
     return anndata.read_h5ad(workdir / "resources/example_dataset/cells.h5ad").n_obs
+
+
+def test_example_dataset_config_plans_every_label_model_and_fold(tmp_path):
+    config = yaml.safe_load((REPO / "config/example_dataset.yaml").read_text())
+    result = snakemake("-n", "--configfile", str(REPO / "config/example_dataset.yaml"), "--directory", str(tmp_path))
+    counts = job_counts(result.stdout + result.stderr)
+    spec = config["datasets"]["example"]
+    assert counts["fit_dataset"] == len(spec["labels"]) * len(spec["models"]) * spec["protocol"]["n_folds"]
+    assert counts["example_dataset"] == counts["prepare_dataset"] == counts["compare_dataset"] == 1
