@@ -297,3 +297,47 @@ def test_example_dataset_config_plans_every_label_model_and_fold(tmp_path):
     spec = config["datasets"]["example"]
     assert counts["fit_dataset"] == len(spec["labels"]) * len(spec["models"]) * spec["protocol"]["n_folds"]
     assert counts["example_dataset"] == counts["prepare_dataset"] == counts["compare_dataset"] == 1
+
+
+def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
+    """Hard-kill the whole run (as a node failure would) while a training job runs, unlock, rerun: the
+    tables equal those of an uninterrupted run, bit for bit (also the determinism check for datasets)."""
+    import os
+    import signal
+    import time
+
+    config = yaml.safe_load((REPO / "tests/configs/datasets_tiny.yaml").read_text())
+    config["models"]["mixmil"]["n_epochs"] = 600  # several seconds per fold: the kill lands mid-training
+    config["datasets"] = {
+        "cv": {**config["datasets"]["cv"], "labels": {"dosage": {"likelihood": "binomial", "n_trials": 2}}}
+    }
+    config["datasets"]["cv"]["models"] = ["mixmil"]
+    config["datasets"]["cv"]["protocol"] = {"kind": "kfold", "n_folds": 2}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    snakemake("--cores", "1", "--configfile", str(path), "--directory", str(whole))
+
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--cores", "1", "--configfile", str(path)]
+    run = subprocess.Popen(
+        [*command, "--directory", str(killed)], cwd=REPO, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    log = killed / "logs/datasets/cv/fit/dosage/mixmil/fold0.log"
+    deadline = time.time() + 300
+    while not (log.exists() and "trained" not in log.read_text() and log.stat().st_size > 0):
+        assert time.time() < deadline and run.poll() is None, "the run ended before training started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside the training loop
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert "trained" not in log.read_text()  # the job died inside fit()
+    assert not (killed / "results/datasets/cv/predictions/dosage/mixmil/fold0.tsv").exists()
+    assert not list((killed / "results/datasets/cv/predictions/dosage/mixmil").glob("*.tmp"))  # no temp files
+    snakemake("--unlock", "--configfile", str(path), "--directory", str(killed))
+    snakemake("--cores", "1", "--configfile", str(path), "--directory", str(killed))
+    for name in ("cv_comparison.tsv", "out_of_fold_predictions.tsv"):
+        first = pd.read_csv(whole / "results/datasets/cv" / name, sep="\t")
+        second = pd.read_csv(killed / "results/datasets/cv" / name, sep="\t")
+        columns = [c for c in first.columns if "seconds" not in c]
+        pd.testing.assert_frame_equal(first[columns], second[columns], check_exact=True)
