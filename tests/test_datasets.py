@@ -89,6 +89,9 @@ def _break(tmp_path, case):
     elif case == "corrupt-table":
         path = tmp_path / "bags.parquet"
         path.write_bytes(b"PAR1 garbage")
+    elif case == "corrupt-csv":
+        path = tmp_path / "bags.csv"
+        path.write_bytes(b"\xff\xfe\x00\x81binary\x00garbage\n\x9c\x00")
     elif case == "unknown-format":
         path = path.rename(tmp_path / "bags.xlsx")
     elif case == "obs-column":
@@ -125,6 +128,7 @@ CASES = {
     "missing-table": r"nope\.tsv does not exist",
     "corrupt-h5ad": r"cells\.h5ad is not a readable AnnData",
     "corrupt-table": r"bags\.parquet cannot be read as parquet",
+    "corrupt-csv": r"bags\.csv cannot be read as csv",
     "unknown-format": r"unknown format '\.xlsx'",
     "obs-column": r"obs has no column 'donor'.*set bag_column",
     "obsm-key": r"no obsm key 'X_scvi'.*X_emb",
