@@ -163,3 +163,35 @@ def test_stacked_folds_balance_bags_and_keep_groups_together():
         stacked_folds(4, 5, seed=0)
     with pytest.raises(DatasetError, match="needs at least 3 groups; found 2"):
         stacked_folds(6, 3, seed=0, groups=np.array([0, 0, 0, 1, 1, 1]))
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "gaussian"])
+def test_folds_fit_categorical_and_gaussian_labels(tmp_path, likelihood):
+    from mixmil_workflow.dataset_study import assign_folds, comparison_table, fit_fold, load_prepared, save_prepared
+
+    _, _, table, path = write_dataset(tmp_path, n_bags=60)
+    if likelihood == "gaussian":
+        table.assign(age=table["age"] / 10).to_csv(path, sep="\t", index=False)
+    column = "moa" if likelihood == "categorical" else "age"
+    labels = {column: {"likelihood": likelihood}}
+    ds = load_bag_dataset(tmp_path / "cells.h5ad", path, labels, bag_column="sample")
+    folds = assign_folds(ds.table, {"kind": "kfold", "n_folds": 2}, seed=0)
+    files = [tmp_path / f for f in ("x.npy", "bags_prepared.tsv", "names.tsv.gz")]
+    save_prepared(ds, folds, *files)
+    bags, prepared = load_prepared(files[0], files[1], "bag")
+    runs = []
+    for model in ("glmm", "abmil"):
+        for fold in (0, 1):
+            spec = {"type": model} if model == "glmm" else {"type": model, "n_epochs": 2, "progress": False}
+            predictions, weights = fit_fold(spec, bags, prepared, ds.label_specs[column], [], fold, 0, "bag")
+            assert len(predictions) == (folds == fold).sum()
+            if likelihood == "categorical":
+                assert {f"prob_{c}" for c in ds.classes[column]} <= set(predictions.columns)
+                assert predictions["score"].isin(range(len(ds.classes[column]))).all()
+            out = tmp_path / f"{model}{fold}.tsv"
+            predictions.to_csv(out, sep="\t", index=False)
+            runs.append((column, model, model, fold, out))
+    _, comparison = comparison_table(runs, ds.label_specs)
+    metric = "balanced_accuracy" if likelihood == "categorical" else "spearman"
+    assert (comparison["metric"] == metric).all() and comparison["value"].notna().all()
+    assert (comparison["n_bags"] == 60).all()
