@@ -271,6 +271,8 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
     assert len(weights) == weights["obs_name"].nunique() == anndata_rows(tmp_path)
     np.testing.assert_allclose(weights.groupby("bag")["dosage:mixmil"].sum(), 1, rtol=1e-4)
     assert "dosage:glmm" not in weights  # the GLMM has no instance weights
+    single = weights[weights["bag"] == "donor_000"]  # the example's single-cell donor: weight exactly 1
+    assert len(single) == 1 and single["dosage:mixmil"].iloc[0] == pytest.approx(1.0)
 
     # Bad input stops before any training and leaves no prepared files.
     bad = yaml.safe_load(path.read_text())
