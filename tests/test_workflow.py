@@ -37,10 +37,10 @@ def job_counts(output: str) -> dict[str, int]:
         parts = line.split()
         if parts[:2] == ["job", "count"]:
             in_table = True
-        elif in_table and len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
         elif in_table and parts and parts[0] == "total":
             break
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
     return counts
 
 
@@ -343,3 +343,59 @@ def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
         second = pd.read_csv(killed / "results/datasets/cv" / name, sep="\t")
         columns = [c for c in first.columns if "seconds" not in c]
         pd.testing.assert_frame_equal(first[columns], second[columns], check_exact=True)
+
+
+def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
+    """Change (1) a model parameter in the config, (2) one script's code, (3) one input file: a dry run
+    plans exactly that stage and its downstream jobs, nothing upstream."""
+    import os
+
+    workflow = tmp_path / "workflow"
+    workflow.mkdir()
+    for part in ("Snakefile", "rules", "scripts", "report", "config", "envs", "src", "profiles"):
+        source = REPO / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workflow / part)
+    config = yaml.safe_load((REPO / "tests/configs/datasets_tiny.yaml").read_text())
+    config["datasets"] = {"cv": {**config["datasets"]["cv"], "models": ["glmm", "abmil"]}}
+    config["datasets"]["cv"]["labels"] = {"disease": {"likelihood": "bernoulli"}}
+    config["datasets"]["cv"]["protocol"] = {"kind": "kfold", "n_folds": 2}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+
+    def planned(config_path: Path = path) -> dict[str, int]:
+        result = subprocess.run(
+            [SNAKEMAKE, "--snakefile", str(workflow / "Snakefile"), "-n", "--configfile", str(config_path),
+             "--directory", str(run)],
+            cwd=workflow, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return {k: v for k, v in job_counts(result.stdout + result.stderr).items() if k != "all"}
+
+    subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(workflow / "Snakefile"), "--cores", "2", "--configfile", str(path),
+         "--directory", str(run)],
+        cwd=workflow, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert planned() == {}
+
+    # (1) A training parameter of one model: its fits and the comparison, not the data preparation.
+    changed = yaml.safe_load(path.read_text())
+    changed["models"]["abmil"]["n_epochs"] = 3
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
+    assert planned(tmp_path / "changed.yaml") == {"fit_dataset": 2, "compare_dataset": 1}
+
+    # (2) The code of one script: that rule only (it is the last stage).
+    script = workflow / "scripts/datasets/compare.py"
+    original, times = script.read_text(), script.stat()
+    script.write_text(original + "\n# a changed line\n")
+    assert planned() == {"compare_dataset": 1}
+    script.write_text(original)
+    os.utime(script, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert planned() == {}
+
+    # (3) One input file: everything from the stage that reads it, nothing before it.
+    table = run / "resources/example_dataset/bags.tsv"
+    table.write_text(table.read_text().replace("\t0\t", "\t1\t", 1))
+    plan = planned()
+    assert plan == {"prepare_dataset": 1, "fit_dataset": 4, "compare_dataset": 1}
+    assert "example_dataset" not in plan
