@@ -3,7 +3,7 @@
 import pandas as pd
 
 from mixmil_workflow.camelyon16.figures import instance_strips, roc_figure
-from mixmil_workflow.camelyon16.study import instance_auc, run_table, table3
+from mixmil_workflow.camelyon16.study import instance_auc, run_table, strip_selection, table3
 from mixmil_workflow.io import log_to, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -27,20 +27,12 @@ with log_to(snakemake.log[0]):
 
     truth = pd.read_csv(snakemake.input.truth, sep="\t") if "truth" in snakemake.input.keys() else None
     files = dict(zip(runs, snakemake.input.instance_scores, strict=True))
-    auc = (
-        instance_auc(((model, seed, path) for (model, seed), path in files.items()), truth)
-        if truth is not None
-        else None
-    )
+    auc = instance_auc(((m, s, path) for (m, s), path in files.items()), truth) if truth is not None else None
     save_table(
         snakemake.output.instance_auc,
         auc if auc is not None else pd.DataFrame(columns=["model", "seed", "instance_auc"]),
     )
     if auc is not None and len(auc):
         print(auc.groupby("model")["instance_auc"].agg(["mean", "std"]))
-    # Strips for the first training seed of every model, on the first tumour test slides.
-    first_seed = {model: path for (model, seed), path in files.items() if seed == min(s for _, s in runs)}
-    test = next(iter(predictions.values())).query("split == 'test' and label == 1")
-    instance_strips(
-        first_seed, sorted(test["slide"])[: snakemake.params.heatmap_slides], truth, [snakemake.output.strips]
-    )
+    strip_files, slides = strip_selection(files, predictions, snakemake.params.heatmap_slides)
+    instance_strips(strip_files, slides, truth, [snakemake.output.strips])

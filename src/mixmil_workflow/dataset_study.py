@@ -126,8 +126,7 @@ def fit_fold(
     """Fit on the bags outside ``fold``, predict the bags in it. Returns one row per held-out bag
     (``bag``, ``fold``, ``y`` (model-ready label), ``score`` (linear predictor, or the predicted class),
     ``train_seconds``; categorical: ``prob_<class>`` columns) and the held-out bags' instance weights."""
-    from .glmm import GLMM
-    from .simulation_study import build_model
+    from .simulation_study import build_model, instance_scores_of, predict_scores
 
     y, classes = prepare_label_column(table[label.column], label, "the prepared bag table")
     cov = table[covariates].to_numpy(float) if covariates else None
@@ -142,36 +141,20 @@ def fit_fold(
     seconds = time.perf_counter() - start
     test_cov = None if cov is None else cov[held_out]
     out = pd.DataFrame({"bag": table[id_column].to_numpy()[held_out], "fold": fold, "y": y[held_out]})
-    if isinstance(model, GLMM):
-        eta, mean = model.linear_predictor(test_bags, test_cov), model.predict(test_bags, test_cov)
-    else:
-        prediction = model.predict(test_bags, test_cov)
-        eta, mean = prediction.linear_predictor, prediction.mean
+    eta, mean = predict_scores(model, test_bags, test_cov)
     if label.likelihood == "categorical":
         out["score"] = np.asarray(mean).argmax(1)
         for k, name in enumerate(classes):
             out[f"prob_{name}"] = np.asarray(mean)[:, k]
     else:
         out["score"] = np.asarray(eta).reshape(len(held_out), -1)[:, 0]
-    weights = _instance_weights(model, test_bags, test_cov)
+    weights = instance_scores_of(model, test_bags, test_cov)
     instance = {
         "bags": out["bag"].to_numpy().astype(str),
         "offsets": test_bags.offsets.numpy(),
         "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
     }
     return out.assign(train_seconds=seconds), instance
-
-
-def _instance_weights(model, bags, covariates) -> np.ndarray | None:
-    """(instances, outputs) attention weights / instance scores of the held-out bags, or None."""
-    from .baselines import MILModel
-    from .mixmil import MixMIL
-
-    if isinstance(model, MixMIL):
-        return model.instance_weights(bags).mean
-    if isinstance(model, MILModel):
-        return model.instance_scores(bags, covariates)
-    return None
 
 
 def label_metrics(predictions: pd.DataFrame, likelihood: str) -> dict[str, float]:
@@ -254,10 +237,9 @@ def instance_weight_table(
 
 def comparison_figure(comparison: pd.DataFrame, dataset: str, path: str | Path) -> None:
     """One panel per label: the primary metric of every model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .plots import save_figure
 
     labels = list(dict.fromkeys(comparison["label"]))
     fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
@@ -270,6 +252,4 @@ def comparison_figure(comparison: pd.DataFrame, dataset: str, path: str | Path) 
         ax.axhline(0.5 if rows["metric"].iloc[0] == "auc" else 0, color="0.6", lw=0.8, ls=":")
     fig.suptitle(f"{dataset}: out-of-fold performance", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -145,6 +145,27 @@ def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str =
     raise ValueError(f"unknown model type {kind!r} (known: {', '.join(MODEL_TYPES)})")
 
 
+def predict_scores(model, bags, covariates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(linear predictor, expected label) of any built model, each (bags, P) or (bags, C)."""
+    from .glmm import GLMM
+
+    if isinstance(model, GLMM):
+        return model.linear_predictor(bags, covariates), model.predict(bags, covariates)
+    prediction = model.predict(bags, covariates)
+    return prediction.linear_predictor, prediction.mean
+
+
+def instance_scores_of(model, bags, covariates: np.ndarray | None = None) -> np.ndarray | None:
+    """(instances, outputs) attention weights (MixMIL: posterior mean) or instance scores of the MIL
+    baselines; None for models without them (GLMM, trees)."""
+    from .baselines import MILModel
+    from .mixmil import MixMIL
+
+    if isinstance(model, MixMIL):
+        return model.instance_weights(bags).mean
+    return model.instance_scores(bags, covariates) if isinstance(model, MILModel) else None
+
+
 def _bag_scores(model, bags) -> np.ndarray:
     from .glmm import GLMM
 
@@ -152,12 +173,7 @@ def _bag_scores(model, bags) -> np.ndarray:
 
 
 def _instance_scores(model, bags, n_outputs: int) -> np.ndarray:
-    from .baselines import MILModel
-    from .mixmil import MixMIL
-
-    if isinstance(model, MixMIL):
-        return model.instance_weights(bags).mean
-    scores = model.instance_scores(bags) if isinstance(model, MILModel) else None
+    scores = instance_scores_of(model, bags)
     return np.zeros((0, n_outputs)) if scores is None else scores
 
 

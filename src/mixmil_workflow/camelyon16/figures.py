@@ -12,19 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..io import atomic_path  # noqa: E402
-from ..plots import MODEL_STYLES  # noqa: E402
+from ..plots import MODEL_STYLES, save_figure  # noqa: E402
 
 
 def _style(kind: str, k: int) -> dict:
     return MODEL_STYLES.get(kind, {"color": f"C{k}", "label": kind})
-
-
-def _save(fig, paths: Sequence[str | Path]) -> None:
-    for path in paths:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
-    plt.close(fig)
 
 
 def roc_figure(
@@ -49,7 +41,7 @@ def roc_figure(
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("Camelyon16 test slides (one curve per training seed)", fontsize=10)
     ax.legend(title="test AUC (mean ± s.e.)", fontsize=8, title_fontsize=8, loc="lower right")
-    _save(fig, paths)
+    save_figure(fig, *paths)
 
 
 def instance_strips(
@@ -80,4 +72,4 @@ def instance_strips(
         ax.set_xticks([])
         ax.set_title(slide, fontsize=8, loc="left")
     axes[-1, 0].set_xlabel("patches (archive order); colour: within-slide rank of the instance score")
-    _save(fig, paths)
+    save_figure(fig, *paths)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import mean_and_se
-from ..simulation_study import build_model, format_mean_se
+from ..simulation_study import build_model, format_mean_se, instance_scores_of, predict_scores
 from .preprocess import SplitBags
 
 EVALUATED_SPLITS = ("validation", "test")
@@ -23,21 +23,9 @@ EVALUATED_SPLITS = ("validation", "test")
 
 def _scores(model, split: SplitBags) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(slide logits, slide probabilities, instance scores or None) of one split."""
-    from ..baselines import MILModel
-    from ..glmm import GLMM
-    from ..mixmil import MixMIL
-
-    if isinstance(model, GLMM):
-        return model.linear_predictor(split.bags)[:, 0], model.predict(split.bags)[:, 0], None
-    prediction = model.predict(split.bags)
-    if isinstance(model, MixMIL):
-        instance = model.instance_weights(split.bags).mean[:, 0]
-    elif isinstance(model, MILModel):
-        scores = model.instance_scores(split.bags)
-        instance = None if scores is None else scores[:, 0]
-    else:
-        instance = None
-    return prediction.linear_predictor[:, 0], prediction.mean[:, 0], instance
+    eta, mean = predict_scores(model, split.bags)
+    instance = instance_scores_of(model, split.bags)
+    return eta[:, 0], mean[:, 0], None if instance is None else instance[:, 0]
 
 
 def run_model(
@@ -227,3 +215,14 @@ def summarise_camelyon16_sweep(
     best = ranked.groupby("model", sort=False).head(1)
     order = {m: k for k, m in enumerate(dict.fromkeys(grid["model"]))}
     return grid, best.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def strip_selection(
+    instance_files: Mapping[tuple[str, int], str | Path], predictions: Mapping[tuple[str, int], pd.DataFrame], n: int
+) -> tuple[dict[str, str | Path], list[str]]:
+    """What the instance-score strips show: each model's first training seed, on the first ``n`` tumour
+    test slides by name."""
+    first = min(seed for _, seed in instance_files)
+    files = {model: path for (model, seed), path in instance_files.items() if seed == first}
+    test = next(iter(predictions.values())).query("split == 'test' and label == 1")
+    return files, sorted(test["slide"])[:n]
