@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# GPUs on this machine: training jobs declare gpu=1, so at most GPUS of them run at once. With no GPU
+# (0) Snakemake caps the request to 0 and the jobs run side by side on the CPU.
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c "^GPU" || true)
 
 .PHONY: env run test test-fast lint format report clean
 
@@ -17,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: env
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(or $(GPUS),0) --configfile config/config.yaml
 
 test: env
 	$(BIN)/python -m pytest

@@ -9,7 +9,7 @@ rule camelyon16_demo_archive:
     log:
         "logs/camelyon16/demo_archive.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     params:
         demo=CAMELYON16.get("demo", {}),
         seed=derive_seed(config["seed"], "camelyon16-demo"),
@@ -25,7 +25,7 @@ rule download_camelyon16:
     # The script retries and resumes by itself; a rule retry covers a crash of the job.
     retries: 1
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     params:
         source=lambda wc: camelyon16_source(),
         retries=5,
@@ -44,7 +44,7 @@ rule convert_camelyon16:
     benchmark:
         "benchmarks/rules/camelyon16/convert.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     resources:
         mem_mb=4000,
         runtime=240,
@@ -62,7 +62,7 @@ rule prepare_camelyon16:
     log:
         "logs/camelyon16/prepare.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     resources:
         mem_mb=4000,
         runtime=120,
@@ -87,7 +87,7 @@ rule fit_camelyon16:
     benchmark:
         "benchmarks/rules/camelyon16/fit/{model}/seed{seed}.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -130,9 +130,10 @@ rule camelyon16_table3:
     log:
         "logs/camelyon16/table3.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         runs=camelyon16_runs(),
+        provenance=table_provenance(CAMELYON16_MODELS, camelyon16=CAMELYON16),
         types={m: config["models"][m]["type"] for m in CAMELYON16_MODELS},
         heatmap_slides=CAMELYON16.get("heatmap_slides", 6),
     script:
@@ -156,7 +157,7 @@ rule fit_camelyon16_sweep:
     benchmark:
         "benchmarks/rules/camelyon16/sweep/{model}/c{combo}.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -185,9 +186,12 @@ rule select_camelyon16_sweep:
     log:
         "logs/camelyon16/sweep/select.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         runs=CAMELYON16_SWEEP_RUNS,
+        provenance=table_provenance(
+            list(CAMELYON16_SWEEP_COMBINATIONS), camelyon16=CAMELYON16
+        ),
         combinations=CAMELYON16_SWEEP_COMBINATIONS,
     script:
         "../scripts/camelyon16/select_sweep.py"

@@ -19,6 +19,7 @@ from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402
 from mixmil_workflow.dataset_study import check_models, protocol_folds  # noqa: E402
 from mixmil_workflow.datasets import LabelSpec  # noqa: E402
 from mixmil_workflow.download import read_source_sheet  # noqa: E402
+from mixmil_workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
     cost_models,
@@ -76,6 +77,19 @@ wildcard_constraints:
     seed=r"\d+",
     fold=r"\d+",
     dataset="|".join(config.get("datasets", {})) or "no-datasets",
+
+
+def table_provenance(models, **sections):
+    """A result table's provenance parameter: digest of exactly the config sections (and models) it
+    depends on plus the root seed, so that editing another branch's settings does not rerun it.
+    """
+    sections["models"] = {m: config["models"][m] for m in models}
+    return config_provenance(sections, config["seed"])
+
+
+def dataset_provenance(wildcards):
+    ds = DATASETS[wildcards.dataset]
+    return table_provenance(ds["models"], datasets={wildcards.dataset: ds})
 
 
 def simulation_seed(wildcards):

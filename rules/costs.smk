@@ -17,7 +17,7 @@ rule model_costs:
     benchmark:
         "benchmarks/rules/costs/model_costs.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -25,6 +25,7 @@ rule model_costs:
         runtime=60,
     params:
         costs=COSTS,
+        provenance=table_provenance(COST_MODELS, costs=COSTS, simulation=SIMULATION),
         models=lambda wc: {m: config["models"][m] for m in COST_MODELS},
         seed=derive_seed(config["seed"], "costs"),
         device=config["device"],

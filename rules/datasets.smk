@@ -9,7 +9,7 @@ rule example_dataset:
     log:
         "logs/datasets/example_dataset.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     params:
         seed=derive_seed(config["seed"], "example-dataset"),
     script:
@@ -27,7 +27,7 @@ rule prepare_dataset:
     log:
         "logs/datasets/{dataset}/prepare.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     resources:
         mem_mb=lambda wc, input: int(1500 + 3 * input.size_mb),
     params:
@@ -49,7 +49,7 @@ rule fit_dataset:
     benchmark:
         "benchmarks/rules/datasets/{dataset}/fit/{label}/{model}/fold{fold}.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -91,9 +91,10 @@ rule compare_dataset:
     log:
         "logs/datasets/{dataset}/compare.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     params:
         runs=lambda wc: DATASET_RUNS[wc.dataset],
+        provenance=dataset_provenance,
         labels=lambda wc: {k: vars(v) for k, v in DATASET_LABELS[wc.dataset].items()},
         types={name: spec["type"] for name, spec in config["models"].items()},
         id_column=lambda wc: DATASETS[wc.dataset].get("id_column", "bag"),

@@ -7,7 +7,7 @@ rule simulate_data:
     log:
         "logs/simulation/simulate/{scenario}/rep{repeat}.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     params:
         simulation=lambda wc: SCENARIOS[wc.scenario],
         seed=simulation_seed,
@@ -25,7 +25,7 @@ rule fit_simulation:
     benchmark:
         "benchmarks/rules/simulation/fit/{model}/{scenario}/rep{repeat}.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -48,7 +48,7 @@ rule evaluate_simulation:
     log:
         "logs/simulation/evaluate/{model}/{scenario}/rep{repeat}.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         top_fraction=SIMULATION["top_fraction"],
     script:
@@ -71,9 +71,10 @@ rule aggregate_simulation:
     log:
         "logs/simulation/aggregate.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         runs=SIMULATION_RUNS,
+        provenance=table_provenance(SIMULATION["models"], simulation=SIMULATION),
         simulation=SIMULATION,
     script:
         "../scripts/simulation/aggregate.py"
@@ -110,7 +111,7 @@ rule simulation_figures:
     log:
         "logs/simulation/figures.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         models=SIMULATION["models"],
         model_types={m: config["models"][m]["type"] for m in SIMULATION["models"]},

@@ -9,7 +9,7 @@ rule simulate_sweep_data:
     log:
         "logs/sweep/simulate/{scenario}/rep{repeat}.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/data.yaml"
     params:
         simulation=lambda wc: SCENARIOS[wc.scenario],
         seed=sweep_data_seed,
@@ -27,7 +27,7 @@ rule fit_sweep:
     benchmark:
         "benchmarks/rules/sweep/fit/{model}/c{combo}/rep{repeat}.tsv"
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
@@ -50,7 +50,7 @@ rule evaluate_sweep:
     log:
         "logs/sweep/evaluate/{model}/c{combo}/rep{repeat}.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         top_fraction=SIMULATION["top_fraction"],
     script:
@@ -73,9 +73,12 @@ rule select_sweep:
     log:
         "logs/sweep/select.log",
     conda:
-        "../envs/mixmil.yaml"
+        "../envs/report.yaml"
     params:
         runs=SWEEP_RUNS,
+        provenance=table_provenance(
+            list(SWEEP_COMBINATIONS), sweep=SWEEP, simulation=SIMULATION
+        ),
         combinations=SWEEP_COMBINATIONS,
     script:
         "../scripts/sweep/select.py"

@@ -1,6 +1,8 @@
 """Static checks of the conda environments (conda itself is not reachable from these machines): every
 job rule names an env that exists, every env parses with channels and fully pinned packages, and the
-pins agree with the pip pins in pyproject.toml that the tests run under (one source of versions)."""
+pins agree with the pip pins in pyproject.toml that the tests run under (one source of versions).
+That each env provides what its rules' jobs import is checked on real runs (tests/job_envs.py, called
+by the workflow tests)."""
 
 from __future__ import annotations
 
@@ -11,22 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.job_envs import CONDA_NAMES, env_packages, rule_blocks, rule_env
+
 REPO = Path(__file__).resolve().parents[1]
-# conda-forge names of packages whose PyPI name differs.
-CONDA_NAMES = {"xgboost": "py-xgboost", "matplotlib": "matplotlib-base"}
-# Needed to run the workflow, not inside a job's environment.
-NOT_IN_JOB_ENVS = {"snakemake"}
-
-
-def rule_blocks() -> dict[str, tuple[Path, str]]:
-    blocks = {}
-    for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
-        text = path.read_text()
-        starts = [(m.group(1), m.start()) for m in re.finditer(r"^rule (\w+):", text, re.M)]
-        for k, (name, start) in enumerate(starts):
-            end = starts[k + 1][1] if k + 1 < len(starts) else len(text)
-            blocks[name] = (path, text[start:end])
-    return blocks
+# Needed by the Snakemake process that runs the workflow, not inside a job's environment.
+NOT_IN_JOB_ENVS = {"snakemake", "snakemake-executor-plugin-slurm"}
+# In every env, not pinned in pyproject.toml (the interpreter and its installer).
+ENV_BASE = {"python", "pip"}
 
 
 def env_files() -> list[Path]:
@@ -45,18 +38,23 @@ def pyproject_pins() -> dict[str, str]:
 def test_every_job_rule_names_an_existing_env():
     blocks = rule_blocks()
     assert len(blocks) > 20
+    used = set()
     for name, (path, block) in blocks.items():
         if name == "all":  # no job of its own
             continue
-        match = re.search(r'^\s+conda:\s*\n\s+"([^"]+)"', block, re.M)
-        assert match, f"rule {name} in {path.name} has no conda: directive"
-        assert (path.parent / match.group(1)).resolve().is_file(), f"rule {name}: env {match.group(1)} missing"
+        env = rule_env(block)
+        assert env, f"rule {name} in {path.name} has no conda: directive"
+        assert (path.parent / env).resolve().is_file(), f"rule {name}: env {env} missing"
+        used.add((path.parent / env).resolve())
+    # One env per step family, each used by some rule.
+    assert used == {p.resolve() for p in env_files()}, "an env under envs/ is not used by any rule"
+    assert len(used) >= 3
 
 
 @pytest.mark.parametrize("path", env_files(), ids=lambda p: p.stem)
 def test_env_parses_and_pins_every_package(path):
     env = yaml.safe_load(path.read_text())
-    assert env["channels"] and "defaults" not in env["channels"]
+    assert env["name"] and env["channels"] and "defaults" not in env["channels"]
     for dep in env["dependencies"]:
         if isinstance(dep, dict):
             for pip_dep in dep["pip"]:
@@ -67,17 +65,28 @@ def test_env_parses_and_pins_every_package(path):
 
 @pytest.mark.parametrize("path", env_files(), ids=lambda p: p.stem)
 def test_env_pins_agree_with_pyproject(path):
-    env = yaml.safe_load(path.read_text())
-    versions = {}
-    for dep in env["dependencies"]:
-        entries = dep["pip"] if isinstance(dep, dict) else [dep]
-        for entry in entries:
-            name, version = re.split(r"\s*==?\s*", entry.replace(" =", "="), maxsplit=1)
-            versions[name.lower()] = version
-    for name, version in pyproject_pins().items():
-        if name in NOT_IN_JOB_ENVS:
+    pins = {CONDA_NAMES.get(name, name): version for name, version in pyproject_pins().items()}
+    for name, version in env_packages(path).items():
+        if name in ENV_BASE:
             continue
-        conda_name = CONDA_NAMES.get(name, name)
-        found = versions.get(conda_name, versions.get(name))
-        assert found is not None, f"{path.name} lacks {conda_name} (pyproject pins {name}=={version})"
-        assert found == version, f"{path.name}: {conda_name} {found} but pyproject.toml pins {version}"
+        assert name in pins, f"{path.name} has {name}, which pyproject.toml does not pin (one source of versions)"
+        assert version == pins[name], f"{path.name}: {name} {version} but pyproject.toml pins {pins[name]}"
+
+
+def test_every_science_dependency_is_in_some_env():
+    provided = set().union(*(env_packages(p) for p in env_files()))
+    for name in pyproject_pins():
+        if name not in NOT_IN_JOB_ENVS:
+            assert CONDA_NAMES.get(name, name) in provided, f"no env under envs/ provides {name}"
+
+
+def test_job_env_check_catches_a_missing_package(tmp_path):
+    from tests.job_envs import assert_jobs_used_only_their_envs
+
+    log = tmp_path / "logs/simulation/aggregate.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("packages used: numpy==2.4.6, pandas==2.3.3\n")
+    assert assert_jobs_used_only_their_envs(tmp_path) == 1
+    log.write_text("packages used: numpy==2.4.6, torch==2.15.0\n")
+    with pytest.raises(AssertionError, match="imported torch, which its env"):
+        assert_jobs_used_only_their_envs(tmp_path)

@@ -31,3 +31,14 @@ def test_metrics_on_known_cases():
     np.testing.assert_allclose(retrieval_auc_per_output(-w_true, w_true), [0.0])
     mean, se = mean_and_se(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and np.isclose(se, 1 / np.sqrt(3))
+
+
+def test_axis_figure_without_axes_says_so_instead_of_failing():
+    import pandas as pd
+
+    from mixmil_workflow.plots import axis_figure
+
+    empty = pd.DataFrame(columns=["axis", "scenario", "value", "model", "spearman_mean", "spearman_se"])
+    fig = axis_figure(empty, "spearman", ["mixmil"], {}, title="t")
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("simulation.axes is empty" in t for t in texts)

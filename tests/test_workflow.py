@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from tests.job_envs import assert_jobs_used_only_their_envs
+from tests.report_browser import missing_browser, report_figures_render
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -99,27 +103,39 @@ def test_invalid_config_is_rejected_naming_the_field(tmp_path):
 def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
     tables = workdir / "results" / "simulation" / "tables"
     figures = workdir / "results" / "simulation" / "figures"
-    summary = pd.read_csv(tables / "simulation_summary.tsv", sep="\t")
+    summary = pd.read_csv(tables / "simulation_summary.tsv", sep="\t", comment="#")
     models = config["simulation"]["models"]
     assert set(summary["model"]) == set(models)
     no_instance_scores = [m for m in models if config["models"][m]["type"] in ("glmm", "random_forest", "xgboost")]
     has_scores = ~summary["model"].isin(no_instance_scores)
     assert summary.loc[has_scores, "instance_auc_mean"].notna().all()
     assert summary.loc[~has_scores, "instance_auc_mean"].isna().all()
-    long = pd.read_csv(tables / "simulation_metrics.tsv", sep="\t")
+    long = pd.read_csv(tables / "simulation_metrics.tsv", sep="\t", comment="#")
     assert long["spearman"].between(-1, 1).all()
     for name in ("fig2_spearman", "fig2_instance_auc", "figE2_retrieval_mean_field", "figE1_traditional"):
         assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (figures / f"{name}.svg").stat().st_size > 1000
     assert "mixmil" in (tables / "default_scenario.md").read_text()
+    # Provenance: the same digest of the simulation's config sections on every simulation table, the seed,
+    # the code revision and package versions; another digest (other sections) on the costs table.
+    digests = set()
+    for name in ("default_scenario.md", "simulation_summary.md", "simulation_summary.tsv", "simulation_axes.tsv"):
+        text = (tables / name).read_text()
+        found = re.search(r"config sha256 \(models, simulation, seed\): ([0-9a-f]{64}); seed (\d+)", text)
+        assert found and int(found.group(2)) == config["seed"], name
+        assert "mixmil-workflow " in text and f"numpy {np.__version__}" in text, name
+        digests.add(found.group(1))
+    assert len(digests) == 1
+    costs_text = (workdir / "results" / "costs" / "table1_costs.md").read_text()
+    assert re.search(r"config sha256 \(costs, models, simulation, seed\): [0-9a-f]{64}", costs_text)
     for rule in ("simulate", "fit", "evaluate"):
         assert any((workdir / "logs" / "simulation" / rule).rglob("*.log")), f"no logs for {rule}"
-    costs = pd.read_csv(workdir / "results" / "costs" / "table1_costs.tsv", sep="\t")
+    costs = pd.read_csv(workdir / "results" / "costs" / "table1_costs.tsv", sep="\t", comment="#")
     assert list(costs["model"]) == config["costs"]["models"]
     assert (costs[["batch_ms_mean", "predict_ms_mean", "likelihood_parameters"]] > 0).all().all()
     assert "batch time (ms)" in (workdir / "results" / "costs" / "table1_costs.md").read_text()
     if config.get("sweep", {}).get("activate"):
-        grid = pd.read_csv(workdir / "results" / "sweep" / "tables" / "sweep_grid.tsv", sep="\t")
+        grid = pd.read_csv(workdir / "results" / "sweep" / "tables" / "sweep_grid.tsv", sep="\t", comment="#")
         for model, values in config["sweep"]["grid"].items():
             rows = grid[grid["model"] == model]
             assert len(rows) == np.prod([len(v) for v in values.values()])
@@ -135,6 +151,7 @@ def test_tiny_workflow_end_to_end_and_nothing_to_redo(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(tmp_path))
     summary = _check_outputs(tmp_path, config)
+    assert assert_jobs_used_only_their_envs(tmp_path) > 20
     assert set(summary["scenario"]) == {"default", "v_gamma-2"}
     # A model restricted to some scenarios runs only there.
     assert set(summary.loc[summary["model"] == "xgboost_instance", "scenario"]) == {"default"}
@@ -156,29 +173,40 @@ def test_tiny_workflow_end_to_end_and_nothing_to_redo(tmp_path):
     other.mkdir()
     snakemake("--cores", "2", "--configfile", str(TINY), "--directory", str(other))
     for table in ("simulation_metrics.tsv", "simulation_summary.tsv"):
-        first = pd.read_csv(tmp_path / "results/simulation/tables" / table, sep="\t")
-        second = pd.read_csv(other / "results/simulation/tables" / table, sep="\t")
+        first = pd.read_csv(tmp_path / "results/simulation/tables" / table, sep="\t", comment="#")
+        second = pd.read_csv(other / "results/simulation/tables" / table, sep="\t", comment="#")
         cols = [c for c in first.columns if "seconds" not in c]
         pd.testing.assert_frame_equal(first[cols], second[cols])
 
 
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The README's `make run` (the embedded demo, about 15 minutes on 2 cores) and its HTML report."""
+    workdir = tmp_path_factory.mktemp("demo")
+    shutil.copytree(REPO / "config", workdir / "config")
+    snakemake("--cores", "2", "--resources", "gpu=0", "--directory", str(workdir))
+    snakemake("--directory", str(workdir), "--report", "report.html")
+    return workdir
+
+
 @pytest.mark.slow
-def test_demo_configuration_end_to_end(tmp_path):
-    """The README's `make run`: the embedded demo, end to end (about 15 minutes on 2 cores)."""
+def test_demo_configuration_end_to_end(demo_run):
+    tmp_path = demo_run
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    snakemake("--cores", "2", "--directory", str(tmp_path))
+    assert assert_jobs_used_only_their_envs(tmp_path) > 100
     summary = _check_outputs(tmp_path, config).set_index(["model", "scenario"])
     mixmil = summary.loc[("mixmil", "default"), "spearman_mean"]
     glmm = summary.loc[("glmm", "default"), "spearman_mean"]
     assert mixmil > glmm + 0.05, (mixmil, glmm)
     assert summary.loc[("mixmil", "default"), "instance_auc_mean"] > 0.8
     # Table 3 on the demo archive: MixMIL well above chance, and above the mean-pooling GLMM.
-    table3 = pd.read_csv(tmp_path / "results/camelyon16/tables/table3_auc.tsv", sep="\t").set_index("model")
+    table3 = pd.read_csv(tmp_path / "results/camelyon16/tables/table3_auc.tsv", sep="\t", comment="#").set_index(
+        "model"
+    )
     assert (table3["n_seeds"] == config["camelyon16"]["n_seeds"]).all()
     assert table3.loc["c16_mixmil", "test_auc_mean"] > 0.85
     assert table3.loc["c16_mixmil", "test_auc_mean"] > table3.loc["c16_glmm", "test_auc_mean"]
-    instance = pd.read_csv(tmp_path / "results/camelyon16/tables/instance_auc.tsv", sep="\t")
+    instance = pd.read_csv(tmp_path / "results/camelyon16/tables/instance_auc.tsv", sep="\t", comment="#")
     assert instance.groupby("model")["instance_auc"].mean()["c16_mixmil"] > 0.7
     # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
     baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
@@ -186,6 +214,35 @@ def test_demo_configuration_end_to_end(tmp_path):
         for scenario in config["models"][baseline].get("scenarios", ["default"]):
             mixmil_rho = summary.loc[("mixmil", scenario), "spearman_mean"]
             assert mixmil_rho > summary.loc[(baseline, scenario), "spearman_mean"], (baseline, scenario)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
+def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
+    captions = {}
+    for rst in (REPO / "report").glob("*.rst"):
+        captions[rst.stem] = " ".join(rst.read_text().split()[:4])
+    figures = {
+        "Simulation": {
+            "results/simulation/figures/fig2_spearman.png": captions["fig2_spearman"],
+            "results/simulation/figures/fig2_instance_auc.png": captions["fig2_instance_auc"],
+            "results/simulation/figures/figE1_traditional.png": captions["figE1_traditional"],
+            "results/simulation/figures/figE2_retrieval_mean_field.png": captions["figE2"],
+        },
+        "Camelyon16": {
+            "results/camelyon16/figures/roc.png": captions["roc_camelyon16"],
+            "results/camelyon16/figures/instance_scores.png": captions["instance_scores_camelyon16"],
+        },
+    }
+    sizes = report_figures_render(demo_run / "report.html", figures)
+    assert len(sizes) == 6
+    # Every PNG result the run produced is among those checked.
+    produced = {p.relative_to(demo_run).as_posix() for p in (demo_run / "results").rglob("*.png")}
+    assert produced == set(sizes), produced ^ set(sizes)
+    # The tables are embedded with their provenance.
+    html = (demo_run / "report.html").read_text()
+    for table in ("default_scenario.md", "table1_costs.md", "table3_auc.md"):
+        assert f"filename={table};" in html, table
 
 
 def _camelyon16_download_config(tmp_path, url: str, sha256: str, size: int) -> Path:
@@ -218,18 +275,19 @@ def test_camelyon16_branch_from_a_download_end_to_end(tmp_path):
         config = _camelyon16_download_config(tmp_path, f"{url}/features.zip", sha, len(data))
         snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
         assert (workdir / "resources/camelyon16/camelyon16_features.zip").read_bytes() == data
-        runs = pd.read_csv(workdir / "results/camelyon16/tables/camelyon16_runs.tsv", sep="\t")
+        runs = pd.read_csv(workdir / "results/camelyon16/tables/camelyon16_runs.tsv", sep="\t", comment="#")
         assert len(runs) == 3 * 2 and runs["test_auc"].between(0, 1).all()
-        table = pd.read_csv(workdir / "results/camelyon16/tables/table3_auc.tsv", sep="\t")
+        assert assert_jobs_used_only_their_envs(workdir) > 5
+        table = pd.read_csv(workdir / "results/camelyon16/tables/table3_auc.tsv", sep="\t", comment="#")
         assert list(table["model"]) == ["mixmil", "glmm", "abmil"] and (table["n_seeds"] == 2).all()
         assert (workdir / "results/camelyon16/figures/roc.svg").stat().st_size > 0
         # The sweep (Table C.7 analogue): each combination scored on the validation slides, lowest loss selected.
-        grid = pd.read_csv(workdir / "results/camelyon16/sweep/sweep_grid.tsv", sep="\t")
+        grid = pd.read_csv(workdir / "results/camelyon16/sweep/sweep_grid.tsv", sep="\t", comment="#")
         assert sorted(grid["lr"]) == [0.0001, 0.001] and (grid["validation_loss"] > 0).all()
         selected = yaml.safe_load((workdir / "results/camelyon16/sweep/selected_models.yaml").read_text())["models"]
         assert selected["abmil"]["lr"] == grid.loc[grid["validation_loss"].idxmin(), "lr"]
         # Without the demo's patch truth there is no instance AUC, only the (empty) table.
-        assert pd.read_csv(workdir / "results/camelyon16/tables/instance_auc.tsv", sep="\t").empty
+        assert pd.read_csv(workdir / "results/camelyon16/tables/instance_auc.tsv", sep="\t", comment="#").empty
         again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
         assert "Nothing to be done" in again.stdout + again.stderr
         snakemake("--configfile", str(config), "--directory", str(workdir), "--report", "report.html")
@@ -255,7 +313,7 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
     bags = pd.read_csv(tmp_path / "resources/example_dataset/bags.tsv", sep="\t")
     for name, spec in config["datasets"].items():
         root = tmp_path / "results/datasets" / name
-        comparison = pd.read_csv(root / f"{name}_comparison.tsv", sep="\t")
+        comparison = pd.read_csv(root / f"{name}_comparison.tsv", sep="\t", comment="#")
         assert len(comparison) == len(spec["labels"]) * len(spec["models"])
         assert comparison["value"].notna().all()
         predictions = pd.read_csv(root / "out_of_fold_predictions.tsv", sep="\t")
@@ -273,6 +331,7 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
     assert "dosage:glmm" not in weights  # the GLMM has no instance weights
     single = weights[weights["bag"] == "donor_000"]  # the example's single-cell donor: weight exactly 1
     assert len(single) == 1 and single["dosage:mixmil"].iloc[0] == pytest.approx(1.0)
+    assert assert_jobs_used_only_their_envs(tmp_path) > 10
 
     # Bad input stops before any training and leaves no prepared files.
     bad = yaml.safe_load(path.read_text())
@@ -339,8 +398,8 @@ def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
     snakemake("--unlock", "--configfile", str(path), "--directory", str(killed))
     snakemake("--cores", "1", "--configfile", str(path), "--directory", str(killed))
     for name in ("cv_comparison.tsv", "out_of_fold_predictions.tsv"):
-        first = pd.read_csv(whole / "results/datasets/cv" / name, sep="\t")
-        second = pd.read_csv(killed / "results/datasets/cv" / name, sep="\t")
+        first = pd.read_csv(whole / "results/datasets/cv" / name, sep="\t", comment="#")
+        second = pd.read_csv(killed / "results/datasets/cv" / name, sep="\t", comment="#")
         columns = [c for c in first.columns if "seconds" not in c]
         pd.testing.assert_frame_equal(first[columns], second[columns], check_exact=True)
 

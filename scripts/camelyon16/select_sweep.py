@@ -10,8 +10,8 @@ with log_to(snakemake.log[0]):
     combos = snakemake.params.combinations
     runs = [(model, combo, path) for (model, combo), path in zip(snakemake.params.runs, snakemake.input, strict=True)]
     grid, best = summarise_camelyon16_sweep(runs, combos)
-    save_table(snakemake.output.grid, grid.round(4))
-    save_table(snakemake.output.grid_md, grid.round(3))
-    save_table(snakemake.output.selected_md, best.round(3))
+    save_table(snakemake.output.grid, grid.round(4), provenance=snakemake.params.provenance)
+    save_table(snakemake.output.grid_md, grid.round(3), provenance=snakemake.params.provenance)
+    save_table(snakemake.output.selected_md, best.round(3), provenance=snakemake.params.provenance)
     print(best.to_string(index=False))
     write_selected_models(snakemake.output.selected_yaml, best, combos)

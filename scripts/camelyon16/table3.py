@@ -15,9 +15,9 @@ with log_to(snakemake.log[0]):
         (model, types[model], seed, path) for (model, seed), path in zip(runs, snakemake.input.predictions, strict=True)
     )
     numeric, display = table3(run_rows)
-    save_table(snakemake.output.runs, run_rows.round(4))
-    save_table(snakemake.output.tsv, numeric.round(4))
-    save_table(snakemake.output.md, display)
+    save_table(snakemake.output.runs, run_rows.round(4), provenance=snakemake.params.provenance)
+    save_table(snakemake.output.tsv, numeric.round(4), provenance=snakemake.params.provenance)
+    save_table(snakemake.output.md, display, provenance=snakemake.params.provenance)
     print(display.to_markdown(index=False))
 
     predictions = {
@@ -31,6 +31,7 @@ with log_to(snakemake.log[0]):
     save_table(
         snakemake.output.instance_auc,
         auc if auc is not None else pd.DataFrame(columns=["model", "seed", "instance_auc"]),
+        provenance=snakemake.params.provenance,
     )
     if auc is not None and len(auc):
         print(auc.groupby("model")["instance_auc"].agg(["mean", "std"]))

@@ -6,6 +6,7 @@ import torch
 
 from mixmil_workflow.costs import cost_markdown, measure_model_costs
 from mixmil_workflow.io import atomic_path, log_to, resolve_device, save_table
+from mixmil_workflow.provenance import provenance_footer
 from mixmil_workflow.simulation import SimulatedData
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -32,8 +33,8 @@ with log_to(snakemake.log[0]):
         print(f"  step {row['batch_ms_mean']:.2f} ms, predict {row['predict_ms_mean']:.2f} ms", flush=True)
         rows.append(row)
     table = pd.DataFrame(rows)
-    save_table(snakemake.output.tsv, table.round(4))
+    save_table(snakemake.output.tsv, table.round(4), provenance=snakemake.params.provenance)
     markdown = cost_markdown(table)
     print(markdown)
     with atomic_path(snakemake.output.md) as tmp:
-        tmp.write_text(markdown)
+        tmp.write_text(markdown + provenance_footer(snakemake.params.provenance))

@@ -20,9 +20,9 @@ with log_to(snakemake.log[0]):
         labels,
     )
     save_table(snakemake.output.predictions, stacked)
-    save_table(snakemake.output.tsv, comparison.round(4))
+    save_table(snakemake.output.tsv, comparison.round(4), provenance=snakemake.params.provenance)
     shown = comparison[["label", "likelihood", "model", "metric", "value", "n_bags", "train_seconds"]]
-    save_table(snakemake.output.md, shown.round(3))
+    save_table(snakemake.output.md, shown.round(3), provenance=snakemake.params.provenance)
     print(shown.round(3).to_markdown(index=False))
     comparison_figure(comparison, snakemake.wildcards.dataset, snakemake.output.figure)
 

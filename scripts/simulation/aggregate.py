@@ -8,10 +8,14 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     runs = [(*run, path) for run, path in zip(snakemake.params.runs, snakemake.input, strict=True)]
     long, summary = aggregate(runs)
-    save_table(snakemake.output.long, long)
-    save_table(snakemake.output.summary, summary.round(4))
-    save_table(snakemake.output.summary_md, summary.round(3))
-    save_table(snakemake.output.axes, axis_table(summary, snakemake.params.simulation).round(4))
+    save_table(snakemake.output.long, long, provenance=snakemake.params.provenance)
+    save_table(snakemake.output.summary, summary.round(4), provenance=snakemake.params.provenance)
+    save_table(snakemake.output.summary_md, summary.round(3), provenance=snakemake.params.provenance)
+    save_table(
+        snakemake.output.axes,
+        axis_table(summary, snakemake.params.simulation).round(4),
+        provenance=snakemake.params.provenance,
+    )
     default = default_scenario_table(summary)
     print(default.to_string(index=False))
-    save_table(snakemake.output.default_md, default)
+    save_table(snakemake.output.default_md, default, provenance=snakemake.params.provenance)

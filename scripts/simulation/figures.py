@@ -1,15 +1,13 @@
 """Fig. 2 (MIL models: Spearman, retrieval AUC per axis), Fig. E.1 (ii) (GLMM, RF, XGBoost) and Fig. E.2
 (mean-field vs full-rank retrieval)."""
 
-import pandas as pd
-
-from mixmil_workflow.io import log_to
+from mixmil_workflow.io import log_to, read_table
 from mixmil_workflow.plots import axis_figure, figure_model_sets, save_figure
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
-    table = pd.read_csv(snakemake.input.axes, sep="\t")
+    table = read_table(snakemake.input.axes)
     models = list(snakemake.params.models)
     sets = figure_model_sets(models, dict(snakemake.params.model_types))
     defaults = dict(snakemake.params.defaults)

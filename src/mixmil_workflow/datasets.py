@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .bags import Bags
 from .likelihoods import LabelError, make_likelihood
+
+if TYPE_CHECKING:
+    from .bags import Bags
 
 TABLE_READERS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".parquet": "parquet"}
 
@@ -185,6 +187,10 @@ def load_bag_dataset(
             f"{table_name}: {len(empty)} bag(s) have no instances in {instances} (e.g. {empty[:3]}); "
             "remove them from the table or check bag_column / id_column"
         )
+
+    import torch
+
+    from .bags import Bags
 
     codes = pd.Categorical(ids, categories=table_ids).codes
     sizes = np.bincount(codes, minlength=len(table_ids))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,14 +34,28 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
-def save_table(path: str | Path, table: pd.DataFrame) -> None:
-    """TSV for ``.tsv``, GitHub Markdown for ``.md``."""
+def save_table(path: str | Path, table: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
+    """TSV for ``.tsv``, GitHub Markdown for ``.md``.
+
+    A result table passes its ``provenance`` (the rule's ``params.provenance``): a Markdown table gets it
+    as a footer, a TSV as leading ``#`` lines (read it back with :func:`read_table`)."""
+    from .provenance import provenance_footer, provenance_lines
+
     path = Path(path)
+    lines = provenance_lines(provenance) if provenance is not None else []
     with atomic_path(path) as tmp:
         if path.suffix == ".md":
-            tmp.write_text(table.to_markdown(index=False) + "\n")
+            footer = provenance_footer(provenance) if provenance is not None else ""
+            tmp.write_text(table.to_markdown(index=False) + "\n" + footer)
         else:
-            table.to_csv(tmp, sep="\t", index=False)
+            with open(tmp, "w") as fh:
+                fh.writelines(f"# {line}\n" for line in lines)
+                table.to_csv(fh, sep="\t", index=False)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a TSV written by :func:`save_table`, skipping its ``#`` provenance lines."""
+    return pd.read_csv(path, sep="\t", comment="#")
 
 
 @contextlib.contextmanager
@@ -54,6 +69,10 @@ def log_to(path: str | Path) -> Iterator[None]:
         logging.captureWarnings(True)
         try:
             yield
+            from .provenance import science_packages
+
+            # The job's own record of what it ran with (and what tests/test_envs.py checks envs against).
+            print("packages used: " + ", ".join(f"{n}=={v}" for n, v in science_packages().items()))
         except BaseException:
             import traceback
 
@@ -64,14 +83,26 @@ def log_to(path: str | Path) -> Iterator[None]:
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without a GPU falls back to the
-    CPU with a warning, so GPU-declared rules still run on CPU-only machines."""
+    CPU with a warning, so GPU-declared rules still run on CPU-only machines.
+
+    The decision goes to the job's log with ``CUDA_VISIBLE_DEVICES``: on a cluster that is how a user sees
+    whether the scheduler gave the job a GPU and whether torch could use it."""
     import logging
+    import os
 
     import torch
 
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+        resolved = "cuda" if n_cuda else "cpu"
+    elif device == "cuda" and not n_cuda:
         logging.warning("device 'cuda' requested but no GPU is visible; running on the CPU")
-        return "cpu"
-    return device
+        resolved = "cpu"
+    else:
+        resolved = device
+    print(
+        f"device: requested {device!r} -> {resolved} "
+        f"(torch sees {n_cuda} CUDA device(s); CUDA_VISIBLE_DEVICES={visible})"
+    )
+    return resolved

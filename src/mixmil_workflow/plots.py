@@ -50,6 +50,14 @@ def axis_figure(
     """One panel per axis: metric (mean ± s.e. over repeats) against the axis value, one line per model;
     the default value of each axis is marked with a star (as in the paper)."""
     axes_present = [a for a in AXES if a in set(table["axis"])]
+    if not axes_present:  # a config may run the default scenario only; say so instead of failing
+        fig, panel = plt.subplots(figsize=(4.5, 2.0))
+        panel.axis("off")
+        message = "No simulation axes in the config (simulation.axes is empty):\nsee the default-scenario table."
+        panel.text(0.5, 0.5, message, ha="center", va="center")
+        if title:
+            fig.suptitle(title)
+        return fig
     fig, panels = plt.subplots(1, len(axes_present), figsize=(3.4 * len(axes_present), 3.2), squeeze=False)
     for panel, axis in zip(panels[0], axes_present, strict=True):
         rows = table[table["axis"] == axis]

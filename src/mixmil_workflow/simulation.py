@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .bags import Bags
+if TYPE_CHECKING:  # torch only where bags are built: simulating and evaluating run without it
+    from .bags import Bags
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class SimulatedData:
     w_test: np.ndarray
 
     def bags(self, split: str) -> Bags:
+        from .bags import Bags
+
         return Bags.from_dense(getattr(self, f"x_{split}"))
 
     def to_arrays(self) -> dict[str, np.ndarray]:

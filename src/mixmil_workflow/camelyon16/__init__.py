@@ -1,19 +1,31 @@
-"""Camelyon16 histopathology branch (paper Section 4.4, Table 3) on the DSMIL patch features."""
+"""Camelyon16 histopathology branch (paper Section 4.4, Table 3) on the DSMIL patch features.
 
-from .archive import ArchiveError, FeatureArchive, convert_to_h5ad, read_slide_table
-from .demo import DemoSpec, write_demo_archive
-from .preprocess import Preprocessing, SplitBags, assign_splits, fit_preprocessing, load_split
+Names are imported lazily: the conversion and preprocessing jobs run in the torch-free data environment
+(envs/data.yaml) and must not import the models.
+"""
 
-__all__ = [
-    "ArchiveError",
-    "DemoSpec",
-    "FeatureArchive",
-    "Preprocessing",
-    "SplitBags",
-    "assign_splits",
-    "convert_to_h5ad",
-    "fit_preprocessing",
-    "load_split",
-    "read_slide_table",
-    "write_demo_archive",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ArchiveError": "archive",
+    "FeatureArchive": "archive",
+    "convert_to_h5ad": "archive",
+    "read_slide_table": "archive",
+    "DemoSpec": "demo",
+    "write_demo_archive": "demo",
+    "Preprocessing": "preprocess",
+    "SplitBags": "preprocess",
+    "assign_splits": "preprocess",
+    "fit_preprocessing": "preprocess",
+    "load_split": "preprocess",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..bags import Bags
 from ..io import atomic_path
+
+if TYPE_CHECKING:
+    from ..bags import Bags
 
 SPLITS = ("train", "validation", "test")
 
@@ -131,6 +133,9 @@ def load_split(
     The split's matrix is allocated once and filled block by block, so memory is that matrix plus one
     block; the bags are a view of it."""
     import h5py
+    import torch  # here, not at the top: splitting and PCA run in the torch-free data environment
+
+    from ..bags import Bags
 
     part = slides[slides["split"] == split]
     if part.empty:

@@ -1,0 +1,85 @@
+"""Open a Snakemake HTML report in headless Chromium (Debian ``chromium`` + ``chromium-driver``, driven
+by Selenium) and check that every figure in it renders: click each result's preview and wait for the
+image to be decoded with a non-zero size; open each result's details and find its caption."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def missing_browser() -> str | None:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists() and shutil.which(Path(path).name) is None:
+            return f"{path} missing (apt-get install chromium chromium-driver)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium missing (pip install -e '.[test]')"
+    return None
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1200",
+    ):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or CHROMIUM
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or CHROMEDRIVER), options=options)
+
+
+def report_figures_render(report: Path, figures: dict[str, dict[str, str]], timeout: float = 20) -> dict[str, tuple]:
+    """``figures``: category -> {result path in the report: a phrase of its caption}. Returns, per
+    result, the decoded image size; raises AssertionError naming the first figure that does not render."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _driver()
+    wait = WebDriverWait(driver, timeout)
+    sizes = {}
+    try:
+        for category, results in figures.items():
+            for result, caption in results.items():
+                # A fresh page per result: the details view replaces the result list.
+                driver.get(report.resolve().as_uri())
+                wait.until(ec.element_to_be_clickable((By.XPATH, f"//a[normalize-space()='{category}']"))).click()
+                row = f"//td[normalize-space(text())='{result}']/ancestor::tr[1]"
+                wait.until(ec.presence_of_element_located((By.XPATH, row)))
+                driver.find_element(By.XPATH, row + "//a[@iconname='eye']").click()
+                name = result.rsplit("/", 1)[-1]
+                image = wait.until(
+                    ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name};']")),
+                    message=f"{result}: no image shown after clicking its preview",
+                )
+                wait.until(
+                    lambda d, img=image: d.execute_script("return arguments[0].complete", img),
+                    message=f"{result}: image never finished loading",
+                )
+                size = tuple(
+                    driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image)
+                )
+                assert min(size) > 0, f"{result}: the browser could not decode the image ({size})"
+                assert image.is_displayed(), f"{result}: image not displayed"
+                sizes[result] = size
+                driver.find_element(By.XPATH, row + "//a[@iconname='information-circle']").click()
+                wait.until(
+                    lambda d, c=caption: c in d.find_element(By.TAG_NAME, "body").text,
+                    message=f"{result}: caption ({caption!r}) not shown in its details",
+                )
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, f"browser errors: {severe}"
+    finally:
+        driver.quit()
+    return sizes

@@ -1,0 +1,93 @@
+"""The SLURM profile on a real single-node cluster (munge + slurmctld + slurmd from Debian, 127.0.0.1).
+
+The shipped ``profiles/slurm`` is used as is; the command line adds only what this test cluster lacks
+(accounts), as the profile's comments tell users to do, and a shorter wait before the first poll.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.slurm_cluster import missing_requirements, slurm_cluster
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+CONFIG = REPO / "tests" / "configs" / "slurm.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def test_slurm_profile_is_valid_and_routes_gpu_rules():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert "default-resources" not in yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    rules_text = "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
+    gpu_rules = set(re.findall(r"^rule (\w+):(?:(?!^rule ).)*?gpu=1", rules_text, flags=re.M | re.S))
+    assert gpu_rules, "no GPU rule found"
+    routed = {rule for rule, res in profile["set-resources"].items() if res.get("slurm_partition") == "gpu"}
+    assert routed == gpu_rules, f"GPU rules and the profile's GPU partition disagree: {routed ^ gpu_rules}"
+
+
+@pytest.mark.skipif(missing_requirements() is not None, reason=str(missing_requirements()))
+def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    with slurm_cluster(tmp_path / "cluster") as env:
+        result = subprocess.run(
+            [
+                SNAKEMAKE,
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--profile",
+                str(REPO / "profiles" / "slurm"),
+                "--configfile",
+                str(CONFIG),
+                "--directory",
+                str(workdir),
+                # What this cluster lacks (accounts), plus a quick first status poll:
+                "--slurm-no-account",
+                "--slurm-init-seconds-before-status-checks",
+                "5",
+                "--slurm-keep-successful-logs",
+            ],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-6000:]
+        jobs = subprocess.run(
+            ["scontrol", "show", "job", "--oneliner"], env=env, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+
+    # Every heavy job went through sbatch; the light rules ran locally.
+    by_rule = {}
+    for line in jobs:
+        rule = re.search(r"Comment=rule_(\w+?)_wildcards", line)
+        if rule:
+            by_rule.setdefault(rule.group(1), []).append(line)
+    assert set(by_rule) == {"simulate_data", "fit_simulation"}, output[-3000:]
+    assert len(by_rule["fit_simulation"]) == 2 and len(by_rule["simulate_data"]) == 1
+    assert all("JobState=COMPLETED" in line for lines in by_rule.values() for line in lines)
+    # Partitions from the profile; the GPU rule asked for and got the cluster's GPU.
+    assert all("Partition=cpu" in line for line in by_rule["simulate_data"])
+    for line in by_rule["fit_simulation"]:
+        assert "Partition=gpu" in line and re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1", line), line
+    assert not any("gres" in line and "gpu" in line for line in by_rule["simulate_data"])
+    # Memory and runtime from the rule (4000 MB, 120 min), not from the profile's defaults.
+    assert all("MinMemoryNode=4000M" in line and "TimeLimit=02:00:00" in line for line in by_rule["fit_simulation"])
+    # slurmd set CUDA_VISIBLE_DEVICES for the GPU job; with no usable CUDA device the fit fell back to the CPU.
+    fit_log = (workdir / "logs/simulation/fit/mixmil/default/rep0.log").read_text()
+    assert "CUDA_VISIBLE_DEVICES=0" in fit_log and "-> cpu" in fit_log, fit_log
+    summary = pd.read_csv(workdir / "results/simulation/tables/simulation_summary.tsv", sep="\t", comment="#")
+    assert set(summary["model"]) == {"mixmil", "glmm"}
+    assert (workdir / "results/simulation/figures/fig2_spearman.png").stat().st_size > 0
