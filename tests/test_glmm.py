@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mixmil_workflow.bags import Bags
 from mixmil_workflow.design import CovariateError, design_matrix
 from mixmil_workflow.glmm import GLMM
 from mixmil_workflow.metrics import spearman_per_output
@@ -53,3 +54,17 @@ def test_categorical_glmm_separates_classes():
 def test_constant_covariate_is_rejected_with_its_name():
     with pytest.raises(CovariateError, match=r"\['plate'\] are constant"):
         design_matrix(np.ones((5, 1)), 5, names=["plate"])
+
+
+@pytest.mark.parametrize("likelihood", ["binomial", "gaussian"])
+def test_bags_with_identical_means_give_finite_small_effects_and_a_warning(likelihood):
+    rng = np.random.default_rng(0)
+    xs = []
+    for _ in range(40):
+        x = rng.normal(size=(6, 3)).astype(np.float32)
+        xs.append(x - x.mean(0))  # every bag mean is zero (up to float32 rounding)
+    y = rng.integers(0, 3, size=(40, 1)).astype(np.float32)
+    with pytest.warns(UserWarning, match="bag mean embeddings do not vary"):
+        glmm = GLMM(likelihood, n_trials=2 if likelihood == "binomial" else None).fit(Bags.from_list(xs), y)
+    effect = (glmm.linear_predictor(Bags.from_list(xs)) - glmm.params.alpha[0]).ravel()
+    assert np.isfinite(glmm.params.beta_mean).all() and np.abs(effect).max() < 1e-3

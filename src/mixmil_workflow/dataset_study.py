@@ -96,14 +96,11 @@ def load_prepared(matrix_path: str | Path, table_path: str | Path, id_column: st
 
 def check_models(dataset_name: str, labels: Mapping[str, LabelSpec], model_names: Iterable[str], models: Mapping):
     """Config check at parse time: every model defined and able to fit every label's likelihood."""
-    for name in model_names:
-        if name not in models:
-            raise ValueError(
-                f"config: datasets.{dataset_name}.models lists {name!r}, which is not defined under models"
-            )
+    from .config_checks import check_model_names
+
+    field = f"datasets.{dataset_name}.models"
+    for name in check_model_names(field, model_names, models, DATASET_MODEL_TYPES, purpose="datasets train"):
         kind = models[name]["type"]
-        if kind not in DATASET_MODEL_TYPES:
-            raise ValueError(f"config: datasets.{dataset_name}.models: type {kind!r} cannot be trained on a dataset")
         for label, spec in labels.items():
             if kind in TREE_TYPES and spec.likelihood not in ("binomial", "bernoulli"):
                 raise ValueError(

@@ -42,8 +42,21 @@ class GLMMParameters:
 
 
 def gower_factor(x: np.ndarray) -> float:
-    """sqrt(trace of the sample covariance): after dividing, the kernel X X^T has unit mean diagonal."""
-    return float(np.sqrt(x.var(axis=0, ddof=1).sum()))
+    """sqrt(trace of the sample covariance): after dividing, the kernel X X^T has unit mean diagonal.
+
+    1 when the bag means do not vary beyond float32 rounding (e.g. every bag centred, or a single bag):
+    dividing by ~0 would blow the random effects up to ~1e7 (or NaN). The random effects are then not
+    identified by the means and stay near their prior; MixMIL, started here, learns from the instances."""
+    factor = float(np.sqrt(x.var(axis=0, ddof=1).sum())) if x.shape[0] > 1 else 0.0
+    tolerance = 10 * np.finfo(np.float32).eps * max(1.0, float(np.abs(x).max(initial=0.0)))
+    if not np.isfinite(factor) or factor <= tolerance:
+        warnings.warn(
+            "GLMM: the bag mean embeddings do not vary between bags; the random effects are not identified "
+            "by the means and stay near their prior",
+            stacklevel=2,
+        )
+        return 1.0
+    return factor
 
 
 class GLMM:

@@ -55,13 +55,10 @@ def scenario_grid(simulation: Mapping) -> dict[str, dict]:
 def model_runs(simulation: Mapping, models: Mapping, scenarios: Iterable[str]) -> list[tuple[str, str, int]]:
     """(model, scenario, repeat) of every fit: all scenarios, or the model's own ``scenarios`` list
     (e.g. the slow instance-level trees only in the default scenario, as Table E.1)."""
+    from .config_checks import check_model_names
+
     runs = []
-    for model in simulation["models"]:
-        if model not in models:
-            raise ValueError(
-                f"config: simulation.models lists {model!r}, which is not defined under models: "
-                f"add it there or remove it (defined: {sorted(models)})"
-            )
+    for model in check_model_names("simulation.models", simulation["models"], models):
         allowed = models[model].get("scenarios")
         for scenario in scenarios:
             if allowed is None or scenario in allowed:
@@ -74,20 +71,17 @@ def cost_models(costs: Mapping, models: Mapping, simulation_models: Iterable[str
     simulation; none when ``costs.activate`` is false. Names must be defined and of those types."""
     if not costs.get("activate", True):
         return []
-    names = list(costs.get("models") or [m for m in simulation_models if models[m]["type"] in MINIBATCH_MODEL_TYPES])
-    for name in names:
-        if name not in models:
-            raise ValueError(
-                f"config: costs.models lists {name!r}, which is not defined under models (defined: {sorted(models)}); "
-                "fix the name or set costs.activate: false"
-            )
-        kind = models[name]["type"]
-        if kind not in MINIBATCH_MODEL_TYPES:
-            raise ValueError(
-                f"config: costs.models lists {name!r} of type {kind!r}; the cost table covers the MIL models "
-                f"that train by minibatch steps ({', '.join(MINIBATCH_MODEL_TYPES)})"
-            )
-    return names
+    from .config_checks import check_model_names
+
+    names = costs.get("models") or [m for m in simulation_models if models[m]["type"] in MINIBATCH_MODEL_TYPES]
+    return check_model_names(
+        "costs.models",
+        names,
+        models,
+        MINIBATCH_MODEL_TYPES,
+        purpose="the cost table covers the MIL models that train by minibatch steps",
+        fix="fix the name or set costs.activate: false",
+    )
 
 
 def scenario_axis_values(simulation: Mapping) -> list[tuple[str, str, float]]:

@@ -39,17 +39,18 @@ def expand_grid(grid: Mapping[str, list]) -> list[dict]:
 
 def sweep_combinations(sweep: Mapping, models: Mapping) -> dict[str, list[dict]]:
     """Model name -> the full model specification of each grid combination."""
+    from .config_checks import check_model_names
     from .simulation_study import NEURAL_BASELINES
 
     combos = {}
+    check_model_names(
+        "sweep.grid",
+        sweep.get("grid", {}),
+        models,
+        NEURAL_BASELINES,
+        purpose="the sweep tunes the neural MIL baselines",
+    )
     for name, grid in sweep.get("grid", {}).items():
-        if name not in models:
-            raise ValueError(f"config: sweep.grid has {name!r}, which is not defined under models")
-        if models[name]["type"] not in NEURAL_BASELINES:
-            raise ValueError(
-                f"config: sweep.grid.{name}: the sweep tunes the neural MIL baselines "
-                f"({', '.join(NEURAL_BASELINES)}), not type {models[name]['type']!r}"
-            )
         unknown = sorted(set(grid) - set(SWEEPABLE))
         if unknown:
             raise ValueError(f"config: sweep.grid.{name} varies {unknown}; sweepable: {', '.join(SWEEPABLE)}")

@@ -168,18 +168,11 @@ def camelyon16_models(section: Mapping, models: Mapping) -> list[str]:
     names = list(section.get("models") or [])
     if not names:
         raise ValueError("config: camelyon16.models is empty; list the models to train (names under models:)")
-    for name in names:
-        if name not in models:
-            raise ValueError(
-                f"config: camelyon16.models lists {name!r}, which is not defined under models "
-                f"(defined: {sorted(models)})"
-            )
-        if models[name]["type"] not in CAMELYON16_MODEL_TYPES:
-            raise ValueError(
-                f"config: camelyon16.models lists {name!r} of type {models[name]['type']!r}; Camelyon16 trains "
-                f"the MIL models ({', '.join(CAMELYON16_MODEL_TYPES)})"
-            )
-    return names
+    from ..config_checks import check_model_names
+
+    return check_model_names(
+        "camelyon16.models", names, models, CAMELYON16_MODEL_TYPES, purpose="Camelyon16 trains the MIL models"
+    )
 
 
 def validation_loss(predictions: pd.DataFrame) -> float:
