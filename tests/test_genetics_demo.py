@@ -1,0 +1,145 @@
+"""The generated OneK1K raw data: the real sources' formats, the donor join, and the planted effects."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from mixmil_workflow.genetics.demo import (
+    BUILD_SHIFT,
+    ESNP_COLUMNS,
+    LYMPHOID_CELL_TYPES,
+    LYMPHOID_ESNP_CODES,
+    OneK1KDemoSpec,
+    write_onek1k_demo,
+)
+
+SPEC = OneK1KDemoSpec(n_donors=40, n_genotyped_only=4, mean_cells=40, n_genes=150, n_null=6)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("onek1k")
+    return out, write_onek1k_demo(out, SPEC, seed=3)
+
+
+def read_vcf(path):
+    with gzip.open(path, "rt") as fh:
+        lines = [line.rstrip("\n") for line in fh]
+    header = next(line for line in lines if line.startswith("#CHROM")).lstrip("#").split("\t")
+    records = pd.DataFrame([line.split("\t") for line in lines if not line.startswith("#")], columns=header)
+    return lines, records
+
+
+def test_h5ad_has_the_cellxgene_layout_and_columns(demo):
+    import anndata
+
+    _, paths = demo
+    adata = anndata.read_h5ad(paths["h5ad"])
+    for column in ("donor_id", "pool_number", "cell_type", "sex", "age", "predicted.celltype.l2", "assay"):
+        assert column in adata.obs, column
+    assert adata.uns["schema_version"].startswith("7.")
+    assert adata.var_names.str.match(r"ENSG\d{11}$").all() and "feature_name" in adata.var
+    x = adata.X.toarray()
+    assert x.dtype == np.float32 and np.array_equal(x, np.round(x)) and (x >= 0).all()
+    assert adata.obs["donor_id"].astype(str).str.fullmatch(r"\d+_\d+").all()
+    assert adata.obs["donor_id"].nunique() == SPEC.n_donors
+    types = set(adata.obs["cell_type"])
+    assert types & set(LYMPHOID_CELL_TYPES) and types - set(LYMPHOID_CELL_TYPES)  # others to filter out
+    assert set(adata.obs["sex"]) == {"male", "female"}
+
+
+def test_vcf_is_bgzf_with_the_real_sample_naming_and_joins_every_donor(demo):
+    import anndata
+
+    _, paths = demo
+    lines, records = read_vcf(paths["vcf"])
+    assert lines[0] == "##fileformat=VCFv4.2"
+    samples = list(records.columns[9:])
+    assert all(re.fullmatch(r"OneK1K_\d+", s) for s in samples)
+    assert len(samples) == SPEC.n_donors + SPEC.n_genotyped_only
+    donors = anndata.read_h5ad(paths["h5ad"], backed="r").obs["donor_id"].astype(str).unique()
+    joined = {"OneK1K_" + d.split("_")[1] for d in donors}  # the cellink join rule
+    assert joined <= set(samples)
+    chrom_pos = records[["CHROM", "POS"]].astype(int)
+    assert chrom_pos.equals(chrom_pos.sort_values(["CHROM", "POS"]))  # sorted, as an indexable VCF must be
+    assert records["FORMAT"].eq("GT:DS").all() and records["INFO"].str.contains("TYPED|IMPUTED").all()
+    if shutil.which("tabix"):  # htslib refuses to index anything that is not BGZF
+        subprocess.run(["tabix", "-p", "vcf", str(paths["vcf"])], check=True)
+
+
+def test_plink_reads_the_vcf(demo, tmp_path):
+    plink = shutil.which("plink1.9") or shutil.which("plink")
+    if plink is None:
+        pytest.skip("plink1.9 not installed (apt-get install plink1.9)")
+    _, paths = demo
+    out = tmp_path / "demo"
+    subprocess.run(
+        [plink, "--vcf", str(paths["vcf"]), "--double-id", "--make-bed", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    _, records = read_vcf(paths["vcf"])
+    bim = pd.read_csv(f"{out}.bim", sep="\t", header=None)
+    assert list(bim[1]) == list(records["ID"])
+
+
+def test_esnp_tables_have_the_bucket_columns_grch37_positions_and_lymphoid_codes(demo):
+    out, paths = demo
+    truth = pd.read_csv(paths["truth"], sep="\t").set_index("rsid")
+    tables = {p.name.split("_esnp")[0]: pd.read_csv(p, sep="\t") for p in sorted(paths["esnp"].glob("*.tsv.gz"))}
+    assert set(LYMPHOID_ESNP_CODES) <= set(tables)
+    for code, table in tables.items():
+        assert list(table.columns) == ESNP_COLUMNS, code
+        assert (table["POS"] == truth.loc[table["RSID"], "pos_grch38"].to_numpy() - BUILD_SHIFT).all()
+    lymphoid = pd.concat([t for c, t in tables.items() if c in LYMPHOID_ESNP_CODES])
+    roles = truth.loc[lymphoid["RSID"].unique(), "role"]
+    assert "other_celltype" not in set(roles)
+    assert {"planted", "proxy", "no_effect"} <= set(roles)
+    other = pd.concat([t for c, t in tables.items() if c not in LYMPHOID_ESNP_CODES])
+    assert set(truth.loc[other["RSID"], "role"]) == {"other_celltype"}
+
+
+def test_planted_variants_shift_cell_states_and_proxies_are_in_ld(demo):
+    import anndata
+
+    _, paths = demo
+    truth = pd.read_csv(paths["truth"], sep="\t")
+    _, records = read_vcf(paths["vcf"])
+    dosage = records.set_index("ID").iloc[:, 8:].apply(lambda col: col.str.split(":").str[1].astype(float)).T
+    for proxy in truth[truth["role"] == "proxy"].itertuples():
+        r = np.corrcoef(dosage[proxy.rsid], dosage[proxy.lead])[0, 1]
+        assert r**2 > 0.6, (proxy.rsid, r)
+    # In the planted variant's group, the state's module genes rise with the donor's dosage.
+    adata = anndata.read_h5ad(paths["h5ad"])
+    x = adata.X.toarray()
+    x = np.log1p(x / x.sum(1, keepdims=True) * 1e4)
+    obs = adata.obs.assign(sample="OneK1K_" + adata.obs["donor_id"].astype(str).str.split("_").str[1])
+    group = obs["cell_type"].astype(str).map(LYMPHOID_CELL_TYPES).fillna("")
+    for planted in truth[truth["role"] == "planted"].itertuples():
+        in_group = (group == planted.group).to_numpy()
+        module = adata.var_names.get_indexer(planted.module_genes.split(","))
+        score = pd.Series(x[np.ix_(in_group, module)].mean(1)).groupby(obs.loc[in_group, "sample"].to_numpy()).mean()
+        rho = spearmanr(score, dosage.loc[score.index, planted.rsid])[0]
+        assert rho > 0.3, (planted.rsid, rho)
+        # Other groups' cells do not respond.
+        others = (group != planted.group).to_numpy()
+        score = pd.Series(x[np.ix_(others, module)].mean(1)).groupby(obs.loc[others, "sample"].to_numpy()).mean()
+        assert abs(spearmanr(score, dosage.loc[score.index, planted.rsid])[0]) < 0.35
+
+
+def test_same_seed_same_files(tmp_path):
+    small = OneK1KDemoSpec(n_donors=8, n_genotyped_only=1, mean_cells=10, n_genes=40, n_null=2)
+    a = write_onek1k_demo(tmp_path / "a", small, seed=1)
+    b = write_onek1k_demo(tmp_path / "b", small, seed=1)
+    for key in ("vcf", "truth"):
+        assert a[key].read_bytes() == b[key].read_bytes(), key
+    for table in a["esnp"].glob("*.tsv.gz"):
+        assert gzip.decompress(table.read_bytes()) == gzip.decompress((b["esnp"] / table.name).read_bytes())
