@@ -143,3 +143,53 @@ def test_same_seed_same_files(tmp_path):
         assert a[key].read_bytes() == b[key].read_bytes(), key
     for table in a["esnp"].glob("*.tsv.gz"):
         assert gzip.decompress(table.read_bytes()) == gzip.decompress((b["esnp"] / table.name).read_bytes())
+
+
+def test_plink_conversion_and_genetic_pcs_find_the_ancestry_structure(demo, tmp_path):
+    if shutil.which("plink1.9") is None and shutil.which("plink") is None:
+        pytest.skip("plink1.9 not installed (apt-get install plink1.9)")
+    from mixmil_workflow.genetics.plink import PlinkError, genetic_pcs, vcf_to_bed
+
+    _, paths = demo
+    samples = pd.read_csv(paths["samples"], sep="\t")
+    donors = samples.loc[samples["has_cells"], "sample"]
+    fam = vcf_to_bed(paths["vcf"], donors, tmp_path / "geno" / "donors")
+    assert list(fam["iid"]) == sorted(donors, key=list(samples["sample"]).index)  # VCF order, donors only
+    pcs = genetic_pcs(tmp_path / "geno" / "donors", tmp_path / "geno" / "pcs", n_pcs=4)
+    assert list(pcs.columns) == ["PC1", "PC2", "PC3", "PC4"] and set(pcs.index) == set(donors)
+    ancestry = samples.set_index("sample").loc[pcs.index, "ancestry"]
+    assert abs(np.corrcoef(pcs["PC1"], ancestry)[0, 1]) > 0.7
+    with pytest.raises(PlinkError, match="not among the VCF samples"):
+        vcf_to_bed(paths["vcf"], [*donors, "OneK1K_999999"], tmp_path / "bad" / "donors")
+
+
+def test_variant_universe_joins_the_vcf_by_rsid_and_drops_what_does_not_match(demo, tmp_path):
+    from mixmil_workflow.genetics.variants import (
+        VariantError,
+        match_to_vcf,
+        read_esnp_tables,
+        variant_universe,
+    )
+
+    _, paths = demo
+    truth = pd.read_csv(paths["truth"], sep="\t").set_index("rsid")
+    tables = {code: paths["esnp"] / f"{code}_esnp_table.tsv.gz" for code in LYMPHOID_ESNP_CODES}
+    universe = variant_universe(read_esnp_tables(tables))
+    assert universe["rsid"].is_unique
+    expected = truth.index[truth["role"].isin(["planted", "proxy", "no_effect"])]
+    assert set(universe["rsid"]) == set(expected)  # background and other cell types excluded
+    kept, counts = match_to_vcf(universe, paths["vcf"])
+    assert counts == {"universe": len(expected), "in_vcf": len(expected), "allele_mismatch": 0, "kept": len(expected)}
+    assert (kept.set_index("rsid")["pos"] == truth.loc[kept["rsid"], "pos_grch38"]).all()
+    # A variant missing from the VCF and one with other alleles are dropped and counted.
+    extra = universe.iloc[:2].copy()
+    extra.loc[extra.index[0], "rsid"] = "rs1"
+    extra.loc[extra.index[1], ["a1", "a2"]] = ["Z", "Q"]
+    _, counts = match_to_vcf(pd.concat([universe.iloc[2:], extra]), paths["vcf"])
+    assert counts["universe"] == len(universe) and counts["in_vcf"] == len(universe) - 1
+    assert counts["allele_mismatch"] == 1
+    # A table without the required columns names the file and the columns.
+    bad = tmp_path / "bad_esnp_table.tsv.gz"
+    pd.read_csv(tables["cd4nc"], sep="\t").drop(columns=["FDR"]).to_csv(bad, sep="\t", index=False)
+    with pytest.raises(VariantError, match=r"bad_esnp_table.tsv.gz: missing columns \['FDR'\]"):
+        read_esnp_tables({"cd4nc": bad})

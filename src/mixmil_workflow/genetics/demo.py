@@ -15,8 +15,10 @@ Planted biology: each *planted* variant shifts, per allele, the probability that
 group is in a variant-specific expression state (a module of genes up). The donor's dosage therefore
 changes the proportion of state cells in its bag, which attention over cells can pick up better than
 the mean cell. *Proxy* variants are in LD with a planted one (they are what LD clumping removes), *no_effect*
-variants have no effect, and the eSNPs of a non-lymphoid cell type must be ignored by the branch.
-``truth.tsv`` records every variant's role (and a planted variant's module genes).
+variants have no effect, the eSNPs of a non-lymphoid cell type must be ignored by the branch, and
+*background* variants are genotyped only (for QC, pruning and genetic PCs, as the millions of the real VCF).
+``truth.tsv`` records every variant's role (and a planted variant's module genes), ``samples.tsv`` each
+VCF sample's simulated ancestry group and whether it has cells.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class OneK1KDemoSpec:
     n_proxies: int = 2  # per planted variant
     n_null: int = 24
     n_other_celltype: int = 6  # eSNPs of a non-lymphoid cell type only
+    n_background: int = 400  # genotyped variants that are no eSNP (QC, LD pruning and genetic PCs need them)
     module_size: int = 15
     state_base: float = 0.15  # probability of the state at the mean dosage
     effect: float = 1.2  # log-odds of the state per allele
@@ -105,12 +108,15 @@ class OneK1KDemoSpec:
         return cls(**dict(config))
 
 
-def _haplotypes(rng: np.random.Generator, n: int, maf: float) -> np.ndarray:
+def _haplotypes(rng: np.random.Generator, n: int, maf: float | np.ndarray) -> np.ndarray:
+    maf = np.broadcast_to(np.asarray(maf, dtype=float), (n,))[:, None]
     return (rng.random((n, 2)) < maf).astype(np.int8)
 
 
-def _variants(spec: OneK1KDemoSpec, n_samples: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
-    """Variant table (GRCh38) and haplotypes (variants, samples, 2)."""
+def _variants(spec: OneK1KDemoSpec, ancestry: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """Variant table (GRCh38) and haplotypes (variants, samples, 2). Background variants differ in
+    frequency between two ancestry groups (``ancestry`` 0/1 per sample), so genetic PCs find structure."""
+    n_samples = len(ancestry)
     rows, haps = [], []
     used_rsids: set[int] = set()
 
@@ -137,11 +143,13 @@ def _variants(spec: OneK1KDemoSpec, n_samples: int, rng: np.random.Generator) ->
         for j in range(spec.n_proxies):
             flip = rng.random(lead.shape) < spec.proxy_flip
             add("proxy", chrom, pos + 2_000 * (j + 1), np.where(flip, 1 - lead, lead), maf, lead=lead_id)
-    for role, count in (("no_effect", spec.n_null), ("other_celltype", spec.n_other_celltype)):
+    roles = (("no_effect", spec.n_null), ("other_celltype", spec.n_other_celltype), ("background", spec.n_background))
+    for role, count in roles:
         for _ in range(count):
             maf = rng.uniform(0.1, 0.5)
             chrom, pos = int(rng.integers(1, 23)), int(rng.integers(1_000_000, 90_000_000))
-            add(role, chrom, pos, _haplotypes(rng, n_samples, maf), maf)
+            shift = rng.normal(0, 0.12) * (ancestry - ancestry.mean()) if role == "background" else 0.0
+            add(role, chrom, pos, _haplotypes(rng, n_samples, np.clip(maf + shift, 0.02, 0.98)), maf)
     table = pd.DataFrame(rows)
     order = np.lexsort((table["pos"].to_numpy(), table["chrom"].to_numpy()))
     return table.iloc[order].reset_index(drop=True), np.stack(haps)[order]
@@ -186,8 +194,10 @@ def _esnp_tables(variants: pd.DataFrame, genes: pd.DataFrame, rng: np.random.Gen
             chosen = [group_codes[int(rng.integers(len(group_codes)))]]
         elif row.role == "no_effect":
             chosen = list(rng.choice(list(LYMPHOID_ESNP_CODES), int(rng.integers(1, 3)), replace=False))
-        else:
+        elif row.role == "other_celltype":
             chosen = list(OTHER_ESNP_CODES)
+        else:  # background: in the VCF only
+            chosen = []
         for code in chosen:
             gene = genes.iloc[int(rng.integers(len(genes)))]
             strong = row.role in ("planted", "proxy")
@@ -296,7 +306,8 @@ def write_onek1k_demo(out_dir: str | Path, spec: OneK1KDemoSpec, seed: int) -> d
     n_samples = spec.n_donors + spec.n_genotyped_only
     numbers = np.sort(rng.choice(np.arange(2, 1200, 2), n_samples, replace=False))
     samples = [f"OneK1K_{n}" for n in numbers]
-    variants, haps = _variants(spec, n_samples, rng)
+    ancestry = (rng.random(n_samples) < 0.3).astype(float)
+    variants, haps = _variants(spec, ancestry, rng)
     dosage = pd.DataFrame(haps.sum(2).T, index=samples, columns=variants["rsid"])
 
     expressed = rng.permutation(n_samples)[: spec.n_donors]
@@ -315,6 +326,7 @@ def write_onek1k_demo(out_dir: str | Path, spec: OneK1KDemoSpec, seed: int) -> d
     adata.uns["title"] = "OneK1K demo (generated by mixmil-workflow; not real data)"
 
     paths = {
+        "samples": out / "samples.tsv",
         "h5ad": out / "onek1k.h5ad",
         "vcf": out / "OneK1K.noGP.vcf.gz",
         "esnp": out / "esnp",
@@ -327,6 +339,11 @@ def write_onek1k_demo(out_dir: str | Path, spec: OneK1KDemoSpec, seed: int) -> d
     for code, table in _esnp_tables(variants, var, rng).items():
         with atomic_path(paths["esnp"] / f"{code}_esnp_table.tsv.gz") as tmp:
             table.to_csv(tmp, sep="\t", index=False, compression="gzip")
+    with atomic_path(paths["samples"]) as tmp:
+        has_cells = np.isin(np.arange(n_samples), expressed)
+        pd.DataFrame({"sample": samples, "ancestry": ancestry.astype(int), "has_cells": has_cells}).to_csv(
+            tmp, sep="\t", index=False
+        )
     truth = variants.drop(columns=["ref", "alt"]).rename(columns={"pos": "pos_grch38"})
     truth["module_genes"] = truth["rsid"].map(module_genes).fillna("")
     with atomic_path(paths["truth"]) as tmp:
