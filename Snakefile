@@ -16,6 +16,7 @@ include: "rules/costs.smk"
 include: "rules/sweep.smk"
 include: "rules/camelyon16.smk"
 include: "rules/datasets.smk"
+include: "rules/genetics.smk"
 
 
 report: "report/workflow.rst"
@@ -32,6 +33,7 @@ localrules:
     download_camelyon16,
     camelyon16_table3,
     compare_dataset,
+    variant_universe,
 
 
 rule all:

@@ -19,6 +19,10 @@ from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402
 from mixmil_workflow.dataset_study import check_models, protocol_folds  # noqa: E402
 from mixmil_workflow.datasets import LabelSpec  # noqa: E402
 from mixmil_workflow.download import read_source_sheet  # noqa: E402
+from mixmil_workflow.genetics.demo import (
+    LYMPHOID_ESNP_CODES,
+    OTHER_ESNP_CODES,
+)  # noqa: E402
 from mixmil_workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
@@ -90,6 +94,36 @@ def table_provenance(models, **sections):
 def dataset_provenance(wildcards):
     ds = DATASETS[wildcards.dataset]
     return table_provenance(ds["models"], datasets={wildcards.dataset: ds})
+
+
+GENETICS = config.get("genetics", {})
+ONEK1K_ESNP_CODES = [*LYMPHOID_ESNP_CODES, *OTHER_ESNP_CODES]
+
+
+def onek1k_input(kind):
+    """The raw OneK1K file of this kind (h5ad, vcf) for the configured source."""
+    return {
+        "h5ad": "resources/onek1k/demo/onek1k.h5ad",
+        "vcf": "resources/onek1k/demo/OneK1K.noGP.vcf.gz",
+    }[kind]
+
+
+def onek1k_esnp_tables(wildcards=None):
+    return [
+        f"resources/onek1k/demo/esnp/{code}_esnp_table.tsv.gz"
+        for code in GENETICS.get("esnp_cell_types", [])
+    ]
+
+
+def genetics_outputs():
+    if not GENETICS.get("activate", False):
+        return []
+    return [
+        "results/genetics/cells/lymphoid_scvi.h5ad",
+        "results/genetics/genotypes/genetic_pcs.tsv",
+        "results/genetics/variants/universe.tsv",
+        "results/genetics/variants/universe_counts.md",
+    ]
 
 
 def simulation_seed(wildcards):
@@ -276,4 +310,5 @@ def final_outputs():
         + sweep_outputs()
         + camelyon16_outputs()
         + dataset_outputs()
+        + genetics_outputs()
     )

@@ -18,8 +18,8 @@ from tests.job_envs import CONDA_NAMES, env_packages, rule_blocks, rule_env
 REPO = Path(__file__).resolve().parents[1]
 # Needed by the Snakemake process that runs the workflow, not inside a job's environment.
 NOT_IN_JOB_ENVS = {"snakemake", "snakemake-executor-plugin-slurm"}
-# In every env, not pinned in pyproject.toml (the interpreter and its installer).
-ENV_BASE = {"python", "pip"}
+# Not pinned in pyproject.toml: the interpreter, its installer, and command-line tools from conda.
+ENV_BASE = {"python", "pip", "plink"}
 
 
 def env_files() -> list[Path]:

@@ -193,3 +193,38 @@ def test_variant_universe_joins_the_vcf_by_rsid_and_drops_what_does_not_match(de
     pd.read_csv(tables["cd4nc"], sep="\t").drop(columns=["FDR"]).to_csv(bad, sep="\t", index=False)
     with pytest.raises(VariantError, match=r"bad_esnp_table.tsv.gz: missing columns \['FDR'\]"):
         read_esnp_tables({"cd4nc": bad})
+
+
+def test_lymphoid_selection_hvg_and_scvi_embedding(demo):
+    import anndata
+
+    from mixmil_workflow.genetics.cells import (
+        CellDataError,
+        ScviSettings,
+        donor_covariates,
+        highly_variable_genes,
+        scvi_embedding,
+        select_lymphoid,
+    )
+
+    _, paths = demo
+    adata = anndata.read_h5ad(paths["h5ad"])
+    cells = select_lymphoid(adata, "onek1k.h5ad")
+    assert set(cells.obs["cell_group"]) == {"CD4", "CD8", "NK"}
+    assert cells.n_obs == adata.obs["cell_type"].astype(str).isin(LYMPHOID_CELL_TYPES).sum()
+    assert cells.uns["counts_layout"] == "X"
+    # The older CELLxGENE layout: normalised values in X, counts in raw.X.
+    older = adata.copy()
+    older.raw = adata.copy()
+    older.X = older.X.multiply(1 / older.X.sum(1)).tocsr() * 1e4
+    assert select_lymphoid(older, "older.h5ad").uns["counts_layout"] == "raw.X"
+    hvg = highly_variable_genes(cells.copy(), n_top_genes=60)
+    assert hvg.n_vars == 60
+    latent = scvi_embedding(hvg, ScviSettings(n_latent=5, max_epochs=2, batch_size=256), seed=0, accelerator="cpu")
+    assert latent.shape == (hvg.n_obs, 5) and np.isfinite(latent).all()
+    again = scvi_embedding(hvg, ScviSettings(n_latent=5, max_epochs=2, batch_size=256), seed=0, accelerator="cpu")
+    np.testing.assert_allclose(latent, again, atol=1e-5)  # seeded
+    covariates = donor_covariates(cells.obs)
+    assert len(covariates) == SPEC.n_donors and set(covariates["sex"]) == {0, 1}
+    with pytest.raises(CellDataError, match="obs lacks \\['pool_number'\\]"):
+        select_lymphoid(adata[:, :5].copy().__class__(X=adata.X, obs=adata.obs.drop(columns="pool_number")), "x")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mixmil_workflow.io import read_table
 from tests.job_envs import assert_jobs_used_only_their_envs
 from tests.report_browser import missing_browser, report_figures_render
 
@@ -208,6 +209,18 @@ def test_demo_configuration_end_to_end(demo_run):
     assert table3.loc["c16_mixmil", "test_auc_mean"] > table3.loc["c16_glmm", "test_auc_mean"]
     instance = pd.read_csv(tmp_path / "results/camelyon16/tables/instance_auc.tsv", sep="\t", comment="#")
     assert instance.groupby("model")["instance_auc"].mean()["c16_mixmil"] > 0.7
+    # Genetics, first stages: lymphoid cells with scVI embeddings, donors' genetic PCs, variant universe.
+    import anndata
+
+    genetics = config["genetics"]
+    cells = anndata.read_h5ad(tmp_path / "results/genetics/cells/lymphoid_scvi.h5ad")
+    assert cells.obsm["X_scvi"].shape == (cells.n_obs, genetics["scvi"]["n_latent"])
+    assert cells.n_vars == genetics["n_top_genes"] and set(cells.obs["cell_group"]) == {"CD4", "CD8", "NK"}
+    pcs = read_table(tmp_path / "results/genetics/genotypes/genetic_pcs.tsv")
+    assert len(pcs) == genetics["demo"]["n_donors"] and pcs.shape[1] == 1 + genetics["n_genetic_pcs"]
+    truth = pd.read_csv(tmp_path / "resources/onek1k/demo/truth.tsv", sep="\t")
+    universe = read_table(tmp_path / "results/genetics/variants/universe.tsv")
+    assert set(universe["rsid"]) == set(truth.loc[truth["role"].isin(["planted", "proxy", "no_effect"]), "rsid"])
     # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
     baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
     for baseline in baselines:

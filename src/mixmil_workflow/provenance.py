@@ -70,7 +70,10 @@ def imported_packages(only: frozenset[str] | None = None) -> dict[str, str]:
     roots -= set(sys.stdlib_module_names) | {"mixmil_workflow"}
     versions = {}
     for root in roots:
-        for dist in owners.get(root, []):
+        dists = owners.get(root, [])
+        if len(dists) > 1:  # a namespace shared by several distributions (e.g. `testing`): says nothing
+            continue
+        for dist in dists:
             name = dist.lower()
             if name in versions or (only is not None and name not in only):
                 continue
@@ -100,6 +103,9 @@ SCIENCE_DISTRIBUTIONS = frozenset(
         "pyarrow",
         "tabulate",
         "torch",
+        "scanpy",
+        "scikit-misc",
+        "scvi-tools",
     }
 )
 

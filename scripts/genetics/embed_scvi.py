@@ -1,0 +1,20 @@
+"""scVI embeddings of the selected cells (Table D.1), stored in obsm["X_scvi"]."""
+
+import anndata
+import torch
+
+from mixmil_workflow.genetics.cells import ScviSettings, scvi_embedding
+from mixmil_workflow.io import atomic_path, log_to, resolve_device
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    device = resolve_device(snakemake.params.device)
+    settings = ScviSettings(**snakemake.params.scvi)
+    adata = anndata.read_h5ad(snakemake.input[0])
+    print(f"scVI on {adata.n_obs} cells x {adata.n_vars} genes, {settings}, seed {snakemake.params.seed}")
+    accelerator = "gpu" if device.startswith("cuda") else "cpu"
+    adata.obsm["X_scvi"] = scvi_embedding(adata, settings, snakemake.params.seed, accelerator=accelerator)
+    with atomic_path(snakemake.output[0]) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
