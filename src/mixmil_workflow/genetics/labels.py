@@ -1,0 +1,124 @@
+"""Genetic labels (Appendix D.1): donor dosages of the universe's variants, the GLMM screen (variants
+predictable from the donors' mean cell embeddings, out-of-fold Spearman > 0.15, covariates sex, age and
+genetic PCs), and LD clumping of the survivors with ``plink1.9 --clump``.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from .plink import run_plink
+from .samples import vcf_sample_of
+
+
+def read_dosages(vcf: str | Path, rsids: Iterable[str], samples: Sequence[str]) -> pd.DataFrame:
+    """ALT allele counts (0, 1, 2) of ``rsids`` for ``samples`` (rows), from the rounded ``DS`` field
+    when present (imputed dosages), else from ``GT``. A missing call is an error naming the variant."""
+    wanted, rows = set(rsids), {}
+    with gzip.open(vcf, "rt") as fh:
+        for line in fh:
+            if line.startswith("##"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if line.startswith("#CHROM"):
+                columns = {name: k for k, name in enumerate(fields)}
+                missing = [s for s in samples if s not in columns]
+                if missing:
+                    raise ValueError(f"{vcf}: samples {missing[:3]} are not in the VCF")
+                index = [columns[s] for s in samples]
+                continue
+            if fields[2] not in wanted:
+                continue
+            keys = fields[8].split(":")
+            values = []
+            for j, k in enumerate(index):
+                call = dict(zip(keys, fields[k].split(":"), strict=False))
+                if "DS" in call and call["DS"] not in (".", ""):
+                    values.append(float(call["DS"]))
+                else:
+                    alleles = call.get("GT", ".").replace("|", "/").split("/")
+                    if "." in alleles:
+                        raise ValueError(f"{vcf}: missing genotype for {fields[2]} in sample {samples[j]}")
+                    values.append(float(sum(int(a) > 0 for a in alleles)))
+            rows[fields[2]] = np.clip(np.round(values), 0, 2)
+    absent = sorted(wanted - set(rows))
+    if absent:
+        raise ValueError(f"{vcf}: {len(absent)} variant(s) not found, e.g. {absent[:3]}")
+    return pd.DataFrame(rows, index=pd.Index(samples, name="sample")).astype(int)
+
+
+def donor_table(obs: pd.DataFrame, pcs: pd.DataFrame) -> pd.DataFrame:
+    """One row per donor (index donor_id): VCF sample, sex (1 = male), age and the genetic PCs."""
+    from .cells import donor_covariates
+
+    donors = donor_covariates(obs)
+    donors.insert(0, "sample", [vcf_sample_of(d) for d in donors.index])
+    missing = sorted(set(donors["sample"]) - set(pcs.index))
+    if missing:
+        raise ValueError(f"genetic PCs lack {len(missing)} donor sample(s), e.g. {missing[:3]}")
+    return donors.join(pcs, on="sample")
+
+
+def donor_mean_embeddings(embedding: np.ndarray, donor_of_cell: Sequence[str], donors: Sequence[str]) -> np.ndarray:
+    """Mean embedding per donor, rows in the order of ``donors``."""
+    frame = pd.DataFrame(np.asarray(embedding, dtype=np.float64)).groupby(np.asarray(donor_of_cell)).mean()
+    return frame.loc[list(donors)].to_numpy()
+
+
+def glmm_screen(
+    means: np.ndarray,
+    dosages: pd.DataFrame,
+    covariates: np.ndarray,
+    n_folds: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Per variant: out-of-fold Spearman (and its p-value) of a binomial(2) GLMM on the donors' mean
+    embeddings with the covariates as fixed effects, 5-fold stacked as in the paper's evaluation."""
+    from ..datasets import stacked_folds
+    from ..glmm import GLMM
+
+    folds = stacked_folds(len(means), n_folds, seed)
+    rows = []
+    for k, rsid in enumerate(dosages.columns):
+        y = dosages[rsid].to_numpy(dtype=np.float32)[:, None]
+        prediction = np.empty(len(y))
+        for fold in range(n_folds):
+            test = folds == fold
+            model = GLMM("binomial", n_trials=2, seed=seed + k).fit(means[~test], y[~test], covariates[~test])
+            prediction[test] = model.linear_predictor(means[test], covariates[test])[:, 0]
+        rho, p_value = spearmanr(prediction, y[:, 0])
+        rows.append((rsid, float(rho) if np.isfinite(rho) else 0.0, float(p_value) if np.isfinite(p_value) else 1.0))
+    return pd.DataFrame(rows, columns=["rsid", "spearman", "p_value"])
+
+
+def clump(
+    bed_prefix: str | Path,
+    candidates: pd.DataFrame,
+    out_prefix: str | Path,
+    r2: float,
+    kb: int,
+) -> list[str]:
+    """LD clumping of ``candidates`` (``rsid``, ``p_value``) with PLINK 1.9: every candidate may lead a
+    clump (``--clump-p1 1``), variants within ``kb`` with r^2 above ``r2`` join the clump of a stronger
+    one. Returns the index variants (strongest first)."""
+    if candidates.empty:
+        return []
+    out_prefix = Path(out_prefix)
+    assoc = out_prefix.with_suffix(".assoc")
+    candidates.rename(columns={"rsid": "SNP", "p_value": "P"})[["SNP", "P"]].to_csv(assoc, sep="\t", index=False)
+    run_plink(
+        ["--bfile", bed_prefix, "--clump", assoc, "--clump-p1", 1, "--clump-p2", 1]
+        + ["--clump-r2", r2, "--clump-kb", kb, "--keep-allele-order"],
+        out_prefix,
+    )
+    clumped = Path(f"{out_prefix}.clumped")
+    if not clumped.exists():  # PLINK writes no file when nothing clumps (all p-values above p1)
+        return []
+    table = pd.read_csv(clumped, sep=r"\s+")
+    return list(table.sort_values("P")["SNP"])
