@@ -34,6 +34,7 @@ localrules:
     camelyon16_table3,
     compare_dataset,
     variant_universe,
+    clump_labels,
 
 
 rule all:

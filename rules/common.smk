@@ -123,6 +123,8 @@ def genetics_outputs():
         "results/genetics/genotypes/genetic_pcs.tsv",
         "results/genetics/variants/universe.tsv",
         "results/genetics/variants/universe_counts.md",
+        "results/genetics/labels/labels.md",
+        "results/genetics/labels/label_dosages.tsv",
     ]
 
 

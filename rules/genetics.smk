@@ -117,3 +117,57 @@ rule variant_universe:
         provenance=table_provenance([], genetics=GENETICS),
     script:
         "../scripts/genetics/variant_universe.py"
+
+
+rule screen_variants:
+    input:
+        cells="results/genetics/cells/lymphoid_scvi.h5ad",
+        vcf=onek1k_input("vcf"),
+        universe="results/genetics/variants/universe.tsv",
+        pcs="results/genetics/genotypes/genetic_pcs.tsv",
+    output:
+        screen="results/genetics/labels/glmm_screen.tsv",
+        donors="results/genetics/labels/donors.tsv",
+        dosages="results/genetics/labels/universe_dosages.tsv.gz",
+    log:
+        "logs/genetics/screen_variants.log",
+    benchmark:
+        "benchmarks/rules/genetics/screen_variants.tsv"
+    conda:
+        "../envs/mil.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
+        runtime=600,
+    params:
+        n_folds=GENETICS.get("screen", {}).get("n_folds", 5),
+        seed=derive_seed(config["seed"], "glmm-screen"),
+        provenance=table_provenance([], genetics=GENETICS),
+    script:
+        "../scripts/genetics/screen_variants.py"
+
+
+rule clump_labels:
+    input:
+        screen="results/genetics/labels/glmm_screen.tsv",
+        dosages="results/genetics/labels/universe_dosages.tsv.gz",
+        bed=multiext("results/genetics/genotypes/donors", ".bed", ".bim", ".fam"),
+    output:
+        labels="results/genetics/labels/labels.tsv",
+        dosages="results/genetics/labels/label_dosages.tsv",
+        md=report(
+            "results/genetics/labels/labels.md",
+            caption="../report/genetic_labels.rst",
+            category="Genetics",
+        ),
+    log:
+        "logs/genetics/clump_labels.log",
+    conda:
+        "../envs/genetics.yaml"
+    params:
+        min_spearman=GENETICS.get("screen", {}).get("min_spearman", 0.15),
+        r2=GENETICS.get("clump", {}).get("r2", 0.1),
+        kb=GENETICS.get("clump", {}).get("kb", 1000),
+        provenance=table_provenance([], genetics=GENETICS),
+    script:
+        "../scripts/genetics/clump_labels.py"
