@@ -9,7 +9,7 @@ CORES ?= all
 # (0) Snakemake caps the request to 0 and the jobs run side by side on the CPU.
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c "^GPU" || true)
 
-.PHONY: env run test test-fast lint format report clean
+.PHONY: env system-deps run test test-fast lint format report clean
 
 env: $(VENV)/.installed
 
@@ -19,10 +19,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-run: env
+# PLINK 1.9 (genetics branch) is a Debian package, not a pip one: install it when missing.
+system-deps:
+	@command -v plink1.9 >/dev/null || command -v plink >/dev/null || { \
+	  echo "installing PLINK 1.9 (Debian package plink1.9) for the genetics branch"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends plink1.9; }
+
+run: env system-deps
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(or $(GPUS),0) --configfile config/config.yaml
 
-test: env
+test: env system-deps
 	$(BIN)/python -m pytest
 
 test-fast: env
