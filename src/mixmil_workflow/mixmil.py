@@ -40,7 +40,10 @@ class MixMILConfig:
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda" (falls back to the CPU)
     segment_backend: str = "torch"
-    chunk_instances: int = 200_000  # instances scored at once in prediction
+    chunk_instances: int = 200_000  # at most this many instances scored at once in prediction
+    # ... and at most this many instance x posterior-sample x output values (64 MB of float32 per tensor):
+    # with 100 frozen samples and 28 outputs, 200,000 instances would need 2.2 GB per intermediate.
+    chunk_values: int = 16_000_000
     progress: bool = True
 
 
@@ -174,7 +177,8 @@ class MixMIL:
         constant = module.likelihood.log_constant(y.cpu()).mean().item()
         self.history = {"loss": losses.numpy() - constant, "nll": nlls.numpy() - constant, "kl": kls.numpy()}
         pred_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
-        module.set_prediction_state(bags, cfg.n_predictive_samples, pred_gen, cfg.chunk_instances)
+        chunk = self._chunk(cfg.n_predictive_samples + 1, module.n_outputs)
+        module.set_prediction_state(bags, cfg.n_predictive_samples, pred_gen, chunk)
 
     # prediction -------------------------------------------------------------------------------
     def _check_fitted(self) -> MixMILModule:
@@ -184,6 +188,12 @@ class MixMIL:
 
     def _device(self) -> torch.device:
         return self.module.alpha.device
+
+    def _chunk(self, n_samples: int, n_outputs: int) -> int:
+        """Instances per scoring chunk: bounded by ``chunk_instances`` and by ``chunk_values`` values of
+        instance x sample x output, so prediction memory does not grow with samples and outputs."""
+        per_instance = max(1, n_samples * n_outputs)
+        return max(1, min(self.config.chunk_instances, self.config.chunk_values // per_instance))
 
     def predict(self, bags: Bags, covariates: np.ndarray | None = None, method: str = "posterior") -> Prediction:
         """Bag predictions. ``method="posterior"``: posterior predictive (Eq. 11) averaged over the frozen
@@ -196,11 +206,12 @@ class MixMIL:
         with torch.no_grad():
             fixed = fixed @ module.alpha  # (B, P)
             if method == "posterior":
-                u = module.bag_effect_samples(bags, self.config.chunk_instances)  # (B, P, S)
+                chunk = self._chunk(module.pred_theta.shape[0], module.n_outputs)
+                u = module.bag_effect_samples(bags, chunk)  # (B, P, S)
                 mean = module.likelihood.mean(fixed.unsqueeze(-1) + u).mean(-1)
                 u = u.mean(-1)
             elif method == "mean":
-                u = module.bag_effect_at_mean(bags, self.config.chunk_instances)
+                u = module.bag_effect_at_mean(bags, self._chunk(1, module.n_outputs))
                 mean = module.likelihood.mean((fixed + u).unsqueeze(-1)).squeeze(-1)
             else:
                 raise ValueError(f"method must be 'posterior' or 'mean', got {method!r}")
@@ -214,7 +225,8 @@ class MixMIL:
         lo_q, hi_q = (1 - credible_level) / 2, (1 + credible_level) / 2
         parts = []
         with torch.no_grad():
-            for lo, hi in bags.chunks(self.config.chunk_instances // max(1, module.pred_theta.shape[0] // 8)):
+            # torch.quantile sorts a copy: budget two tensors of (instances, samples, outputs).
+            for lo, hi in bags.chunks(self._chunk(2 * module.pred_theta.shape[0], module.n_outputs)):
                 w = module.attention(bags.slice(lo, hi), module.pred_theta)  # (n, S, P)
                 qs = torch.quantile(w, torch.tensor([lo_q, hi_q], device=w.device, dtype=w.dtype), dim=1)
                 parts.append(torch.stack([w.mean(1), qs[0], qs[1]]).cpu())
