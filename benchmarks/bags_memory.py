@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from measure import run_snippet
 
 IMPORTS = """
 import json, resource
@@ -54,10 +53,7 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 
 
 def run(code: str, *args) -> float:
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+    return run_snippet(code, *args)["peak_mb"]
 
 
 def write_dataset(root: Path, n_instances: int, n_features: int, grouped: bool, seed: int = 0) -> tuple[Path, Path]:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from measure import run_snippet
 
 FULL_PATCHES = 4_886_434
 FULL_SLIDES = 399
@@ -96,13 +95,6 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 """
 
 
-def run(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
@@ -114,7 +106,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     q = 512
-    baseline = run(BASELINE)["peak_mb"]
+    baseline = run_snippet(BASELINE)["peak_mb"]
     print(f"imports alone: {baseline:.0f} MB", flush=True)
 
     conversion = []
@@ -123,7 +115,7 @@ def main() -> None:
         groups = {("train", 0): n // 2, ("train", 1): n - n // 2}
         write_archive(archive, groups, MEAN_PATCHES, q, seed=n)
         start = time.perf_counter()
-        peak = run(CONVERT, archive, args.work / f"convert_{n}.h5ad", args.work / f"convert_{n}.tsv")["peak_mb"]
+        peak = run_snippet(CONVERT, archive, args.work / f"convert_{n}.h5ad", args.work / f"convert_{n}.tsv")["peak_mb"]
         seconds = time.perf_counter() - start
         conversion.append({"slides": n, "patches": n * MEAN_PATCHES, "peak_mb": peak, "seconds": seconds})
         print(f"conversion, {n} slides of {MEAN_PATCHES} patches: peak {peak:.0f} MB, {seconds:.1f} s", flush=True)
@@ -135,8 +127,8 @@ def main() -> None:
         archive = args.work / f"fit_{f}.zip"
         write_archive(archive, SPLIT, patches, q, seed=1)
         h5ad, slides_tsv = args.work / f"fit_{f}.h5ad", args.work / f"fit_{f}.tsv"
-        run(CONVERT, archive, h5ad, slides_tsv)
-        result = run(FIT, h5ad, slides_tsv, args.epochs)
+        run_snippet(CONVERT, archive, h5ad, slides_tsv)
+        result = run_snippet(FIT, h5ad, slides_tsv, args.epochs)
         matrix_mb = result["n_instances"] * q * 4 / 2**20
         training.append({"fraction": f, **result, "instance_matrix_mb": matrix_mb})
         print(

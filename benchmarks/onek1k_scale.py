@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
-import sys
 from pathlib import Path
+
+from measure import run_snippet
 
 DATA = """
 import json, resource, sys, time
@@ -65,13 +65,6 @@ print(json.dumps({"peak_mb": peak, "n_instances": int(x.shape[0]), **globals().g
 """
 
 
-def run(code: str, *args) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bags", type=int, default=981)
@@ -82,8 +75,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "onek1k_scale"))
     args = parser.parse_args()
     common = (args.bags, args.instances, args.outputs, args.threads, args.epochs)
-    data = run(DATA + REPORT, *common)
-    fit = run(DATA + FIT + REPORT, *common)
+    data = run_snippet(DATA + REPORT, *common)
+    fit = run_snippet(DATA + FIT + REPORT, *common)
     matrix_mb = fit["n_instances"] * 30 * 4 / 2**20
     epoch_s = (fit["train_seconds"] - fit["freeze_s"]) / args.epochs
     results = {
