@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixmil_workflow.genetics.labels import clump
+from mixmil_workflow.genetics.labels import clump, label_steps
 from mixmil_workflow.io import log_to, read_table, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -26,11 +26,5 @@ with log_to(snakemake.log[0]):
     save_table(snakemake.output.labels, labels.round(6), provenance=snakemake.params.provenance)
     dosages = pd.read_csv(snakemake.input.dosages, sep="\t", index_col="sample")[list(labels["rsid"])]
     save_table(snakemake.output.dosages, dosages.reset_index())
-    steps = pd.DataFrame(
-        {
-            "step": ["variant universe", f"GLMM screen: Spearman > {snakemake.params.min_spearman}", "LD clumping"],
-            "variants": [len(screen), len(passed), len(labels)],
-            "paper": ["16,718", "", "28"],
-        }
-    )
+    steps = label_steps(len(screen), len(passed), len(labels), snakemake.params.min_spearman)
     save_table(snakemake.output.md, steps, provenance=snakemake.params.provenance)

@@ -1,8 +1,6 @@
 """The variant universe: lead cis-eSNPs of the configured lymphoid cell types, matched to the VCF."""
 
-import pandas as pd
-
-from mixmil_workflow.genetics.variants import match_to_vcf, read_esnp_tables, variant_universe
+from mixmil_workflow.genetics.variants import match_to_vcf, read_esnp_tables, universe_steps, variant_universe
 from mixmil_workflow.io import log_to, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -14,16 +12,5 @@ with log_to(snakemake.log[0]):
     kept, counts = match_to_vcf(universe, snakemake.input.vcf)
     print(counts)
     save_table(snakemake.output.table, kept, provenance=snakemake.params.provenance)
-    steps = pd.DataFrame(
-        {
-            "step": [
-                f"lead eSNPs (FDR <= {snakemake.params.max_fdr}) in {len(tables)} cell types",
-                "unique rsIDs (the variant universe; the paper has 16,718)",
-                "found in the VCF by rsID",
-                "alleles differ from the VCF (dropped)",
-                "kept",
-            ],
-            "variants": [len(esnps), counts["universe"], counts["in_vcf"], counts["allele_mismatch"], counts["kept"]],
-        }
-    )
+    steps = universe_steps(len(esnps), len(tables), snakemake.params.max_fdr, counts)
     save_table(snakemake.output.md, steps, provenance=snakemake.params.provenance)

@@ -90,3 +90,19 @@ def match_to_vcf(universe: pd.DataFrame, vcf: str | Path) -> tuple[pd.DataFrame,
         "kept": len(kept),
     }
     return kept, counts
+
+
+def universe_steps(n_esnps: int, n_tables: int, max_fdr: float, counts: Mapping[str, int]) -> pd.DataFrame:
+    """The variant count at each step of building the universe, for the report."""
+    return pd.DataFrame(
+        {
+            "step": [
+                f"lead eSNPs (FDR <= {max_fdr}) in {n_tables} cell types",
+                "unique rsIDs (the variant universe; the paper has 16,718)",
+                "found in the VCF by rsID",
+                "alleles differ from the VCF (dropped)",
+                "kept",
+            ],
+            "variants": [n_esnps, counts["universe"], counts["in_vcf"], counts["allele_mismatch"], counts["kept"]],
+        }
+    )
