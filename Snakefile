@@ -35,6 +35,8 @@ localrules:
     compare_dataset,
     variant_universe,
     clump_labels,
+    genetics_results,
+    genetics_planted_recovery,
 
 
 rule all:

@@ -23,6 +23,11 @@ from mixmil_workflow.genetics.demo import (
     LYMPHOID_ESNP_CODES,
     OTHER_ESNP_CODES,
 )  # noqa: E402
+from mixmil_workflow.genetics.training import (
+    MIL_BASELINE_TYPES,
+    genetics_covariates,
+    genetics_models,
+)  # noqa: E402
 from mixmil_workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
@@ -115,10 +120,60 @@ def onek1k_esnp_tables(wildcards=None):
     ]
 
 
+# The genetics settings each stage depends on, so that a provenance digest (and a rerun) follows only
+# the settings upstream of a table: editing cell_states must not rerun the variant universe.
+GENETICS_STAGE_KEYS = {
+    "universe": ["source", "demo", "esnp_cell_types", "max_fdr"],
+    "screen": ["n_top_genes", "scvi", "n_genetic_pcs", "screen"],
+    "labels": ["clump"],
+}
+
+
+def genetics_settings(stage):
+    """The genetics config of ``stage`` and every stage before it (universe, screen, labels), or all."""
+    if stage == "all":
+        return GENETICS
+    keys = []
+    for name, stage_keys in GENETICS_STAGE_KEYS.items():
+        keys += stage_keys
+        if name == stage:
+            break
+    return {k: GENETICS[k] for k in keys if k in GENETICS}
+
+
+GENETICS_MODELS, GENETICS_REFERENCE = genetics_models(GENETICS, config["models"])
+GENETICS_FOLDS = list(range(GENETICS.get("training", {}).get("n_folds", 5)))
+GENETICS_COVARIATES = genetics_covariates(GENETICS.get("n_genetic_pcs", 4))
+# Table 1 at OneK1K scale: the minibatch-trained MIL models among the genetics models.
+GENETICS_COST_MODELS = [
+    m
+    for m in GENETICS_MODELS
+    if config["models"][m]["type"] in ("mixmil", *MIL_BASELINE_TYPES)
+]
+
+
+def genetics_fit_files(kind):
+    """Every model x fold output of fit_genetics (kind: predictions or weights)."""
+    suffix = "tsv" if kind == "predictions" else "npz"
+    return expand(
+        f"results/genetics/training/{kind}/{{model}}/fold{{fold}}.{suffix}",
+        model=GENETICS_MODELS,
+        fold=GENETICS_FOLDS,
+    )
+
+
+def genetics_reference_weights(wildcards=None):
+    return expand(
+        "results/genetics/training/weights/{model}/fold{fold}.npz",
+        model=GENETICS_REFERENCE,
+        fold=GENETICS_FOLDS,
+    )
+
+
 def genetics_outputs():
     if not GENETICS.get("activate", False):
         return []
-    return [
+    out = [
         "results/genetics/cells/lymphoid_scvi.h5ad",
         "results/genetics/genotypes/genetic_pcs.tsv",
         "results/genetics/variants/universe.tsv",
@@ -126,6 +181,20 @@ def genetics_outputs():
         "results/genetics/labels/labels.md",
         "results/genetics/labels/label_dosages.tsv",
     ]
+    if not GENETICS_MODELS:
+        return out
+    out += [
+        "results/genetics/tables/spearman.tsv",
+        "results/genetics/tables/table_e2.md",
+        "results/genetics/figures/fig3_wins.png",
+        "results/genetics/figures/fig_e3_cell_states.png",
+        "results/genetics/tables/fig_e3_odds_ratios.md",
+    ]
+    if GENETICS_COST_MODELS:
+        out.append("results/genetics/tables/table1_costs.md")
+    if GENETICS.get("source", "demo") == "demo":
+        out.append("results/genetics/tables/planted_recovery.md")
+    return out
 
 
 def simulation_seed(wildcards):

@@ -114,7 +114,7 @@ rule variant_universe:
     params:
         codes=GENETICS.get("esnp_cell_types", []),
         max_fdr=GENETICS.get("max_fdr", 0.05),
-        provenance=table_provenance([], genetics=GENETICS),
+        provenance=table_provenance([], genetics=genetics_settings("universe")),
     script:
         "../scripts/genetics/variant_universe.py"
 
@@ -142,7 +142,7 @@ rule screen_variants:
     params:
         n_folds=GENETICS.get("screen", {}).get("n_folds", 5),
         seed=derive_seed(config["seed"], "glmm-screen"),
-        provenance=table_provenance([], genetics=GENETICS),
+        provenance=table_provenance([], genetics=genetics_settings("screen")),
     script:
         "../scripts/genetics/screen_variants.py"
 
@@ -168,6 +168,219 @@ rule clump_labels:
         min_spearman=GENETICS.get("screen", {}).get("min_spearman", 0.15),
         r2=GENETICS.get("clump", {}).get("r2", 0.1),
         kb=GENETICS.get("clump", {}).get("kb", 1000),
-        provenance=table_provenance([], genetics=GENETICS),
+        provenance=table_provenance([], genetics=genetics_settings("labels")),
     script:
         "../scripts/genetics/clump_labels.py"
+
+
+# Training (Section 4.3): bags = donors, instances = their cells' scVI embeddings; every label at once as
+# the outputs of one model, 5-fold stacked cross-validation; covariates sex, age and the genetic PCs.
+rule genetics_training_data:
+    input:
+        cells="results/genetics/cells/lymphoid_scvi.h5ad",
+        donors="results/genetics/labels/donors.tsv",
+        labels="results/genetics/labels/labels.tsv",
+        screen="results/genetics/labels/glmm_screen.tsv",
+        dosages="results/genetics/labels/universe_dosages.tsv.gz",
+    output:
+        matrix="results/genetics/training/data/instances.npy",
+        table="results/genetics/training/data/bags.tsv",
+        names="results/genetics/training/data/instance_names.tsv.gz",
+        variants="results/genetics/training/data/variants.tsv",
+    log:
+        "logs/genetics/training_data.log",
+    conda:
+        "../envs/mil.yaml"
+    resources:
+        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
+    params:
+        covariates=GENETICS_COVARIATES,
+        n_folds=len(GENETICS_FOLDS),
+        n_controls=GENETICS.get("training", {}).get("negative_controls", 0),
+        min_spearman=GENETICS.get("screen", {}).get("min_spearman", 0.15),
+        fold_seed=derive_seed(config["seed"], "genetics-folds"),
+        control_seed=derive_seed(config["seed"], "genetics-controls"),
+    script:
+        "../scripts/genetics/training_data.py"
+
+
+rule fit_genetics:
+    input:
+        matrix="results/genetics/training/data/instances.npy",
+        table="results/genetics/training/data/bags.tsv",
+        variants="results/genetics/training/data/variants.tsv",
+    output:
+        predictions="results/genetics/training/predictions/{model}/fold{fold}.tsv",
+        weights="results/genetics/training/weights/{model}/fold{fold}.npz",
+    log:
+        "logs/genetics/fit/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/rules/genetics/fit/{model}/fold{fold}.tsv"
+    conda:
+        "../envs/mil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
+        runtime=360,
+    params:
+        model=lambda wc: config["models"][wc.model],
+        covariates=GENETICS_COVARIATES,
+        seed=lambda wc: derive_seed(config["seed"], "genetics-fit", wc.model, wc.fold),
+        device=config["device"],
+    script:
+        "../scripts/genetics/fit.py"
+
+
+rule genetics_results:
+    input:
+        predictions=genetics_fit_files("predictions"),
+        variants="results/genetics/training/data/variants.tsv",
+    output:
+        predictions="results/genetics/training/out_of_fold_predictions.tsv.gz",
+        spearman="results/genetics/tables/spearman.tsv",
+        wins="results/genetics/tables/fig3_wins.tsv",
+        table_e2="results/genetics/tables/table_e2.tsv",
+        table_e2_md=report(
+            "results/genetics/tables/table_e2.md",
+            caption="../report/genetics_table_e2.rst",
+            category="Genetics",
+        ),
+        figure=report(
+            "results/genetics/figures/fig3_wins.png",
+            caption="../report/genetics_fig3.rst",
+            category="Genetics",
+        ),
+    log:
+        "logs/genetics/results.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        models=GENETICS_MODELS,
+        reference=GENETICS_REFERENCE,
+        types={m: config["models"][m]["type"] for m in GENETICS_MODELS},
+        provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),
+    script:
+        "../scripts/genetics/results.py"
+
+
+rule genetics_planted_recovery:
+    input:
+        spearman="results/genetics/tables/spearman.tsv",
+        variants="results/genetics/training/data/variants.tsv",
+        truth="resources/onek1k/demo/truth.tsv",
+    output:
+        tsv="results/genetics/tables/planted_recovery.tsv",
+        md=report(
+            "results/genetics/tables/planted_recovery.md",
+            caption="../report/genetics_planted_recovery.rst",
+            category="Genetics",
+        ),
+    log:
+        "logs/genetics/planted_recovery.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        models=GENETICS_MODELS,
+        provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),
+    script:
+        "../scripts/genetics/planted_recovery.py"
+
+
+rule genetics_cell_map:
+    input:
+        "results/genetics/cells/lymphoid_scvi.h5ad",
+    output:
+        "results/genetics/cells/cell_map.tsv.gz",
+    log:
+        "logs/genetics/cell_map.log",
+    conda:
+        "../envs/scvi.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, input: int(3000 + input.size_mb),
+    params:
+        n_cells=GENETICS.get("cell_states", {}).get("umap_cells", 50000),
+        n_neighbors=GENETICS.get("cell_states", {}).get("umap_neighbors", 15),
+        seed=derive_seed(config["seed"], "genetics-umap"),
+    script:
+        "../scripts/genetics/cell_map.py"
+
+
+rule genetics_cell_states:
+    input:
+        weights=genetics_reference_weights,
+        matrix="results/genetics/training/data/instances.npy",
+        table="results/genetics/training/data/bags.tsv",
+        names="results/genetics/training/data/instance_names.tsv.gz",
+        cell_map="results/genetics/cells/cell_map.tsv.gz",
+        spearman="results/genetics/tables/spearman.tsv",
+        variants="results/genetics/training/data/variants.tsv",
+    output:
+        odds="results/genetics/tables/fig_e3_odds_ratios.tsv",
+        odds_md=report(
+            "results/genetics/tables/fig_e3_odds_ratios.md",
+            caption="../report/genetics_fig_e3.rst",
+            category="Genetics",
+        ),
+        top_bottom="results/genetics/tables/fig_e3_top_bottom_glmm.tsv",
+        figure=report(
+            "results/genetics/figures/fig_e3_cell_states.png",
+            caption="../report/genetics_fig_e3.rst",
+            category="Genetics",
+        ),
+    log:
+        "logs/genetics/cell_states.log",
+    conda:
+        "../envs/mil.yaml"
+    resources:
+        mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
+    params:
+        reference=GENETICS_REFERENCE,
+        baselines=[
+            m
+            for m in GENETICS_MODELS
+            if config["models"][m]["type"] in MIL_BASELINE_TYPES
+        ],
+        covariates=GENETICS_COVARIATES,
+        settings=GENETICS.get("cell_states", {}),
+        seed=derive_seed(config["seed"], "genetics-cell-states"),
+        provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),
+    script:
+        "../scripts/genetics/cell_states.py"
+
+
+rule genetics_costs:
+    input:
+        matrix="results/genetics/training/data/instances.npy",
+        table="results/genetics/training/data/bags.tsv",
+        variants="results/genetics/training/data/variants.tsv",
+    output:
+        tsv="results/genetics/tables/table1_costs.tsv",
+        md=report(
+            "results/genetics/tables/table1_costs.md",
+            caption="../report/genetics_table1.rst",
+            category="Genetics",
+        ),
+    log:
+        "logs/genetics/costs.log",
+    benchmark:
+        "benchmarks/rules/genetics/costs.tsv"
+    conda:
+        "../envs/mil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
+        runtime=120,
+    params:
+        models=lambda wc: {m: config["models"][m] for m in GENETICS_COST_MODELS},
+        covariates=GENETICS_COVARIATES,
+        costs=COSTS,
+        seed=derive_seed(config["seed"], "genetics-costs"),
+        device=config["device"],
+        provenance=table_provenance(
+            GENETICS_COST_MODELS, genetics=GENETICS, costs=COSTS
+        ),
+    script:
+        "../scripts/genetics/costs.py"

@@ -51,12 +51,15 @@ def test_cost_markdown_has_the_table_1_columns():
                 batch_size=64,
                 n_features=30,
                 n_train_bags=1000,
+                n_outputs=1,
+                n_covariates=6,
                 device="cpu",
             ),
         ]
     )
     text = cost_markdown(table)
     assert "| abmil" in text and "1.50 ± 0.10" in text and "1922" in text and "Q = 30" in text
+    assert "1 output(s), 6 covariate(s)" in text
 
 
 def test_cost_models_default_to_the_simulations_mil_models_and_can_be_switched_off():

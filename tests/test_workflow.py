@@ -232,12 +232,49 @@ def test_demo_configuration_end_to_end(demo_run):
     assert (labels["spearman"] > 0.15).all()
     dosages = read_table(tmp_path / "results/genetics/labels/label_dosages.tsv")
     assert list(dosages.columns[1:]) == list(labels["rsid"]) and dosages.iloc[:, 1:].isin([0, 1, 2]).all().all()
+    _check_genetics_training(tmp_path, config, labels, truth)
     # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
     baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
     for baseline in baselines:
         for scenario in config["models"][baseline].get("scenarios", ["default"]):
             mixmil_rho = summary.loc[("mixmil", scenario), "spearman_mean"]
             assert mixmil_rho > summary.loc[(baseline, scenario), "spearman_mean"], (baseline, scenario)
+
+
+def _check_genetics_training(tmp_path, config, labels, truth):
+    """Every model on every label (+ negative controls) with stacked CV: MixMIL recovers the planted
+    labels and stays near zero on null variants; Fig. 3, Table E.2, Fig. E.3 and Table 1 agree."""
+    genetics, models = config["genetics"], config["models"]
+    recovery = read_table(tmp_path / "results/genetics/tables/planted_recovery.tsv")
+    assert len(recovery) == len(labels) + genetics["training"]["negative_controls"]
+    assert set(recovery.columns) >= set(genetics["models"])
+    planted, null = recovery[recovery["simulated"] == "planted"], recovery[recovery["simulated"] == "not_planted"]
+    assert len(planted) >= 3 and (planted["mixmil"] > 0.25).all(), planted
+    # 120 donors: a null Spearman has s.e. ~0.09
+    assert len(null) >= 3 and null["mixmil"].abs().max() < 0.3, null
+    assert planted["mixmil"].mean() > null["mixmil"].mean() + 0.3
+    baselines = [m for m in genetics["models"] if models[m]["type"] not in ("mixmil", "glmm")]
+    wins = read_table(tmp_path / "results/genetics/tables/fig3_wins.tsv")
+    assert list(wins["baseline"]) == baselines and (wins["n_labels"] == len(labels)).all()
+    e2 = read_table(tmp_path / "results/genetics/tables/table_e2.tsv").set_index("model")
+    assert e2["spearman_mean"].idxmax() == "mixmil"
+    # Fig. E.3: the top cells of a planted label lie in the cell type whose state the variant moves.
+    odds = read_table(tmp_path / "results/genetics/tables/fig_e3_odds_ratios.tsv")
+    truth = truth.set_index("rsid")
+    group_of = {
+        r: truth.loc[truth.loc[r, "lead"] if truth.loc[r, "role"] == "proxy" else r, "group"] for r in truth.index
+    }
+    shown = odds["label"].unique()
+    assert 1 <= len(shown) <= genetics["cell_states"].get("n_examples", 3)
+    for label in shown:
+        if truth.loc[label, "role"] in ("planted", "proxy"):
+            ratios = odds[odds["label"] == label].set_index("cell_type")["odds_ratio"]
+            assert ratios.idxmax() == group_of[label] and ratios.max() > 5, (label, ratios)
+    costs = read_table(tmp_path / "results/genetics/tables/table1_costs.tsv").set_index("model")
+    assert list(costs.index) == [m for m in genetics["models"] if models[m]["type"] != "glmm"]
+    q, n_fixed = genetics["scvi"]["n_latent"], 3 + genetics["n_genetic_pcs"]  # intercept, sex, age, PCs
+    assert costs.loc["mixmil", "likelihood_parameters"] == n_fixed + 2 * q
+    assert costs.loc["mixmil", "variational_parameters"] == 2 * q + q * (2 * q + 1)
 
 
 @pytest.mark.slow
@@ -257,15 +294,19 @@ def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
             "results/camelyon16/figures/roc.png": captions["roc_camelyon16"],
             "results/camelyon16/figures/instance_scores.png": captions["instance_scores_camelyon16"],
         },
+        "Genetics": {
+            "results/genetics/figures/fig3_wins.png": captions["genetics_fig3"],
+            "results/genetics/figures/fig_e3_cell_states.png": captions["genetics_fig_e3"],
+        },
     }
     sizes = report_figures_render(demo_run / "report.html", figures)
-    assert len(sizes) == 6
+    assert len(sizes) == 8
     # Every PNG result the run produced is among those checked.
     produced = {p.relative_to(demo_run).as_posix() for p in (demo_run / "results").rglob("*.png")}
     assert produced == set(sizes), produced ^ set(sizes)
     # The tables are embedded with their provenance.
     html = (demo_run / "report.html").read_text()
-    for table in ("default_scenario.md", "table1_costs.md", "table3_auc.md"):
+    for table in ("default_scenario.md", "table1_costs.md", "table3_auc.md", "table_e2.md", "planted_recovery.md"):
         assert f"filename={table};" in html, table
 
 

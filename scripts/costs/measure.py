@@ -1,12 +1,10 @@
 """Measure training-step and prediction times and parameter counts of the MIL models (Table 1 analogue)."""
 
 import numpy as np
-import pandas as pd
 import torch
 
-from mixmil_workflow.costs import cost_markdown, measure_model_costs
-from mixmil_workflow.io import atomic_path, log_to, resolve_device, save_table
-from mixmil_workflow.provenance import provenance_footer
+from mixmil_workflow.costs import measure_model_costs, save_cost_tables
+from mixmil_workflow.io import log_to, resolve_device
 from mixmil_workflow.simulation import SimulatedData
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -32,9 +30,5 @@ with log_to(snakemake.log[0]):
         )
         print(f"  step {row['batch_ms_mean']:.2f} ms, predict {row['predict_ms_mean']:.2f} ms", flush=True)
         rows.append(row)
-    table = pd.DataFrame(rows)
-    save_table(snakemake.output.tsv, table.round(4), provenance=snakemake.params.provenance)
-    markdown = cost_markdown(table)
+    markdown = save_cost_tables(rows, snakemake.output.tsv, snakemake.output.md, snakemake.params.provenance)
     print(markdown)
-    with atomic_path(snakemake.output.md) as tmp:
-        tmp.write_text(markdown + provenance_footer(snakemake.params.provenance))

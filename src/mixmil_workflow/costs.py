@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,40 @@ def measure_model_costs(
     n_epochs: int = 3,
     n_timings: int = 20,
 ) -> dict:
-    """Time ``n_epochs`` of training (the first epoch is a warm-up and not counted) and ``n_timings``
-    predictions of one batch of test bags; count the parameters. Returns one row of the cost table."""
+    """:func:`measure_bag_costs` on a simulated dataset's first output (the simulation's Table 1)."""
+    return measure_bag_costs(
+        name,
+        spec,
+        data.bags("train"),
+        data.y_train[:, :1],
+        data.bags("test"),
+        seed,
+        device,
+        batch_size=batch_size,
+        n_epochs=n_epochs,
+        n_timings=n_timings,
+    )
+
+
+def measure_bag_costs(
+    name: str,
+    spec: Mapping,
+    train,
+    y_train: np.ndarray,
+    test,
+    seed: int,
+    device: str = "cpu",
+    batch_size: int = 64,
+    n_epochs: int = 3,
+    n_timings: int = 20,
+    train_covariates: np.ndarray | None = None,
+    test_covariates: np.ndarray | None = None,
+    likelihood: str = "binomial",
+    n_trials: int | None = 2,
+) -> dict:
+    """Time ``n_epochs`` of training on ``train`` (the first epoch is a warm-up and not counted) and
+    ``n_timings`` predictions of one batch of ``test`` bags; count the parameters. Returns one row of the
+    cost table."""
     if spec["type"] not in MINIBATCH_MODEL_TYPES:
         raise ValueError(
             f"model {name!r} has type {spec['type']!r}; costs are measured for the MIL models "
@@ -47,20 +80,21 @@ def measure_model_costs(
         )
     if n_epochs < 2:
         raise ValueError("costs need n_epochs >= 2: the first epoch is a warm-up")
-    model = build_model({**spec, "n_epochs": n_epochs, "batch_size": batch_size, "progress": False}, seed, device)
-    train = data.bags("train")
-    model.fit(train, data.y_train[:, :1])
+    settings = {**spec, "n_epochs": n_epochs, "batch_size": batch_size, "progress": False}
+    model = build_model(settings, seed, device, likelihood=likelihood, n_trials=n_trials)
+    model.fit(train, y_train, train_covariates)
     steps_per_epoch = math.ceil(train.n_bags / batch_size)
     step_ms = np.asarray(model.epoch_seconds[1:]) / steps_per_epoch * 1e3
 
-    test = data.bags("test")
-    batch = test.slice(0, min(batch_size, test.n_bags))
-    model.predict(batch)  # warm-up
+    n_batch = min(batch_size, test.n_bags)
+    batch = test.slice(0, n_batch)
+    batch_covariates = None if test_covariates is None else test_covariates[:n_batch]
+    model.predict(batch, batch_covariates)  # warm-up
     predict_ms = []
     for _ in range(n_timings):
         _synchronise(device)
         start = time.perf_counter()
-        model.predict(batch)
+        model.predict(batch, batch_covariates)
         _synchronise(device)
         predict_ms.append((time.perf_counter() - start) * 1e3)
 
@@ -79,6 +113,8 @@ def measure_model_costs(
         "batch_size": batch_size,
         "n_features": train.n_features,
         "n_train_bags": train.n_bags,
+        "n_outputs": int(np.asarray(y_train).reshape(train.n_bags, -1).shape[1]),
+        "n_covariates": 0 if train_covariates is None else int(train_covariates.shape[1]),
         "device": device,
     }
 
@@ -102,8 +138,22 @@ def cost_markdown(table: pd.DataFrame) -> str:
     )
     first = table.iloc[0]
     note = (
-        f"\n\nOne output, Q = {first['n_features']}, {first['n_train_bags']} training bags, "
+        f"\n\n{first['n_outputs']} output(s), {first['n_covariates']} covariate(s), Q = {first['n_features']}, "
+        f"{first['n_train_bags']} training bags, "
         f"{first['batch_size']} bags per batch, device {first['device']}; mean ± s.e. over epochs "
         "(training steps) and repeated predictions of one batch.\n"
     )
     return shown.to_markdown(index=False) + note
+
+
+def save_cost_tables(rows: list[dict], tsv: str | Path, md: str | Path, provenance: Mapping | None) -> str:
+    """The cost table as TSV and in the Table 1 layout (Markdown), both with their provenance."""
+    from .io import atomic_path, save_table
+    from .provenance import provenance_footer
+
+    table = pd.DataFrame(rows)
+    save_table(tsv, table.round(4), provenance=provenance)
+    markdown = cost_markdown(table)
+    with atomic_path(md) as tmp:
+        tmp.write_text(markdown + provenance_footer(provenance))
+    return markdown

@@ -10,8 +10,9 @@ the test bags are fold 0 and the training bags fold -1 (never held out).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,33 @@ def check_models(dataset_name: str, labels: Mapping[str, LabelSpec], model_names
                 )
 
 
+class _FoldFit(NamedTuple):
+    model: object
+    held_out: np.ndarray
+    test_bags: object
+    test_covariates: np.ndarray | None
+    seconds: float
+
+
+def _fit_outside_fold(
+    spec: Mapping, bags, table: pd.DataFrame, y: np.ndarray, covariates: list[str], fold: int, seed: int,
+    device: str, likelihood: str, n_trials: int | None,
+) -> _FoldFit:  # fmt: skip
+    """Build the configured model and fit it on the bags outside ``fold`` (timed)."""
+    from .simulation_study import build_model
+
+    cov = table[covariates].to_numpy(float) if covariates else None
+    folds = table["fold"].to_numpy()
+    held_out, train = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
+    if len(held_out) == 0 or len(train) < 2:
+        raise DatasetError(f"fold {fold}: {len(held_out)} held-out and {len(train)} training bags; need both")
+    model = build_model(spec, seed, device, likelihood=likelihood, n_trials=n_trials)
+    start = time.perf_counter()
+    model.fit(bags.subset(train), y[train], None if cov is None else cov[train])
+    seconds = time.perf_counter() - start
+    return _FoldFit(model, held_out, bags.subset(held_out), None if cov is None else cov[held_out], seconds)
+
+
 def fit_fold(
     spec: Mapping,
     bags,
@@ -123,20 +151,11 @@ def fit_fold(
     """Fit on the bags outside ``fold``, predict the bags in it. Returns one row per held-out bag
     (``bag``, ``fold``, ``y`` (model-ready label), ``score`` (linear predictor, or the predicted class),
     ``train_seconds``; categorical: ``prob_<class>`` columns) and the held-out bags' instance weights."""
-    from .simulation_study import build_model, instance_scores_of, predict_scores
+    from .simulation_study import instance_scores_of, predict_scores
 
     y, classes = prepare_label_column(table[label.column], label, "the prepared bag table")
-    cov = table[covariates].to_numpy(float) if covariates else None
-    held_out = np.flatnonzero(table["fold"].to_numpy() == fold)
-    train = np.flatnonzero(table["fold"].to_numpy() != fold)
-    if len(held_out) == 0 or len(train) < 2:
-        raise DatasetError(f"fold {fold}: {len(held_out)} held-out and {len(train)} training bags; need both")
-    model = build_model(spec, seed, device, likelihood=label.likelihood, n_trials=label.n_trials)
-    train_bags, test_bags = bags.subset(train), bags.subset(held_out)
-    start = time.perf_counter()
-    model.fit(train_bags, y[train], None if cov is None else cov[train])
-    seconds = time.perf_counter() - start
-    test_cov = None if cov is None else cov[held_out]
+    fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, label.likelihood, label.n_trials)
+    model, held_out, test_bags, test_cov, seconds = fitted
     out = pd.DataFrame({"bag": table[id_column].to_numpy()[held_out], "fold": fold, "y": y[held_out]})
     eta, mean = predict_scores(model, test_bags, test_cov)
     if label.likelihood == "categorical":
@@ -150,6 +169,50 @@ def fit_fold(
         "bags": out["bag"].to_numpy().astype(str),
         "offsets": test_bags.offsets.numpy(),
         "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
+    }
+    return out.assign(train_seconds=seconds), instance
+
+
+def fit_fold_outputs(
+    spec: Mapping,
+    bags,
+    table: pd.DataFrame,
+    labels: Sequence[LabelSpec],
+    covariates: list[str],
+    fold: int,
+    seed: int,
+    id_column: str,
+    device: str = "cpu",
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Like :func:`fit_fold` for several labels of one (non-categorical) likelihood, fitted at once as the
+    P outputs of one model (MixMIL's tensorised outputs; P stacked networks or trees for the baselines).
+    Returns long predictions (``bag``, ``fold``, ``label``, ``y``, ``score``, ``train_seconds``) and the
+    held-out bags' instance weights (instances, P), outputs in the order of ``labels``."""
+    from .simulation_study import instance_scores_of, predict_scores
+
+    kinds = {(s.likelihood, s.n_trials) for s in labels}
+    if len(kinds) != 1 or labels[0].likelihood == "categorical":
+        raise DatasetError(f"outputs fitted at once need one non-categorical likelihood; got {sorted(kinds)}")
+    y = np.column_stack([prepare_label_column(table[s.column], s, "the prepared bag table")[0] for s in labels])
+    likelihood, n_trials = labels[0].likelihood, labels[0].n_trials
+    fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, likelihood, n_trials)
+    model, held_out, test_bags, test_cov, seconds = fitted
+    eta, _ = predict_scores(model, test_bags, test_cov)
+    eta = np.asarray(eta).reshape(len(held_out), len(labels))
+    bag_ids = table[id_column].to_numpy()[held_out]
+    out = pd.concat(
+        [
+            pd.DataFrame({"bag": bag_ids, "fold": fold, "label": s.column, "y": y[held_out, p], "score": eta[:, p]})
+            for p, s in enumerate(labels)
+        ],
+        ignore_index=True,
+    )
+    weights = instance_scores_of(model, test_bags, test_cov)
+    instance = {
+        "bags": bag_ids.astype(str),
+        "offsets": test_bags.offsets.numpy(),
+        "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
+        "labels": np.array([s.column for s in labels]),
     }
     return out.assign(train_seconds=seconds), instance
 
