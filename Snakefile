@@ -31,6 +31,7 @@ localrules:
     select_sweep,
     select_camelyon16_sweep,
     download_camelyon16,
+    download_onek1k,
     camelyon16_table3,
     compare_dataset,
     variant_universe,

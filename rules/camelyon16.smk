@@ -30,7 +30,7 @@ rule download_camelyon16:
         source=lambda wc: camelyon16_source(),
         retries=5,
     script:
-        "../scripts/camelyon16/download.py"
+        "../scripts/download.py"
 
 
 rule convert_camelyon16:

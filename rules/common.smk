@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -105,19 +106,62 @@ GENETICS = config.get("genetics", {})
 ONEK1K_ESNP_CODES = [*LYMPHOID_ESNP_CODES, *OTHER_ESNP_CODES]
 
 
+# The downloaded OneK1K files (flat under resources/onek1k/download/) and their rows in the source sheet.
+ONEK1K_DOWNLOADS = {
+    "onek1k.h5ad": "onek1k_h5ad",
+    "OneK1K.noGP.vcf.gz": "onek1k_vcf",
+    "OneK1K.noGP.vcf.gz.csi": "onek1k_vcf_csi",
+    **{
+        f"{code}_esnp_table.tsv.gz": f"onek1k_esnp_{code}"
+        for code in LYMPHOID_ESNP_CODES
+    },
+}
+
+
+def onek1k_root():
+    return (
+        "resources/onek1k/download"
+        if GENETICS.get("source", "demo") == "download"
+        else "resources/onek1k/demo"
+    )
+
+
 def onek1k_input(kind):
-    """The raw OneK1K file of this kind (h5ad, vcf) for the configured source."""
-    return {
-        "h5ad": "resources/onek1k/demo/onek1k.h5ad",
-        "vcf": "resources/onek1k/demo/OneK1K.noGP.vcf.gz",
+    """The raw OneK1K file of this kind (h5ad, vcf, csi) for the configured source."""
+    name = {
+        "h5ad": "onek1k.h5ad",
+        "vcf": "OneK1K.noGP.vcf.gz",
+        "csi": "OneK1K.noGP.vcf.gz.csi",
     }[kind]
+    return f"{onek1k_root()}/{name}"
+
+
+def onek1k_vcf_index():
+    """The downloaded VCF's index (fetched and checked with the VCF; the demo has none)."""
+    return [onek1k_input("csi")] if GENETICS.get("source") == "download" else []
 
 
 def onek1k_esnp_tables(wildcards=None):
+    # downloads are flat (one wildcard level); the demo keeps the bucket's esnp/ folder
+    folder = "" if GENETICS.get("source") == "download" else "esnp/"
     return [
-        f"resources/onek1k/demo/esnp/{code}_esnp_table.tsv.gz"
+        f"{onek1k_root()}/{folder}{code}_esnp_table.tsv.gz"
         for code in GENETICS.get("esnp_cell_types", [])
     ]
+
+
+def onek1k_download_source(wildcards):
+    """The source-sheet row of one OneK1K file; as a parameter of the download, a changed URL or
+    checksum reruns it."""
+    sheet = GENETICS.get("sheet", "config/sources.tsv")
+    sources = read_source_sheet(Path(workflow.basedir) / sheet)
+    row = ONEK1K_DOWNLOADS[wildcards.file]
+    if row not in sources:
+        raise ValueError(
+            f"{sheet}: no row for source {row!r} (needed for resources/onek1k/download/{wildcards.file}); "
+            "add it with its url and, where published, sha256"
+        )
+    return vars(sources[row])
 
 
 # The genetics settings each stage depends on, so that a provenance digest (and a rerun) follows only

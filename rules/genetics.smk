@@ -24,6 +24,24 @@ rule onek1k_demo:
         "../scripts/genetics/demo.py"
 
 
+rule download_onek1k:
+    output:
+        "resources/onek1k/download/{file}",
+    log:
+        "logs/genetics/download/{file}.log",
+    wildcard_constraints:
+        file="|".join(re.escape(name) for name in ONEK1K_DOWNLOADS),
+    # The script retries and resumes by itself; a rule retry covers a crash of the job.
+    retries: 1
+    conda:
+        "../envs/data.yaml"
+    params:
+        source=onek1k_download_source,
+        retries=5,
+    script:
+        "../scripts/download.py"
+
+
 rule select_cells:
     input:
         onek1k_input("h5ad"),
@@ -68,6 +86,7 @@ rule embed_scvi:
 rule donor_genotypes:
     input:
         vcf=onek1k_input("vcf"),
+        index=onek1k_vcf_index(),
         cells="results/genetics/cells/lymphoid_hvg.h5ad",
     output:
         multiext("results/genetics/genotypes/donors", ".bed", ".bim", ".fam"),

@@ -369,6 +369,67 @@ def test_camelyon16_branch_from_a_download_end_to_end(tmp_path):
     assert not list((other / "resources/camelyon16").glob("camelyon16_features.zip*"))
 
 
+def _onek1k_download_config(tmp_path, rows: dict[str, tuple[str, str]], name: str) -> Path:
+    sheet = tmp_path / f"{name}.tsv"
+    sheet.write_text(
+        "source\turl\tsha256\tsize_bytes\tdescription\n"
+        + "".join(f"{source}\t{url}\t{sha}\t\tserved on 127.0.0.1\n" for source, (url, sha) in rows.items())
+    )
+    config = yaml.safe_load((REPO / "tests/configs/onek1k_download.yaml").read_text())
+    config["genetics"]["sheet"] = str(sheet)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_genetics_branch_from_a_download_to_the_labels(tmp_path):
+    """OneK1K-format files served on 127.0.0.1 -> download rules (sha256 checked) -> cells, scVI,
+    genotypes, variant universe, GLMM screen and clumping; a wrong checksum fails and leaves no file."""
+    import hashlib
+
+    from mixmil_workflow.genetics.demo import LYMPHOID_ESNP_CODES, OneK1KDemoSpec, write_onek1k_demo
+    from tests.http_server import serve
+
+    www = tmp_path / "www"
+    paths = write_onek1k_demo(www, OneK1KDemoSpec(n_donors=120, mean_cells=60, n_genes=600, effect=1.5), seed=0)
+    # The index is served like any file (the workflow fetches and checks it; it reads the VCF sequentially).
+    (www / "OneK1K.noGP.vcf.gz.csi").write_bytes(b"CSI\x01" + paths["vcf"].read_bytes()[:64])
+    files = {
+        "onek1k_h5ad": "onek1k.h5ad",
+        "onek1k_vcf": "OneK1K.noGP.vcf.gz",
+        "onek1k_vcf_csi": "OneK1K.noGP.vcf.gz.csi",
+        **{f"onek1k_esnp_{code}": f"esnp/{code}_esnp_table.tsv.gz" for code in LYMPHOID_ESNP_CODES},
+    }
+    downloaded = {source: name.removeprefix("esnp/") for source, name in files.items()}
+    sha = {source: hashlib.sha256((www / name).read_bytes()).hexdigest() for source, name in files.items()}
+    workdir = tmp_path / "run"
+    with serve(www) as (url, state):
+        rows = {source: (f"{url}/{name}", sha[source]) for source, name in files.items()}
+        config = _onek1k_download_config(tmp_path, rows, "good")
+        snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+        for source, name in files.items():
+            got = workdir / "resources/onek1k/download" / downloaded[source]
+            assert got.read_bytes() == (www / name).read_bytes(), name
+        assert not (workdir / "resources/onek1k/demo").exists()
+        labels = read_table(workdir / "results/genetics/labels/labels.tsv")
+        truth = pd.read_csv(paths["truth"], sep="\t").set_index("rsid")
+        assert len(labels) >= 2 and truth.loc[labels["rsid"], "role"].isin(["planted", "proxy"]).sum() >= 2
+        assert assert_jobs_used_only_their_envs(workdir) >= 11 + 7
+        again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+        assert "Nothing to be done" in again.stdout + again.stderr
+
+        # A VCF checksum that does not match: its download fails naming the fix and leaves no file.
+        rows["onek1k_vcf"] = (rows["onek1k_vcf"][0], "0" * 64)
+        bad = _onek1k_download_config(tmp_path, rows, "bad")
+        other = tmp_path / "bad"
+        target = "results/genetics/variants/universe.tsv"
+        result = snakemake("--cores", "1", "--configfile", str(bad), "--directory", str(other), target, check=False)
+    assert result.returncode != 0
+    log = (other / "logs/genetics/download/OneK1K.noGP.vcf.gz.log").read_text()
+    assert "does not match" in log and "update the sheet" in log
+    assert not list((other / "resources/onek1k/download").glob("OneK1K.noGP.vcf.gz*"))
+
+
 def test_bring_your_own_bags_under_three_protocols(tmp_path):
     """The generated example dataset through k-fold CV, held-out groups and a given split: every bag
     predicted once per label and model, weights for every instance, the comparison and figure."""

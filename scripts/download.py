@@ -1,4 +1,5 @@
-"""Download the DSMIL Camelyon16 feature archive (resumable, retried, size/sha256 checked)."""
+"""Download one file of the source sheet (resumable, retried, size/sha256 checked; nothing is left
+at the output path unless the checks pass)."""
 
 from mixmil_workflow.download import Source, download
 from mixmil_workflow.io import log_to
@@ -8,4 +9,4 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     source = Source(**snakemake.params.source)
     download(source, snakemake.output[0], retries=snakemake.params.retries)
-    print(f"downloaded {source.url} to {snakemake.output[0]}")
+    print(f"downloaded {source.name} from {source.url} to {snakemake.output[0]}")
