@@ -191,7 +191,7 @@ def test_variant_universe_joins_the_vcf_by_rsid_and_drops_what_does_not_match(de
         read_esnp_tables({"cd4nc": bad})
 
 
-def test_lymphoid_selection_hvg_and_scvi_embedding(demo):
+def test_lymphoid_selection_hvg_and_scvi_embedding(demo, tmp_path):
     import anndata
 
     from mixmil_workflow.genetics.cells import (
@@ -213,7 +213,12 @@ def test_lymphoid_selection_hvg_and_scvi_embedding(demo):
     older = adata.copy()
     older.raw = adata.copy()
     older.X = older.X.multiply(1 / older.X.sum(1)).tocsr() * 1e4
-    assert select_lymphoid(older, "older.h5ad").uns["counts_layout"] == "raw.X"
+    from_raw = select_lymphoid(older, "older.h5ad")
+    assert from_raw.uns["counts_layout"] == "raw.X" and (from_raw.X != cells.X).nnz == 0
+    # Read backed (as the rule does, so the real 1.25 M-cell file never sits in memory whole): same cells.
+    older.write_h5ad(tmp_path / "older.h5ad")
+    backed = select_lymphoid(anndata.read_h5ad(tmp_path / "older.h5ad", backed="r"), "older.h5ad")
+    assert not backed.isbacked and (backed.X != cells.X).nnz == 0 and backed.obs.equals(cells.obs)
     hvg = highly_variable_genes(cells.copy(), n_top_genes=60)
     assert hvg.n_vars == 60
     latent = scvi_embedding(hvg, ScviSettings(n_latent=5, max_epochs=2, batch_size=256), seed=0, accelerator="cpu")

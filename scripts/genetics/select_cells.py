@@ -8,7 +8,9 @@ from mixmil_workflow.io import atomic_path, log_to
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
-    adata = anndata.read_h5ad(snakemake.input[0])
+    # backed: only the lymphoid rows of the raw counts are read into memory (the real file holds
+    # 1.25 M cells x 35 k genes, and some versions a normalised copy next to the counts)
+    adata = anndata.read_h5ad(snakemake.input[0], backed="r")
     print(f"{snakemake.input[0]}: {adata.n_obs} cells x {adata.n_vars} genes")
     cells = select_lymphoid(adata, snakemake.input[0])
     print(f"lymphoid cells: {cells.n_obs} (counts from {cells.uns['counts_layout']})")
