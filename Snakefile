@@ -36,6 +36,7 @@ localrules:
     compare_dataset,
     variant_universe,
     clump_labels,
+    screen_variants,
     genetics_results,
     genetics_planted_recovery,
 

@@ -185,6 +185,7 @@ def genetics_settings(stage):
     return {k: GENETICS[k] for k in keys if k in GENETICS}
 
 
+GENETICS_SCREEN_CHUNKS = GENETICS.get("screen", {}).get("n_chunks", 1)
 GENETICS_MODELS, GENETICS_REFERENCE = genetics_models(GENETICS, config["models"])
 GENETICS_FOLDS = list(range(GENETICS.get("training", {}).get("n_folds", 5)))
 GENETICS_COVARIATES = genetics_covariates(GENETICS.get("n_genetic_pcs", 4))

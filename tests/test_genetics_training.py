@@ -264,3 +264,25 @@ def test_costs_on_bags_with_covariates_count_the_fixed_effects():
     assert row["n_covariates"] == 2 and row["n_outputs"] == 1
     assert row["variational_parameters"] == 2 * q + 2 * q * (2 * q + 1) // 2
     assert row["likelihood_parameters"] == 3 + 2 * q
+
+
+def test_screen_chunks_cover_the_universe_and_do_not_change_the_result():
+    from mixmil_workflow.genetics.labels import glmm_screen, screen_chunk_columns
+
+    blocks = [screen_chunk_columns(10, k, 3) for k in range(3)]
+    assert blocks == [(0, 3), (3, 7), (7, 10)]
+    few = [screen_chunk_columns(2, k, 4) for k in range(4)]  # more chunks than variants: some empty
+    assert few[0][0] == 0 and few[-1][1] == 2 and all(a[1] == b[0] for a, b in zip(few[:-1], few[1:], strict=True))
+    with pytest.raises(ValueError, match="chunk 3 is not in 0..2"):
+        screen_chunk_columns(10, 3, 3)
+    rng = np.random.default_rng(0)
+    means, covariates = rng.normal(size=(60, 4)), rng.normal(size=(60, 2))
+    dosages = pd.DataFrame(rng.binomial(2, 0.4, size=(60, 3)), columns=["rs1", "rs2", "rs3"])
+    dosages["rs2"] = np.clip(np.round(means[:, 0] + 1), 0, 2).astype(int)  # predictable from the means
+    whole = glmm_screen(means, dosages, covariates, n_folds=3, seed=5)
+    parts = pd.concat(
+        [glmm_screen(means, dosages.iloc[:, a:b], covariates, 3, 5, first=a) for a, b in ((0, 1), (1, 3))],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(whole, parts)
+    assert whole.set_index("rsid").loc["rs2", "spearman"] > 0.5

@@ -80,9 +80,12 @@ def glmm_screen(
     covariates: np.ndarray,
     n_folds: int,
     seed: int,
+    first: int = 0,
 ) -> pd.DataFrame:
     """Per variant: out-of-fold Spearman (and its p-value) of a binomial(2) GLMM on the donors' mean
-    embeddings with the covariates as fixed effects, 5-fold stacked as in the paper's evaluation."""
+    embeddings with the covariates as fixed effects, 5-fold stacked as in the paper's evaluation.
+    ``first``: the universe index of the first column (a chunk's offset), so that each variant's seed,
+    and hence the result, does not depend on how the universe is chunked."""
     from ..datasets import stacked_folds
     from ..glmm import GLMM
 
@@ -93,11 +96,20 @@ def glmm_screen(
         prediction = np.empty(len(y))
         for fold in range(n_folds):
             test = folds == fold
-            model = GLMM("binomial", n_trials=2, seed=seed + k).fit(means[~test], y[~test], covariates[~test])
+            model = GLMM("binomial", n_trials=2, seed=seed + first + k).fit(means[~test], y[~test], covariates[~test])
             prediction[test] = model.linear_predictor(means[test], covariates[test])[:, 0]
         rho, p_value = spearmanr(prediction, y[:, 0])
         rows.append((rsid, float(rho) if np.isfinite(rho) else 0.0, float(p_value) if np.isfinite(p_value) else 1.0))
     return pd.DataFrame(rows, columns=["rsid", "spearman", "p_value"])
+
+
+def screen_chunk_columns(n_variants: int, chunk: int, n_chunks: int) -> tuple[int, int]:
+    """[first, stop) of the variants in ``chunk`` of ``n_chunks`` contiguous, near-equal blocks (empty
+    when there are more chunks than variants)."""
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"chunk {chunk} is not in 0..{n_chunks - 1}")
+    bounds = np.linspace(0, n_variants, n_chunks + 1).round().astype(int)
+    return int(bounds[chunk]), int(bounds[chunk + 1])
 
 
 def clump(

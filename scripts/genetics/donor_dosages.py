@@ -1,0 +1,26 @@
+"""The donors (VCF sample, sex, age, genetic PCs), their mean cell embeddings and the allele counts of
+every universe variant: the inputs of the GLMM screen and of the labels."""
+
+import anndata
+import numpy as np
+
+from mixmil_workflow.genetics.labels import donor_mean_embeddings, donor_table, read_dosages
+from mixmil_workflow.io import atomic_path, log_to, read_table, save_table
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    cells = anndata.read_h5ad(snakemake.input.cells, backed="r")
+    pcs = read_table(snakemake.input.pcs).set_index("sample")
+    donors = donor_table(cells.obs, pcs)
+    means = donor_mean_embeddings(cells.obsm["X_scvi"], cells.obs["donor_id"].astype(str), donors.index)
+    universe = read_table(snakemake.input.universe)
+    print(f"reading the allele counts of {len(universe)} variants for {len(donors)} donors ...", flush=True)
+    dosages = read_dosages(snakemake.input.vcf, universe["rsid"], list(donors["sample"]))
+    print(f"{len(donors)} donors, {means.shape[1]} embedding dimensions, {dosages.shape[1]} variants")
+    print(f"covariates: {', '.join(donors.columns[1:])}")
+    save_table(snakemake.output.donors, donors.reset_index())
+    with atomic_path(snakemake.output.dosages) as tmp:
+        dosages[list(universe["rsid"])].to_csv(tmp, sep="\t", compression="gzip")
+    with atomic_path(snakemake.output.means) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, means)
