@@ -142,6 +142,7 @@ rule donor_dosages:
     input:
         cells="results/genetics/cells/lymphoid_scvi.h5ad",
         vcf=onek1k_input("vcf"),
+        index=onek1k_vcf_index(),
         universe="results/genetics/variants/universe.tsv",
         pcs="results/genetics/genotypes/genetic_pcs.tsv",
     output:

@@ -276,3 +276,24 @@ def test_glmm_screen_keeps_planted_variants_and_clumping_drops_their_proxies(tmp
     locus = truth.set_index("rsid").apply(lambda r: r["lead"] if r["role"] == "proxy" else r.name, axis=1)
     planted_loci = locus.loc[[r for r in index if roles[r] in ("planted", "proxy")]]
     assert planted_loci.is_unique and set(planted_loci) == set(planted["rsid"])
+
+
+def test_dosages_read_through_the_vcf_index_equal_the_full_scan(demo, tmp_path):
+    if shutil.which("tabix") is None:
+        pytest.skip("tabix not installed (apt-get install tabix)")
+    from mixmil_workflow.genetics.labels import read_dosages, vcf_index
+
+    _, paths = demo
+    vcf = tmp_path / "OneK1K.noGP.vcf.gz"
+    shutil.copy(paths["vcf"], vcf)
+    truth = pd.read_csv(paths["truth"], sep="\t").rename(columns={"pos_grch38": "pos"})
+    samples = pd.read_csv(paths["samples"], sep="\t")["sample"].tolist()[:25]
+    wanted = truth.iloc[::3]
+    scanned = read_dosages(vcf, wanted["rsid"], samples, positions=wanted[["chrom", "pos"]])  # no index yet
+    subprocess.run(["tabix", "-C", "-p", "vcf", str(vcf)], check=True)
+    assert vcf_index(vcf) == tmp_path / "OneK1K.noGP.vcf.gz.csi"
+    indexed = read_dosages(vcf, wanted["rsid"], samples, positions=wanted[["chrom", "pos"]])
+    pd.testing.assert_frame_equal(indexed, scanned)
+    # Only the given positions are read: a variant whose position is not asked for is not found.
+    with pytest.raises(ValueError, match="1 variant\\(s\\) not found"):
+        read_dosages(vcf, wanted["rsid"], samples, positions=wanted[["chrom", "pos"]].iloc[1:])
