@@ -21,9 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CONFIG = REPO / "tests" / "configs" / "slurm.yaml"
 
-pytestmark = pytest.mark.slow
-
-
 def test_slurm_profile_is_valid_and_routes_gpu_rules():
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
@@ -35,6 +32,7 @@ def test_slurm_profile_is_valid_and_routes_gpu_rules():
     assert routed == gpu_rules, f"GPU rules and the profile's GPU partition disagree: {routed ^ gpu_rules}"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(missing_requirements() is not None, reason=str(missing_requirements()))
 def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
     workdir = tmp_path / "run"
