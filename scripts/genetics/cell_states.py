@@ -6,10 +6,10 @@ import pandas as pd
 
 from mixmil_workflow.genetics.cell_states import (
     choose_examples,
+    example_tables,
     figure_e3,
-    odds_ratios,
+    odds_markdown,
     spearman_of,
-    top_bottom_predictions,
     weights_by_label,
 )
 from mixmil_workflow.genetics.results import display_name, spearman_matrix
@@ -32,43 +32,24 @@ with log_to(snakemake.log[0]):
     table = read_table(snakemake.input.table)
     table["donor_id"] = table["donor_id"].astype(str)
     x = np.load(snakemake.input.matrix)
-    sizes = table["n_instances"].to_numpy()
     names = pd.read_csv(snakemake.input.names, sep="\t")["obs_name"]
     cell_map = pd.read_csv(snakemake.input.cell_map, sep="\t").set_index("obs_name").loc[names].reset_index()
     weights = weights_by_label(snakemake.input.weights, table, len(x))
     covariates = table[list(params.covariates)].to_numpy(float)
-    folds = table["fold"].to_numpy()
 
-    odds, predictions, masks = [], [], {}
+    cell_group = cell_map["cell_group"].astype(str).to_numpy()
+    odds, predictions, masks = example_tables(
+        examples, table, x, weights, cell_group, covariates, fraction, params.seed
+    )
     for label in examples:
-        y = table[label].to_numpy(float)
-        pred, masks[label] = top_bottom_predictions(
-            x, sizes, weights[label].to_numpy(), y, covariates, folds, fraction, params.seed
-        )
-        predictions.append(pred.assign(label=label, donor_id=table["donor_id"]))
-        ratios = odds_ratios(masks[label], cell_map["cell_group"].astype(str).to_numpy())
-        odds.append(ratios.assign(label=label))
+        pred = predictions[predictions["label"] == label]
         print(
             f"{label}: {reference} rho {matrix.loc[label, reference]:.3f}; GLMM on top cells rho "
-            f"{spearman_of(pred['top'], y):.3f}, on bottom cells {spearman_of(pred['bottom'], y):.3f}"
+            f"{spearman_of(pred['top'], pred['y']):.3f}, on bottom cells {spearman_of(pred['bottom'], pred['y']):.3f}"
         )
-        print(ratios.round(3).to_string(index=False))
-    columns = ["label", "cell_type", "cells", "top_cells", "top_share", "odds_ratio", "ci_low", "ci_high", "p_value"]
-    odds = pd.concat(odds, ignore_index=True)[columns] if odds else pd.DataFrame(columns=columns)
-    predictions = (
-        pd.concat(predictions, ignore_index=True)[["label", "donor_id", "y", "top", "bottom"]]
-        if predictions
-        else pd.DataFrame(columns=["label", "donor_id", "y", "top", "bottom"])
-    )
+        print(odds[odds["label"] == label].round(3).to_string(index=False))
     save_table(snakemake.output.odds, odds.round(6), provenance=params.provenance)
     save_table(snakemake.output.top_bottom, predictions.round(6), provenance=params.provenance)
-    summary = odds.assign(
-        odds_ratio=[
-            f"{o:.2f} ({lo:.2f}-{hi:.2f})"
-            for o, lo, hi in zip(odds["odds_ratio"], odds["ci_low"], odds["ci_high"], strict=True)
-        ],
-        p_value=[f"{p:.2g}" for p in odds["p_value"]],
-    ).drop(columns=["ci_low", "ci_high"])
-    save_table(snakemake.output.odds_md, summary.round(3), provenance=params.provenance)
+    save_table(snakemake.output.odds_md, odds_markdown(odds).round(3), provenance=params.provenance)
     name = display_name(reference, "mixmil")
     figure_e3(examples, cell_map, masks, odds, predictions, name, fraction, snakemake.output.figure)

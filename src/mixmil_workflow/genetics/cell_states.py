@@ -139,6 +139,51 @@ def top_bottom_predictions(
     return out, top
 
 
+ODDS_COLUMNS = ["label", "cell_type", "cells", "top_cells", "top_share", "odds_ratio", "ci_low", "ci_high", "p_value"]
+PREDICTION_COLUMNS = ["label", "donor_id", "y", "top", "bottom"]
+
+
+def example_tables(
+    examples: Sequence[str],
+    table: pd.DataFrame,
+    x: np.ndarray,
+    weights: pd.DataFrame,
+    cell_group: np.ndarray,
+    covariates: np.ndarray,
+    fraction: float,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """For each shown label: odds ratios of its top cells per cell type, the GLMM's top/bottom-cell
+    predictions per donor, and its top-cell mask. ``table``: the prepared bag table (donor order)."""
+    sizes, folds = table["n_instances"].to_numpy(), table["fold"].to_numpy()
+    odds, predictions, masks = [], [], {}
+    for label in examples:
+        y = table[label].to_numpy(float)
+        pred, masks[label] = top_bottom_predictions(
+            x, sizes, weights[label].to_numpy(), y, covariates, folds, fraction, seed
+        )
+        predictions.append(pred.assign(label=label, donor_id=table["donor_id"].to_numpy()))
+        odds.append(odds_ratios(masks[label], cell_group).assign(label=label))
+    odds = pd.concat(odds, ignore_index=True)[ODDS_COLUMNS] if odds else pd.DataFrame(columns=ODDS_COLUMNS)
+    predictions = (
+        pd.concat(predictions, ignore_index=True)[PREDICTION_COLUMNS]
+        if predictions
+        else pd.DataFrame(columns=PREDICTION_COLUMNS)
+    )
+    return odds, predictions, masks
+
+
+def odds_markdown(odds: pd.DataFrame) -> pd.DataFrame:
+    """The odds-ratio table for reading: 'OR (low-high)' and P to 2 significant digits."""
+    return odds.assign(
+        odds_ratio=[
+            f"{o:.2f} ({lo:.2f}-{hi:.2f})"
+            for o, lo, hi in zip(odds["odds_ratio"], odds["ci_low"], odds["ci_high"], strict=True)
+        ],
+        p_value=[f"{p:.2g}" for p in odds["p_value"]],
+    ).drop(columns=["ci_low", "ci_high"])
+
+
 def spearman_of(a, b) -> float:
     rho = spearmanr(a, b).statistic
     return float(rho) if np.isfinite(rho) else 0.0
