@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CONFIG = REPO / "tests" / "configs" / "slurm.yaml"
 
+
 def test_slurm_profile_is_valid_and_routes_gpu_rules():
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
