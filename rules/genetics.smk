@@ -319,6 +319,7 @@ rule genetics_results:
         "../envs/report.yaml"
     params:
         models=GENETICS_MODELS,
+        n_folds=len(GENETICS_FOLDS),
         reference=GENETICS_REFERENCE,
         types={m: config["models"][m]["type"] for m in GENETICS_MODELS},
         provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),

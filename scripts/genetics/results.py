@@ -21,8 +21,9 @@ with log_to(snakemake.log[0]):
     models, reference = list(params.models), params.reference
     names = {m: display_name(m, params.types[m]) for m in models}
     frames = []
-    for path in snakemake.input.predictions:
-        model = path.split("/")[-2]
+    # genetics_fit_files lists the files model by model, fold by fold (expand's order)
+    runs = [model for model in models for _ in range(params.n_folds)]
+    for model, path in zip(runs, snakemake.input.predictions, strict=True):
         frames.append(read_table(path).assign(model=model))
     predictions = pd.concat(frames, ignore_index=True)
     with atomic_path(snakemake.output.predictions) as tmp:
