@@ -17,6 +17,7 @@ include: "rules/sweep.smk"
 include: "rules/camelyon16.smk"
 include: "rules/datasets.smk"
 include: "rules/genetics.smk"
+include: "rules/microscopy.smk"
 
 
 report: "report/workflow.rst"
@@ -39,6 +40,9 @@ localrules:
     screen_variants,
     genetics_results,
     genetics_planted_recovery,
+    download_bbbc021,
+    microscopy_results,
+    microscopy_cell_kinds,
 
 
 rule all:

@@ -29,6 +29,7 @@ from mixmil_workflow.genetics.training import (
     genetics_covariates,
     genetics_models,
 )  # noqa: E402
+from mixmil_workflow.microscopy.study import microscopy_models  # noqa: E402
 from mixmil_workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.simulation_study import (  # noqa: E402
@@ -87,6 +88,8 @@ wildcard_constraints:
     seed=r"\d+",
     fold=r"\d+",
     dataset="|".join(config.get("datasets", {})) or "no-datasets",
+    plate=r"Week\d+_\d+",
+    compound=r"[A-Za-z0-9_]+",
 
 
 def table_provenance(models, **sections):
@@ -419,6 +422,143 @@ def camelyon16_outputs():
     ]
 
 
+MICROSCOPY = config.get("microscopy", {})
+MICROSCOPY_MODELS = microscopy_models(MICROSCOPY, config["models"])
+MICROSCOPY_PLATES = (
+    list(MICROSCOPY.get("plates", []))
+    if MICROSCOPY.get("source", "demo") == "download"
+    else list(
+        MICROSCOPY.get("demo", {}).get(
+            "plates", ["Week1_22123", "Week1_22141", "Week1_22161"]
+        )
+    )
+)
+MICROSCOPY_REPEATS = list(range(MICROSCOPY.get("n_repeats", 3)))
+MICROSCOPY_PCS = sorted(MICROSCOPY.get("pca_components", [64, 256, 512]))
+MICROSCOPY_METADATA = {
+    "image": "BBBC021_v1_image.csv",
+    "moa": "BBBC021_v1_moa.csv",
+    "compound": "BBBC021_v1_compound.csv",
+    "nuclei": "ljosa_jbiomolscreen_2013.sqlite",
+}
+# The downloaded BBBC021 files (flat under resources/bbbc021/download/) and their source-sheet rows.
+BBBC021_DOWNLOADS = {
+    "BBBC021_v1_image.csv": "bbbc021_image_csv",
+    "BBBC021_v1_moa.csv": "bbbc021_moa_csv",
+    "BBBC021_v1_compound.csv": "bbbc021_compound_csv",
+    "ljosa_jbiomolscreen_2013.sqlite": "bbbc021_nuclei",
+    "simclr_resnet50.pth": "bbbc021_simclr",
+    **{f"BBBC021_v1_images_{p}.zip": f"bbbc021_plate_{p}" for p in MICROSCOPY_PLATES},
+}
+if MICROSCOPY_MODELS and not MICROSCOPY_PLATES:
+    raise ValueError(
+        "config: microscopy.plates is empty; list the BBBC021 plates to download (Week1_22123, ...)"
+    )
+
+
+def bbbc021_root():
+    return (
+        "resources/bbbc021/download"
+        if MICROSCOPY.get("source", "demo") == "download"
+        else "resources/bbbc021/demo"
+    )
+
+
+def bbbc021_input(kind):
+    """A raw BBBC021 metadata file (image, moa, compound, nuclei) of the configured source."""
+    return f"{bbbc021_root()}/{MICROSCOPY_METADATA[kind]}"
+
+
+def bbbc021_plate_zip(wildcards):
+    return f"{bbbc021_root()}/BBBC021_v1_images_{wildcards.plate}.zip"
+
+
+def microscopy_checkpoint():
+    """The SimCLR checkpoint as a list of inputs: none (random init), the download, or a user path."""
+    # (not named "checkpoint": a Snakemake keyword)
+    weights = MICROSCOPY.get("checkpoint")
+    if weights is None:
+        return []
+    if weights == "download":
+        return ["resources/bbbc021/download/simclr_resnet50.pth"]
+    return [weights]
+
+
+def bbbc021_download_source(wildcards):
+    """The source-sheet row of one BBBC021 file; as a parameter, a changed URL or checksum reruns it."""
+    sheet = MICROSCOPY.get("sheet", "config/sources.tsv")
+    sources = read_source_sheet(Path(workflow.basedir) / sheet)
+    row = BBBC021_DOWNLOADS.get(wildcards.file)
+    if row is None or row not in sources:
+        raise ValueError(
+            f"{sheet}: no row for source {row or wildcards.file!r} (needed for "
+            f"resources/bbbc021/download/{wildcards.file}); add it with its url and, where known, sha256"
+        )
+    return vars(sources[row])
+
+
+def microscopy_settings(*keys):
+    """Provenance of a microscopy stage: only the settings it depends on."""
+    return config_provenance(
+        {"microscopy": {k: MICROSCOPY.get(k) for k in keys}}, config["seed"]
+    )
+
+
+def microscopy_runs():
+    return [
+        (model, pcs, repeat)
+        for model in MICROSCOPY_MODELS
+        for pcs in MICROSCOPY_PCS
+        for repeat in MICROSCOPY_REPEATS
+    ]
+
+
+def microscopy_prediction_files(wildcards=None):
+    return [
+        f"results/microscopy/predictions/{m}/pcs{k}/repeat{r}.tsv"
+        for m, k, r in microscopy_runs()
+    ]
+
+
+def microscopy_weight_files(wildcards=None):
+    main = MICROSCOPY.get("main_components", 256)
+    return [
+        f"results/microscopy/instance_weights/{m}/pcs{main}/repeat{r}.npz"
+        for m in MICROSCOPY_MODELS
+        for r in MICROSCOPY_REPEATS
+    ]
+
+
+def compound_slug(compound):
+    return re.sub(r"[^A-Za-z0-9]+", "_", compound).strip("_")
+
+
+def montage_compound(wildcards):
+    """The configured compound whose file-name slug is ``wildcards.compound``."""
+    for compound in MICROSCOPY.get("montage", {}).get("compounds", []):
+        if compound_slug(compound) == wildcards.compound:
+            return compound
+    raise ValueError(
+        f"no compound of microscopy.montage.compounds has the slug {wildcards.compound!r}"
+    )
+
+
+def microscopy_outputs():
+    if not MICROSCOPY_MODELS:
+        return []
+    out = [
+        "results/microscopy/tables/table2.md",
+        "results/microscopy/tables/table_e3_f1_per_moa.md",
+        "results/microscopy/tables/table_e4_components.md",
+    ] + [
+        f"results/microscopy/figures/fig_e4_{compound_slug(c)}.png"
+        for c in MICROSCOPY.get("montage", {}).get("compounds", [])
+    ]
+    if MICROSCOPY.get("source", "demo") == "demo":
+        out.append("results/microscopy/tables/demo_cell_kinds.md")
+    return out
+
+
 def final_outputs():
     return (
         simulation_outputs()
@@ -427,4 +567,5 @@ def final_outputs():
         + camelyon16_outputs()
         + dataset_outputs()
         + genetics_outputs()
+        + microscopy_outputs()
     )

@@ -369,17 +369,22 @@ def test_camelyon16_branch_from_a_download_end_to_end(tmp_path):
     assert not list((other / "resources/camelyon16").glob("camelyon16_features.zip*"))
 
 
-def _onek1k_download_config(tmp_path, rows: dict[str, tuple[str, str]], name: str) -> Path:
+def _sheet_config(tmp_path, rows: dict[str, tuple[str, str]], name: str, template: str, section: str) -> Path:
+    """A copy of the test config ``template`` whose ``section.sheet`` lists ``rows`` (source -> url, sha256)."""
     sheet = tmp_path / f"{name}.tsv"
     sheet.write_text(
         "source\turl\tsha256\tsize_bytes\tdescription\n"
         + "".join(f"{source}\t{url}\t{sha}\t\tserved on 127.0.0.1\n" for source, (url, sha) in rows.items())
     )
-    config = yaml.safe_load((REPO / "tests/configs/onek1k_download.yaml").read_text())
-    config["genetics"]["sheet"] = str(sheet)
+    config = yaml.safe_load((REPO / "tests/configs" / template).read_text())
+    config[section]["sheet"] = str(sheet)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _onek1k_download_config(tmp_path, rows: dict[str, tuple[str, str]], name: str) -> Path:
+    return _sheet_config(tmp_path, rows, name, "onek1k_download.yaml", "genetics")
 
 
 def test_genetics_branch_from_a_download_to_the_labels(tmp_path):
@@ -433,6 +438,76 @@ def test_genetics_branch_from_a_download_to_the_labels(tmp_path):
     log = (other / "logs/genetics/download/OneK1K.noGP.vcf.gz.log").read_text()
     assert "does not match" in log and "update the sheet" in log
     assert not list((other / "resources/onek1k/download").glob("OneK1K.noGP.vcf.gz*"))
+
+
+def _bbbc021_download_config(tmp_path, rows: dict[str, tuple[str, str]], name: str) -> Path:
+    return _sheet_config(tmp_path, rows, name, "bbbc021_download.yaml", "microscopy")
+
+
+def test_microscopy_branch_from_a_download_with_a_simclr_checkpoint(tmp_path):
+    """BBBC021-format plate zips, metadata, nucleus database and a SimCLR checkpoint in the reference's
+    layout served on 127.0.0.1 -> download rules (sha256 checked) -> illumination, crops, ResNet50
+    embeddings from the checkpoint -> PCA -> models -> Tables 2/E.3/E.4 and a montage; a wrong plate
+    checksum fails and leaves no file."""
+    import hashlib
+    import json
+
+    from mixmil_workflow.microscopy.demo import DemoSpec, write_demo
+    from tests.http_server import serve
+    from tests.test_microscopy import _simclr_checkpoint
+
+    www = tmp_path / "www"
+    config_plates = yaml.safe_load((REPO / "tests/configs/bbbc021_download.yaml").read_text())["microscopy"]["plates"]
+    spec = DemoSpec(plates=tuple(config_plates), wells_per_treatment=1, sites=1, cells_per_site=6)
+    write_demo(www, spec, seed=1)
+    _simclr_checkpoint(www / "model_best.pth")
+    files = {
+        "bbbc021_image_csv": "BBBC021_v1_image.csv",
+        "bbbc021_moa_csv": "BBBC021_v1_moa.csv",
+        "bbbc021_compound_csv": "BBBC021_v1_compound.csv",
+        "bbbc021_nuclei": "ljosa_jbiomolscreen_2013.sqlite",
+        "bbbc021_simclr": "model_best.pth",
+        **{f"bbbc021_plate_{p}": f"BBBC021_v1_images_{p}.zip" for p in config_plates},
+    }
+    downloaded = dict(files, bbbc021_simclr="simclr_resnet50.pth")
+    sha = {source: hashlib.sha256((www / name).read_bytes()).hexdigest() for source, name in files.items()}
+    workdir = tmp_path / "run"
+    with serve(www) as (url, state):
+        rows = {source: (f"{url}/{name}", sha[source]) for source, name in files.items()}
+        config = _bbbc021_download_config(tmp_path, rows, "good")
+        snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+        for source, name in files.items():
+            got = workdir / "resources/bbbc021/download" / downloaded[source]
+            assert got.read_bytes() == (www / name).read_bytes(), name
+        assert not (workdir / "resources/bbbc021/demo").exists()
+        again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+        assert "Nothing to be done" in again.stdout + again.stderr
+
+        # A plate whose checksum does not match: its download fails and leaves no file.
+        plate = config_plates[0]
+        rows[f"bbbc021_plate_{plate}"] = (rows[f"bbbc021_plate_{plate}"][0], "0" * 64)
+        bad = _bbbc021_download_config(tmp_path, rows, "bad")
+        other = tmp_path / "bad"
+        target = f"results/microscopy/crops/{plate}.h5"
+        result = snakemake("--cores", "1", "--configfile", str(bad), "--directory", str(other), target, check=False)
+    assert result.returncode != 0
+    log = (other / f"logs/microscopy/download/BBBC021_v1_images_{plate}.zip.log").read_text()
+    assert "does not match" in log
+    assert not list((other / "resources/bbbc021/download").glob(f"BBBC021_v1_images_{plate}.zip*"))
+
+    assert assert_jobs_used_only_their_envs(workdir) >= 8 + 3 * 4
+    results = workdir / "results/microscopy"
+    for plate in config_plates:
+        meta = json.loads((results / f"embeddings/{plate}.json").read_text())
+        assert meta["weights"].startswith("SimCLR checkpoint") and meta["dim"] == 2048
+        assert np.load(results / f"embeddings/{plate}.npy").shape == (meta["n_crops"], 2048)
+    table2 = read_table(results / "tables/table2.tsv").set_index("model")
+    assert list(table2.index) == ["mixmil", "abmil"] and (table2["n_repeats"] == 2).all()
+    assert "embeddings: SimCLR checkpoint" in (results / "tables/table2.md").read_text()
+    e4 = read_table(results / "tables/table_e4_components.tsv")
+    assert sorted(set(e4["pcs"])) == [4, 8]
+    assert (results / "figures/fig_e4_latrunculin_B.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (results / "tables/demo_cell_kinds.md").exists()  # no truth outside the demo
 
 
 def test_bring_your_own_bags_under_three_protocols(tmp_path):

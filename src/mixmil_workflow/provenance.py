@@ -106,6 +106,10 @@ SCIENCE_DISTRIBUTIONS = frozenset(
         "scanpy",
         "scikit-misc",
         "scvi-tools",
+        "torchvision",
+        "timm",
+        "scikit-image",
+        "tifffile",
     }
 )
 
@@ -128,14 +132,16 @@ def installed_science_packages() -> dict[str, str]:
 
 def provenance_lines(provenance: Mapping[str, Any]) -> list[str]:
     """Human-readable lines: config digest and seed, code revision, versions of the environment's science
-    packages (all of them, not only those imported so far, so every table of a job says the same)."""
+    packages (all of them, not only those imported so far, so every table of a job says the same); and
+    the job's own ``note`` on what its inputs were, where it has one (e.g. which network weights)."""
     sections = ", ".join(provenance.get("sections", []))
     packages = ", ".join(f"{name} {version}" for name, version in installed_science_packages().items())
-    return [
+    lines = [
         f"config sha256 ({sections}, seed): {provenance['config_sha256']}; seed {provenance['seed']}",
         f"mixmil-workflow {workflow_revision()}; Python {sys.version.split()[0]}",
         f"packages: {packages}",
     ]
+    return lines + ([str(provenance["note"])] if provenance.get("note") else [])
 
 
 def provenance_footer(provenance: Mapping[str, Any]) -> str:

@@ -1,0 +1,12 @@
+"""Illumination correction functions of one plate (one per channel)."""
+
+from mixmil_workflow.io import log_to
+from mixmil_workflow.microscopy.illumination import illumination_functions, save_functions
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    functions = illumination_functions(snakemake.input[0], snakemake.params.sigma, snakemake.params.robust_percentile)
+    for channel, function in functions.items():
+        print(f"{channel}: {function.shape}, correction range {function.min():.3f}-{function.max():.3f}")
+    save_functions(snakemake.output[0], functions)
