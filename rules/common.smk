@@ -456,6 +456,26 @@ if MICROSCOPY_MODELS and not MICROSCOPY_PLATES:
     )
 
 
+MICROSCOPY_SWEEP = MICROSCOPY.get("sweep", {})
+MICROSCOPY_SWEEP_COMBINATIONS = (
+    sweep_combinations(MICROSCOPY_SWEEP, config["models"])
+    if MICROSCOPY_MODELS and MICROSCOPY_SWEEP.get("activate", False)
+    else {}
+)
+MICROSCOPY_SWEEP_RUNS = [
+    (model, combo, repeat)
+    for model, combo, _ in sweep_runs(MICROSCOPY_SWEEP_COMBINATIONS, 1)
+    for repeat in MICROSCOPY_REPEATS
+]
+
+
+def microscopy_sweep_files(wildcards=None):
+    return [
+        f"results/microscopy/sweep/predictions/{m}/c{c}/repeat{r}.tsv"
+        for m, c, r in MICROSCOPY_SWEEP_RUNS
+    ]
+
+
 def bbbc021_root():
     return (
         "resources/bbbc021/download"
@@ -556,6 +576,11 @@ def microscopy_outputs():
     ]
     if MICROSCOPY.get("source", "demo") == "demo":
         out.append("results/microscopy/tables/demo_cell_kinds.md")
+    if MICROSCOPY_SWEEP_RUNS:
+        out += [
+            "results/microscopy/sweep/sweep_grid.md",
+            "results/microscopy/sweep/selected_models.yaml",
+        ]
     return out
 
 

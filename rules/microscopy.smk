@@ -165,6 +165,7 @@ rule microscopy_features:
         mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
     params:
         n_components=max(MICROSCOPY_PCS),
+        validation_fraction=MICROSCOPY.get("validation_fraction", 0.1),
         seed=lambda wc: derive_seed(config["seed"], "microscopy-pca", wc.repeat),
     script:
         "../scripts/microscopy/features.py"
@@ -315,3 +316,59 @@ rule microscopy_cell_kinds:
         provenance=table_provenance(MICROSCOPY_MODELS, microscopy=MICROSCOPY),
     script:
         "../scripts/microscopy/cell_kinds.py"
+
+
+# Optional sweep (Appendix C.2, Tables C.5/C.6): each grid combination trained on a repeat's training
+# wells minus the validation wells and scored by F1 (macro) on those; selected by the mean over repeats.
+rule fit_microscopy_sweep:
+    input:
+        matrix="results/microscopy/features/repeat{repeat}/instances.npy",
+        bags="results/microscopy/features/repeat{repeat}/bags.tsv",
+    output:
+        predictions="results/microscopy/sweep/predictions/{model}/c{combo}/repeat{repeat}.tsv",
+    log:
+        "logs/microscopy/sweep/{model}/c{combo}/repeat{repeat}.log",
+    benchmark:
+        "benchmarks/rules/microscopy/sweep/{model}/c{combo}/repeat{repeat}.tsv"
+    conda:
+        "../envs/mil.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
+        runtime=120,
+    params:
+        model=lambda wc: MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
+        pcs=MICROSCOPY.get("main_components", 256),
+        seed=lambda wc: derive_seed(
+            config["seed"], "microscopy-sweep", wc.model, wc.combo, wc.repeat
+        ),
+        device=config["device"],
+    script:
+        "../scripts/microscopy/fit_sweep.py"
+
+
+rule select_microscopy_sweep:
+    input:
+        microscopy_sweep_files,
+    output:
+        grid="results/microscopy/sweep/sweep_grid.tsv",
+        grid_md=report(
+            "results/microscopy/sweep/sweep_grid.md",
+            caption="../report/sweep_microscopy.rst",
+            category="Microscopy",
+        ),
+        selected_md="results/microscopy/sweep/sweep_selected.md",
+        selected_yaml="results/microscopy/sweep/selected_models.yaml",
+    log:
+        "logs/microscopy/sweep/select.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        runs=MICROSCOPY_SWEEP_RUNS,
+        provenance=table_provenance(
+            list(MICROSCOPY_SWEEP_COMBINATIONS), microscopy=MICROSCOPY
+        ),
+        combinations=MICROSCOPY_SWEEP_COMBINATIONS,
+    script:
+        "../scripts/microscopy/select_sweep.py"

@@ -119,6 +119,11 @@ def test_illumination_correction_removes_a_shared_smooth_field(tmp_path):
     assert abs(flat[spot].mean() / flat[corner].mean() - 1) < 0.08
     corrected = illumination.correct(raw, functions["DAPI"])
     assert corrected.min() >= 0 and corrected.max() <= 1
+    # a plate zip that lost a file is refused (BBBC021 has no checksums to catch it)
+    del images["Week1_1/Week1_1_B02_s3_w2ABC.tif"]
+    _plate_zip(tmp_path / "incomplete.zip", images)
+    with pytest.raises(bbbc021.MicroscopyError, match=r"incomplete.zip: channels have different numbers"):
+        illumination.plate_channel_members(tmp_path / "incomplete.zip")
 
 
 def test_crops_are_centred_on_the_nucleus_and_border_nuclei_are_left_out(tmp_path):
@@ -246,6 +251,31 @@ def test_pca_is_fitted_on_training_wells_only():
     np.testing.assert_allclose(z2[train], z[train], rtol=1e-4, atol=1e-4)
     with pytest.raises(bbbc021.MicroscopyError, match="pca_components"):
         features.repeat_features(x, cells, wells, 0, 13, seed=0)
+    # validation wells: training wells only, a share of each MoA's
+    validation = bags.loc[bags["validation"]]
+    assert (validation["split"] == "train").all() and sorted(validation["moa"]) == ["A", "B"]
+
+
+def test_validation_wells_take_a_share_of_each_moas_training_wells():
+    bags = pd.DataFrame({"moa": list("AAAAAAAAAABBBBB"), "split": ["train"] * 12 + ["test"] * 3})
+    mask = features.validation_wells(bags, 0.2, seed=0)
+    assert mask[:10].sum() == 2 and mask[10:12].sum() == 1 and not mask[12:].any()
+    assert (mask == features.validation_wells(bags, 0.2, seed=0)).all()
+
+
+def test_sweep_selects_the_best_validation_f1_over_repeats(tmp_path):
+    combos = {"abmil": [{"type": "abmil", "lr": 0.01}, {"type": "abmil", "lr": 0.001}]}
+    runs = []
+    for combo, correct in ((0, (2, 3)), (1, (4, 4))):
+        for repeat, n in enumerate(correct):
+            y = np.array([0, 0, 1, 1])
+            pred = np.where(np.arange(4) < n, y, 1 - y)
+            path = tmp_path / f"c{combo}r{repeat}.tsv"
+            pd.DataFrame({"bag": list("abcd"), "y": y, "score": pred}).to_csv(path, sep="\t", index=False)
+            runs.append(("abmil", combo, repeat, path))
+    grid, best = study.summarise_microscopy_sweep(runs, combos)
+    assert list(grid["n_repeats"]) == [2, 2] and list(grid["lr"]) == [0.01, 0.001]
+    assert best.iloc[0]["combination"] == 1 and best.iloc[0]["f1_macro"] == 1.0
 
 
 def test_result_tables_average_over_repeats():

@@ -233,6 +233,7 @@ def test_demo_configuration_end_to_end(demo_run):
     dosages = read_table(tmp_path / "results/genetics/labels/label_dosages.tsv")
     assert list(dosages.columns[1:]) == list(labels["rsid"]) and dosages.iloc[:, 1:].isin([0, 1, 2]).all().all()
     _check_genetics_training(tmp_path, config, labels, truth)
+    _check_microscopy(tmp_path, config)
     # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
     baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
     for baseline in baselines:
@@ -277,6 +278,33 @@ def _check_genetics_training(tmp_path, config, labels, truth):
     assert costs.loc["mixmil", "variational_parameters"] == 2 * q + q * (2 * q + 1)
 
 
+def _check_microscopy(tmp_path, config):
+    """BBBC021 demo: every model on every repeat and number of PCs; the planted MoAs are classified well
+    above chance (4 MoAs: 0.25); the tables say the embeddings are not SimCLR's; montages and the
+    demo's cell-kind table are there."""
+    section, results = config["microscopy"], tmp_path / "results/microscopy"
+    table2 = read_table(results / "tables/table2.tsv").set_index("model")
+    assert list(table2.index) == section["models"] and (table2["n_repeats"] == section["n_repeats"]).all()
+    assert table2.loc["mic_mixmil", "balanced_accuracy_mean"] > 0.8, table2
+    assert (table2["balanced_accuracy_mean"] > 0.25).sum() >= 4
+    assert "random initialisation" in (results / "tables/table2.md").read_text()
+    runs = read_table(results / "tables/runs.tsv")
+    assert len(runs) == len(section["models"]) * section["n_repeats"] * len(section["pca_components"])
+    wells = read_table(results / "data/wells.tsv")
+    for repeat in range(section["n_repeats"]):
+        held_out = (wells[f"split_r{repeat}"] == "test").sum()
+        assert (runs.loc[runs["repeat"] == repeat, "n_wells"] == held_out).all()
+    e3 = read_table(results / "tables/table_e3_f1_per_moa.tsv")
+    assert e3["moa"].nunique() == 4 and len(e3) == 4 * len(section["models"])
+    assert sorted(read_table(results / "tables/table_e4_components.tsv")["pcs"].unique()) == section["pca_components"]
+    for compound in section["montage"]["compounds"]:
+        png = results / f"figures/fig_e4_{compound.replace(' ', '_')}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG", png
+    kinds = read_table(results / "tables/demo_cell_kinds.tsv")
+    assert set(kinds["model"]) == set(section["models"])
+    assert {"percentile:artefact", "percentile:responder", "percentile:control_like"} <= set(kinds.columns)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
 def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
@@ -298,15 +326,20 @@ def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
             "results/genetics/figures/fig3_wins.png": captions["genetics_fig3"],
             "results/genetics/figures/fig_e3_cell_states.png": captions["genetics_fig_e3"],
         },
+        "Microscopy": {
+            "results/microscopy/figures/fig_e4_nocodazole.png": captions["microscopy_fig_e4"],
+            "results/microscopy/figures/fig_e4_cytochalasin_B.png": captions["microscopy_fig_e4"],
+        },
     }
     sizes = report_figures_render(demo_run / "report.html", figures)
-    assert len(sizes) == 8
+    assert len(sizes) == 10
     # Every PNG result the run produced is among those checked.
     produced = {p.relative_to(demo_run).as_posix() for p in (demo_run / "results").rglob("*.png")}
     assert produced == set(sizes), produced ^ set(sizes)
     # The tables are embedded with their provenance.
     html = (demo_run / "report.html").read_text()
-    for table in ("default_scenario.md", "table1_costs.md", "table3_auc.md", "table_e2.md", "planted_recovery.md"):
+    tables = ("default_scenario.md", "table1_costs.md", "table3_auc.md", "table_e2.md", "planted_recovery.md")
+    for table in (*tables, "table2.md", "demo_cell_kinds.md"):
         assert f"filename={table};" in html, table
 
 
@@ -508,6 +541,10 @@ def test_microscopy_branch_from_a_download_with_a_simclr_checkpoint(tmp_path):
     assert sorted(set(e4["pcs"])) == [4, 8]
     assert (results / "figures/fig_e4_latrunculin_B.png").read_bytes()[:4] == b"\x89PNG"
     assert not (results / "tables/demo_cell_kinds.md").exists()  # no truth outside the demo
+    grid = read_table(results / "sweep/sweep_grid.tsv")
+    assert sorted(grid["lr"]) == [0.0001, 0.01] and (grid["n_repeats"] == 2).all()
+    selected = yaml.safe_load((results / "sweep/selected_models.yaml").read_text())["models"]
+    assert selected["abmil"]["lr"] == grid.loc[grid["f1_macro"].idxmax(), "lr"]
 
 
 def test_bring_your_own_bags_under_three_protocols(tmp_path):

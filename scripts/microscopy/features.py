@@ -15,7 +15,10 @@ with log_to(snakemake.log[0]):
     repeat = int(snakemake.wildcards.repeat)
     x, cells = gather_cells(snakemake.input.embeddings, snakemake.input.crops)
     wells = pd.read_csv(snakemake.input.wells, sep="\t", comment="#", dtype={"plate": str, "well": str, "bag": str})
-    z, bags, summary = repeat_features(x, cells, wells, repeat, snakemake.params.n_components, snakemake.params.seed)
+    params = snakemake.params
+    z, bags, summary = repeat_features(
+        x, cells, wells, repeat, params.n_components, params.seed, params.validation_fraction
+    )
     explained = np.cumsum(summary["explained_variance"])
     print(
         f"repeat {repeat}: {len(z)} cells in {len(bags)} wells ({(bags['split'] == 'test').sum()} test); PCA on "

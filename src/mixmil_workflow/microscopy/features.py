@@ -40,11 +40,30 @@ def plate_covariates(plates: pd.Series) -> pd.DataFrame:
     return dummies.iloc[:, 1:]
 
 
+def validation_wells(bags: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the training wells held back for hyperparameter selection: ``fraction`` of each
+    MoA's training wells (at least one where a MoA has two or more), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(bags), dtype=bool)
+    for _, rows in bags[bags["split"] == "train"].groupby("moa", sort=True):
+        n = int(round(fraction * len(rows))) or (1 if len(rows) > 1 else 0)
+        mask[rng.choice(rows.index.to_numpy(), size=n, replace=False)] = True
+    return mask
+
+
 def repeat_features(
-    x: np.ndarray, cells: pd.DataFrame, wells: pd.DataFrame, repeat: int, n_components: int, seed: int
+    x: np.ndarray,
+    cells: pd.DataFrame,
+    wells: pd.DataFrame,
+    repeat: int,
+    n_components: int,
+    seed: int,
+    validation_fraction: float = 0.1,
 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """(instances x n_components PCs in bag order, bag table, PCA summary) of one repeat. The PCA is fitted
-    on the training wells' cells and the PCs divided by one scalar so that they average unit variance there."""
+    on the training wells' cells and the PCs divided by one scalar so that they average unit variance there.
+    The bag table's ``validation`` column marks the training wells the sweep scores on (Appendix C.2);
+    the final models train on all training wells."""
     from sklearn.decomposition import PCA
 
     split = wells.set_index("bag")[f"split_r{repeat}"]
@@ -67,6 +86,7 @@ def repeat_features(
     bags = bags.drop(columns=[c for c in bags.columns if c.startswith("split_r")])
     bags["fold"] = np.where(bags["split"] == "test", 0, -1)
     bags["n_instances"] = counts.to_numpy()
+    bags["validation"] = validation_wells(bags, validation_fraction, seed)
     bags = pd.concat([bags, plate_covariates(bags["plate"]).reset_index(drop=True)], axis=1)
     # cells are grouped by bag (plates in order, wells sorted, sites sorted); check before relying on it
     starts = np.r_[0, np.cumsum(counts.to_numpy())[:-1]]

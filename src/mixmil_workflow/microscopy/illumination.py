@@ -45,6 +45,13 @@ def plate_channel_members(zip_path: str | Path) -> dict[str, list[str]]:
     empty = [c for c, m in members.items() if not m]
     if empty:
         raise MicroscopyError(f"plate zip {zip_path}: no TIFFs of channels {empty} (names like *_s1_w1<id>.tif)")
+    # BBBC021 publishes no checksums: a complete plate has as many fields in every channel (720 TIFFs)
+    counts = {c: len(m) for c, m in members.items()}
+    if len(set(counts.values())) != 1:
+        raise MicroscopyError(
+            f"plate zip {zip_path}: channels have different numbers of TIFFs {counts}; the zip is incomplete, "
+            "delete it and download it again"
+        )
     return members
 
 

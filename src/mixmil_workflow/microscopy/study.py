@@ -238,3 +238,30 @@ def held_out_cells(weight_file: str | Path, predictions_file: str | Path, bags: 
     predictions = pd.read_csv(predictions_file, sep="\t", nrows=1)
     weights = cell_weights(weight_file, bags, class_names(predictions))
     return cells.merge(weights, on=["bag", "cell"], how="inner", validate="one_to_one")
+
+
+def summarise_microscopy_sweep(runs, combos) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``runs``: (model, combination, repeat, validation predictions TSV). Returns the grid (Table C.5
+    analogue: validation F1 macro and balanced accuracy per combination, mean over repeats) and the
+    selection (Table C.6 analogue: the best F1 per model; balanced accuracy breaks ties)."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from ..sweep import SWEEPABLE
+
+    rows = []
+    for model, combo, repeat, path in runs:
+        predictions = pd.read_csv(path, sep="\t")
+        y, pred = predictions["y"].to_numpy(int), predictions["score"].to_numpy(int)
+        varied = {k: combos[model][combo][k] for k in SWEEPABLE if k in combos[model][combo]}
+        rows.append(
+            {"model": model, "combination": combo, "repeat": repeat, **varied}
+            | {"f1_macro": f1_score(y, pred, average="macro"), "balanced_accuracy": balanced_accuracy_score(y, pred)}
+        )
+    long = pd.DataFrame(rows)
+    keys = [c for c in long.columns if c not in ("repeat", "f1_macro", "balanced_accuracy")]
+    grid = long.groupby(keys, sort=False, dropna=False)[["f1_macro", "balanced_accuracy"]].mean().reset_index()
+    grid.insert(len(keys), "n_repeats", long.groupby(keys, sort=False, dropna=False).size().to_numpy())
+    ranked = grid.sort_values(["model", "f1_macro", "balanced_accuracy"], ascending=[True, False, False])
+    best = ranked.groupby("model", sort=False).head(1)
+    order = {m: k for k, m in enumerate(dict.fromkeys(grid["model"]))}
+    return grid, best.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
