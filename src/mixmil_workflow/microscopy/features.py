@@ -100,3 +100,24 @@ def repeat_features(
         "scale": scale,
     }
     return z, bags, summary
+
+
+def load_repeat(matrix_path: str | Path, bags_path: str | Path, n_components: int):
+    """A repeat's bags on its leading ``n_components`` PCs and its bag table (``bag`` as text)."""
+    import torch
+
+    from ..bags import Bags
+    from ..io import read_table
+
+    matrix = np.load(matrix_path, mmap_mode="r")
+    if n_components > matrix.shape[1]:
+        raise MicroscopyError(f"{matrix_path} has {matrix.shape[1]} components; {n_components} asked for")
+    table = read_table(bags_path).astype({"bag": str})
+    offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(table["n_instances"].to_numpy())]), dtype=torch.long)
+    x = torch.from_numpy(np.ascontiguousarray(matrix[:, :n_components], dtype=np.float32))
+    return Bags(x, offsets), table
+
+
+def plate_columns(table: pd.DataFrame) -> list[str]:
+    """The plate covariates of a bag table (one-hot, first plate dropped)."""
+    return [c for c in table.columns if c.startswith("plate_")]
