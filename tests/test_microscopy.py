@@ -213,6 +213,9 @@ def test_an_incomplete_or_foreign_checkpoint_is_an_error(tmp_path):
         embedding.build_encoder(tmp_path / "foreign.pth", seed=0)
     with pytest.raises(bbbc021.MicroscopyError, match="does not exist"):
         embedding.build_encoder(tmp_path / "absent.pth", seed=0)
+    (tmp_path / "share.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip, as a share download may be
+    with pytest.raises(bbbc021.MicroscopyError, match=r"(?s)share.zip is not a torch checkpoint.*unpack"):
+        embedding.build_encoder(tmp_path / "share.zip", seed=0)
 
 
 def test_without_a_checkpoint_the_random_encoder_is_seeded():

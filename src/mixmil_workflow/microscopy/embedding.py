@@ -58,7 +58,14 @@ def build_encoder(checkpoint: str | Path | None, seed: int):
         path = Path(checkpoint)
         if not path.exists():
             raise MicroscopyError(f"SimCLR checkpoint {path} does not exist; set microscopy.checkpoint or download it")
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            # the reference's checkpoints pickle optimiser and scheduler state next to the weights
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # torch raises several types for a file that is not a checkpoint
+            raise MicroscopyError(
+                f"SimCLR checkpoint {path} is not a torch checkpoint ({type(err).__name__}: {err}); if the "
+                "download is an archive, unpack the .pth file and set microscopy.checkpoint to its path"
+            ) from err
         state = saved.get("state_dict", saved) if isinstance(saved, Mapping) else None
         if not isinstance(state, Mapping):
             raise MicroscopyError(f"SimCLR checkpoint {path}: expected a dict with 'state_dict', got {type(saved)}")
