@@ -5,6 +5,7 @@ from .attention_mil import AttentionMIL, AttentionMILConfig
 from .base import MILModel, regress_out_covariates
 from .bayes_mil import BayesMIL, BayesMILConfig
 from .dsmil import DSMIL, DSMILConfig
+from .momil import MoMIL, MoMILConfig
 from .trees import TreeMIL, TreeMILConfig, pool_bags
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "BayesMILConfig",
     "DSMILConfig",
     "MILModel",
+    "MoMIL",
+    "MoMILConfig",
     "TreeMIL",
     "TreeMILConfig",
     "pool_bags",

@@ -1,0 +1,63 @@
+"""MoMIL's training add-ons (Pati et al., MICCAI 2025, Sections 2.2-2.3), on top of the network in
+:mod:`mixmil_workflow.baselines.momil`.
+
+* Assay performance threshold: secondary tasks join a primary task's model only if their single-task
+  validation ROC-AUC reaches ``th_perf`` (the paper: 70 %).
+* Adaptive label imputation: from the validation probabilities of the *correctly classified* bags of
+  each task, thresholds at the ``p``-th (positive) and ``(1 - p)``-th (negative) percentiles; secondary
+  tasks use the stricter ``p + alpha`` and ``1 - p - alpha`` (the paper: p = 90 %, alpha = 5 %).
+  Unlabelled training bags above the positive or below the negative threshold get that label, and the
+  next round trains on observed plus imputed labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def performance_selection(validation_auc: Sequence[float], threshold: float = 0.7) -> np.ndarray:
+    """Tasks (indices) whose single-task validation AUC is at least ``threshold``."""
+    auc = np.asarray(validation_auc, dtype=float)
+    return np.flatnonzero(np.nan_to_num(auc, nan=-np.inf) >= threshold)
+
+
+def imputation_thresholds(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    secondary: np.ndarray | None = None,
+    p: float = 0.9,
+    alpha: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-task (positive, negative) probability thresholds from validation bags: ``probabilities`` and
+    ``labels`` (bags, tasks), labels NaN where unobserved. Percentiles of the probabilities of the
+    correctly classified observed bags (at 0.5); NaN where a task has none (nothing is imputed)."""
+    probabilities, labels = np.asarray(probabilities, float), np.asarray(labels, float)
+    n_tasks = labels.shape[1]
+    secondary = np.zeros(n_tasks, dtype=bool) if secondary is None else np.asarray(secondary, dtype=bool)
+    positive, negative = np.full(n_tasks, np.nan), np.full(n_tasks, np.nan)
+    for t in range(n_tasks):
+        observed = ~np.isnan(labels[:, t])
+        correct = observed & ((probabilities[:, t] >= 0.5) == (labels[:, t] == 1))
+        if not correct.any():
+            continue
+        level = p + alpha if secondary[t] else p
+        values = probabilities[correct, t]
+        positive[t] = np.percentile(values, 100 * level)
+        negative[t] = np.percentile(values, 100 * (1 - level))
+    return positive, negative
+
+
+def impute_labels(labels: np.ndarray, probabilities: np.ndarray, positive: np.ndarray, negative: np.ndarray):
+    """Observed labels kept; unobserved ones set to 1 above ``positive``, 0 below ``negative`` (per task),
+    NaN otherwise. Returns the new labels and the mask of imputed entries."""
+    labels, probabilities = np.asarray(labels, float), np.asarray(probabilities, float)
+    out = labels.copy()
+    missing = np.isnan(labels)
+    with np.errstate(invalid="ignore"):  # NaN thresholds compare False: nothing imputed for that task
+        pos = missing & (probabilities > positive[None, :])
+        neg = missing & (probabilities < negative[None, :])
+    out[pos] = 1.0
+    out[neg & ~pos] = 0.0
+    return out, (pos | neg)

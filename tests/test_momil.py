@@ -1,0 +1,128 @@
+"""MoMIL: shared projector + one MIL head per task, trained on sparse labels with missing entries masked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mixmil_workflow.bags import Bags
+from mixmil_workflow.baselines.momil import MoMIL
+from mixmil_workflow.likelihoods import LabelError
+
+
+def _tasks(n_bags=160, n_inst=12, q=8, n_tasks=3, missing=0.0, seed=0):
+    """Task t is positive when the bag holds instances shifted along feature t (a few per bag)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_bags, n_inst, q)).astype(np.float32)
+    y = rng.integers(0, 2, size=(n_bags, n_tasks)).astype(float)
+    for b in range(n_bags):
+        for t in range(n_tasks):
+            if y[b, t]:
+                x[b, rng.choice(n_inst, 3, replace=False), t] += 3.0
+    y_obs = y.copy()
+    y_obs[rng.uniform(size=y.shape) < missing] = np.nan
+    return Bags.from_dense(x), y, y_obs
+
+
+FAST = dict(n_epochs=60, batch_size=16, projector_dim=32, hidden_dim=16, lr=5e-3, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("head", ["dsmil", "abmil"])
+def test_shapes_scores_and_a_fit_that_beats_chance_with_sparse_labels(head):
+    from sklearn.metrics import roc_auc_score
+
+    bags, y, y_obs = _tasks(missing=0.8)
+    train, test = np.arange(120), np.arange(120, 160)
+    model = MoMIL(head=head, seed=0, **FAST).fit(bags.subset(train), y_obs[train])
+    prediction = model.predict(bags.subset(test))
+    assert prediction.mean.shape == (40, 3) and ((prediction.mean > 0) & (prediction.mean < 1)).all()
+    scores = model.instance_scores(bags.subset(test))
+    assert scores.shape == (40 * 12, 3)
+    np.testing.assert_allclose(scores.reshape(40, 12, 3).sum(1), 1.0, rtol=1e-5)  # attention per bag and task
+    aucs = [roc_auc_score(y[test, t], prediction.mean[:, t]) for t in range(3)]
+    assert min(aucs) > 0.75, aucs
+
+
+def test_missing_labels_are_masked_not_negatives():
+    model = MoMIL(**FAST)
+    logits = torch.tensor([[[2.0], [-1.0]], [[0.5], [3.0]]])
+    y = torch.tensor([[1.0, float("nan")], [0.0, 1.0]])
+    observed = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor([2.0, 0.5, 3.0]), torch.tensor([1.0, 0.0, 1.0])
+    )
+    assert model.masked_bce(logits, y).item() == pytest.approx(observed.item())
+    # whatever a missing label would be, the loss is the same
+    y_neg = y.clone()
+    y_neg[0, 1] = 0.0
+    assert model.masked_bce(logits, y_neg).item() != pytest.approx(observed.item())
+
+
+def test_a_task_observed_only_on_positives_is_not_pulled_to_zero():
+    """Labels observed only where positive (the rest missing): read as negatives, the task's unlabelled
+    bags would be predicted negative; masked, the model learns nothing against them."""
+    bags, y, _ = _tasks(n_tasks=2, seed=1)
+    sparse = y.copy()
+    sparse[:, 1] = np.where(y[:, 1] == 1, 1.0, np.nan)
+    sparse[np.flatnonzero(y[:, 1] == 1)[10:], 1] = np.nan  # only 10 positives observed
+    model = MoMIL(seed=0, **FAST).fit(bags, sparse)
+    assert model.predict(bags).mean[:, 1].mean() > 0.5
+    imputed_negative = np.nan_to_num(sparse, nan=0.0)
+    naive = MoMIL(seed=0, **FAST).fit(bags, imputed_negative)
+    assert naive.predict(bags).mean[:, 1].mean() < 0.3
+
+
+def test_seeded_permutation_invariant_and_saved(tmp_path):
+    bags, _, y_obs = _tasks(n_bags=40, missing=0.5)
+    a = MoMIL(seed=3, **(FAST | {"n_epochs": 3})).fit(bags, y_obs)
+    b = MoMIL(seed=3, **(FAST | {"n_epochs": 3})).fit(bags, y_obs)
+    np.testing.assert_array_equal(a.predict(bags).mean, b.predict(bags).mean)
+    x = bags.x.clone().view(40, 12, -1)
+    shuffled = Bags.from_dense(x[:, torch.randperm(12, generator=torch.Generator().manual_seed(0))])
+    np.testing.assert_allclose(a.predict(shuffled).mean, a.predict(bags).mean, rtol=1e-5, atol=1e-6)
+    a.save(tmp_path / "momil.pt")
+    again = MoMIL.load(tmp_path / "momil.pt")
+    np.testing.assert_allclose(again.predict(bags).mean, a.predict(bags).mean, rtol=1e-6)
+    np.testing.assert_allclose(again.instance_scores(bags), a.instance_scores(bags), rtol=1e-6)
+
+
+def test_bad_labels_name_the_problem():
+    bags, _, y_obs = _tasks(n_bags=20)
+    two = y_obs.copy()
+    two[3, 1] = 2.0
+    with pytest.raises(LabelError, match="0, 1 or NaN"):
+        MoMIL(**FAST).fit(bags, two)
+    empty = y_obs.copy()
+    empty[:, 2] = np.nan
+    with pytest.raises(LabelError, match=r"tasks \[2\] have no observed label"):
+        MoMIL(**FAST).fit(bags, empty)
+    with pytest.raises(ValueError, match="head must be one of"):
+        MoMIL(head="gated", **FAST)
+
+
+def test_imputation_thresholds_use_correct_validation_bags_and_stricter_secondary_levels():
+    from mixmil_workflow.momil import imputation_thresholds, impute_labels, performance_selection
+
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(size=(200, 2))
+    labels = (probs > 0.5).astype(float)  # every bag correctly classified
+    labels[:5, 0] = 1 - labels[:5, 0]  # five misclassified bags: left out of the percentiles
+    labels[5:10, 1] = np.nan
+    pos, neg = imputation_thresholds(probs, labels, secondary=np.array([False, True]), p=0.9, alpha=0.05)
+    correct0 = (probs[:, 0] >= 0.5) == (labels[:, 0] == 1)
+    assert pos[0] == pytest.approx(np.percentile(probs[correct0, 0], 90))
+    assert neg[0] == pytest.approx(np.percentile(probs[correct0, 0], 10))
+    kept1 = ~np.isnan(labels[:, 1])
+    assert pos[1] == pytest.approx(np.percentile(probs[kept1, 1], 95))
+    assert neg[1] == pytest.approx(np.percentile(probs[kept1, 1], 5))
+
+    train = np.array([[np.nan, 1.0], [np.nan, np.nan], [0.0, np.nan], [np.nan, np.nan]])
+    p_train = np.array([[0.99, 0.2], [0.5, 0.999], [0.99, 0.001], [0.001, 0.5]])
+    imputed, mask = impute_labels(train, p_train, pos, neg)
+    np.testing.assert_array_equal(imputed[:, 0], [1.0, np.nan, 0.0, 0.0])  # observed 0 kept despite 0.99
+    np.testing.assert_array_equal(imputed[:, 1], [1.0, 1.0, 0.0, np.nan])
+    assert mask.sum() == 4
+    # no correct validation bag: nothing imputed for that task
+    pos2, neg2 = imputation_thresholds(np.full((3, 1), 0.9), np.zeros((3, 1)))
+    assert np.isnan(pos2[0]) and impute_labels(np.full((2, 1), np.nan), np.full((2, 1), 0.99), pos2, neg2)[1].sum() == 0
+    assert list(performance_selection([0.65, 0.7, np.nan, 0.9])) == [1, 3]
