@@ -126,3 +126,21 @@ def test_imputation_thresholds_use_correct_validation_bags_and_stricter_secondar
     pos2, neg2 = imputation_thresholds(np.full((3, 1), 0.9), np.zeros((3, 1)))
     assert np.isnan(pos2[0]) and impute_labels(np.full((2, 1), np.nan), np.full((2, 1), 0.99), pos2, neg2)[1].sum() == 0
     assert list(performance_selection([0.65, 0.7, np.nan, 0.9])) == [1, 3]
+
+
+def test_influence_keeps_tasks_whose_head_embeddings_predict_the_primary_task():
+    from mixmil_workflow.momil import influence_score, influence_selection
+
+    bags, y, _ = _tasks(n_bags=160, n_tasks=3, seed=2)
+    # task 2 is a copy of task 0's activity (a related assay); task 1 is unrelated
+    y[:, 2] = y[:, 0]
+    x = bags.x.view(160, 12, -1).clone()
+    train, val = np.arange(100), np.arange(100, 160)
+    scores = {}
+    for t in range(3):
+        single = MoMIL(head="abmil", seed=0, **FAST).fit(bags.subset(train), y[train, t : t + 1])
+        emb = single.bag_embeddings(Bags.from_dense(x))[:, 0]
+        assert emb.shape == (160, FAST["hidden_dim"])
+        scores[t] = influence_score(emb[train], y[train, 0], emb[val], y[val, 0])
+    assert scores[0] > 0.8 and scores[2] > 0.8 and scores[1] < 0.7, scores
+    assert influence_selection(scores, primary=0, threshold=0.9) == [2]

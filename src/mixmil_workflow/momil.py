@@ -3,6 +3,9 @@
 
 * Assay performance threshold: secondary tasks join a primary task's model only if their single-task
   validation ROC-AUC reaches ``th_perf`` (the paper: 70 %).
+* Assay influence: a logistic regression predicts a primary task's labels from another task's single-task
+  head embeddings of the same bags; its validation ROC-AUC is the influence score, and tasks reaching
+  ``th_inf`` times the primary task's self-influence are kept (the paper: 0.9).
 * Adaptive label imputation: from the validation probabilities of the *correctly classified* bags of
   each task, thresholds at the ``p``-th (positive) and ``(1 - p)``-th (negative) percentiles; secondary
   tasks use the stricter ``p + alpha`` and ``1 - p - alpha`` (the paper: p = 90 %, alpha = 5 %).
@@ -61,3 +64,34 @@ def impute_labels(labels: np.ndarray, probabilities: np.ndarray, positive: np.nd
     out[pos] = 1.0
     out[neg & ~pos] = 0.0
     return out, (pos | neg)
+
+
+def influence_score(
+    train_embeddings: np.ndarray,
+    train_labels: np.ndarray,
+    validation_embeddings: np.ndarray,
+    validation_labels: np.ndarray,
+    seed: int = 0,
+) -> float:
+    """Validation ROC-AUC of a logistic regression from one task head's bag embeddings to another task's
+    labels (bags with a label only). NaN when the validation bags hold a single class."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = ~np.isnan(train_labels)
+    validation = ~np.isnan(validation_labels)
+    y_val = validation_labels[validation]
+    if len(np.unique(train_labels[train])) < 2 or len(np.unique(y_val)) < 2:
+        return float("nan")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    model.fit(train_embeddings[train], train_labels[train])
+    return float(roc_auc_score(y_val, model.predict_proba(validation_embeddings[validation])[:, 1]))
+
+
+def influence_selection(scores: dict[int, float], primary: int, threshold: float = 0.9) -> list[int]:
+    """Tasks whose influence on ``primary`` reaches ``threshold`` x its self-influence ``scores[primary]``
+    (the primary task itself excluded)."""
+    own = scores[primary]
+    return [t for t, score in scores.items() if t != primary and np.isfinite(score) and score >= threshold * own]

@@ -68,7 +68,8 @@ class StackedAttentionNet(nn.Module):
     def forward(self, bags: Bags) -> NetOutput:
         h, weights = self.attention(bags)
         pooled = segment_sum(weights.unsqueeze(-1) * h, bags.offsets, bags.index)  # (bags, nets, hidden)
-        return NetOutput(torch.einsum("bnm,nmc->bnc", pooled, self.cls_w) + self.cls_b, weights)
+        logits = torch.einsum("bnm,nmc->bnc", pooled, self.cls_w) + self.cls_b
+        return NetOutput(logits, weights, bag_embeddings=pooled)
 
 
 class AttentionMIL(NeuralMIL):

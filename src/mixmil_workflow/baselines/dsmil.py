@@ -78,7 +78,7 @@ class StackedDSMILNet(nn.Module):
         attention = segment_softmax(logits, offsets, index)  # (instances, nets, classes)
         bag_emb = segment_sum(attention.unsqueeze(-1) * x.view(len(x), 1, 1, -1), offsets, index)  # (B, N, C, Q)
         bag_logits = torch.einsum("bnf,nfc->bnc", bag_emb.flatten(2), self.bag_w) + self.bag_b
-        return NetOutput(bag_logits, attention, max_inst)
+        return NetOutput(bag_logits, attention, max_inst, bag_emb.flatten(2))
 
 
 class DSMIL(NeuralMIL):

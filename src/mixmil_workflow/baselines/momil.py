@@ -134,6 +134,11 @@ class MoMIL(NeuralMIL):
             optimiser, T_max=max(1, self.config.n_epochs), eta_min=self.config.min_lr
         )
 
+    def bag_embeddings(self, bags: Bags, covariates: np.ndarray | None = None) -> np.ndarray:
+        """Each task head's bag representation before its classifier, (bags, tasks, features): what the
+        paper's influence score feeds to a logistic regression (Section 2.2)."""
+        return self._forward(bags, covariates).bag_embeddings.cpu().numpy()
+
     def masked_bce(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean BCE over the observed labels; ``logits`` (bags, tasks, 1), ``y`` (bags, tasks) with NaN.
         A minibatch without any observed label gives 0 (and no gradient)."""

@@ -57,6 +57,7 @@ class NetOutput(NamedTuple):
     logits: torch.Tensor  # (bags, nets, logits)
     instance_scores: torch.Tensor  # (instances, nets, logits) or (instances, nets)
     aux_logits: torch.Tensor | None = None  # a second bag-level prediction with its own loss (DSMIL)
+    bag_embeddings: torch.Tensor | None = None  # (bags, nets, features) before the bag classifier
 
 
 def stacked_uniform(n_nets: int, fan_in: int, *shape: int, generator: torch.Generator) -> nn.Parameter:
