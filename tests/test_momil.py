@@ -144,3 +144,44 @@ def test_influence_keeps_tasks_whose_head_embeddings_predict_the_primary_task():
         scores[t] = influence_score(emb[train], y[train, 0], emb[val], y[val, 0])
     assert scores[0] > 0.8 and scores[2] > 0.8 and scores[1] < 0.7, scores
     assert influence_selection(scores, primary=0, threshold=0.9) == [2]
+
+
+def test_multitask_simulation_is_sparse_structured_and_seeded():
+    from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+
+    params = MultitaskParams(n_bags=400)
+    data = simulate_multitask(params, seed=0)
+    again = simulate_multitask(params, seed=0)
+    np.testing.assert_array_equal(data.x, again.x)
+    np.testing.assert_array_equal(np.isnan(data.observed), np.isnan(again.observed))
+    assert data.x.shape == (400, 30, 16) and data.n_tasks == 3 * 4 + 3 and data.primary.sum() == 3
+    train = data.split == "train"
+    fill = (~np.isnan(data.observed[train])).mean(0)
+    assert 0.04 < fill[~data.primary].mean() < 0.09 and 0.06 < fill[data.primary].mean() < 0.16
+    assert np.isnan(data.observed[data.split == "test"]).all()
+    for t in range(data.n_tasks):  # every task trainable
+        assert (data.observed[train, t] == 0).sum() >= 2 and (data.observed[train, t] == 1).sum() >= 2
+    # related tasks agree with their primary task far more often than unrelated ones
+    agree = lambda a, b: (data.labels[:, a] == data.labels[:, b]).mean()  # noqa: E731
+    assert agree(0, 1) > 0.75 and abs(agree(0, 12) - 0.5) < 0.15
+    # observed labels are the true ones
+    seen = ~np.isnan(data.observed)
+    np.testing.assert_array_equal(data.observed[seen], data.labels[seen])
+
+
+def test_momil_comparison_runs_every_variant_and_records_the_selection():
+    from mixmil_workflow.momil_study import VARIANTS, run_comparison, summarise
+    from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+
+    data = simulate_multitask(
+        MultitaskParams(n_bags=160, n_instances=10, n_programs=2, tasks_per_program=2, n_unrelated=1), seed=1
+    )
+    spec = dict(FAST, n_epochs=5)
+    results, selection = run_comparison(data, spec, seed=0)
+    assert list(summarise(results)["variant"]) == list(VARIANTS)
+    per_variant = results.groupby("variant")["task"].apply(sorted)
+    assert all(tasks == [0, 2] for tasks in per_variant)  # the primary tasks
+    assert results["test_auc"].between(0, 1).all()
+    assert list(selection["task"]) == [1, 3, 4] and selection["selected"].dtype == bool
+    imputed = results[results["variant"] == "momil_imputation"]["n_imputed"]
+    assert (imputed >= 0).all()
