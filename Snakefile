@@ -18,6 +18,7 @@ include: "rules/camelyon16.smk"
 include: "rules/datasets.smk"
 include: "rules/genetics.smk"
 include: "rules/microscopy.smk"
+include: "rules/momil.smk"
 
 
 report: "report/workflow.rst"
@@ -43,6 +44,7 @@ localrules:
     download_bbbc021,
     microscopy_results,
     microscopy_cell_kinds,
+    momil_summary,
 
 
 rule all:

@@ -584,6 +584,16 @@ def microscopy_outputs():
     return out
 
 
+MOMIL = config.get("momil", {})
+MOMIL_REPEATS = list(range(MOMIL.get("n_repeats", 3)))
+
+
+def momil_outputs():
+    if not MOMIL.get("activate", False):
+        return []
+    return ["results/momil/tables/momil_simulation.md"]
+
+
 def final_outputs():
     return (
         simulation_outputs()
@@ -593,4 +603,5 @@ def final_outputs():
         + dataset_outputs()
         + genetics_outputs()
         + microscopy_outputs()
+        + momil_outputs()
     )

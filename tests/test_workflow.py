@@ -547,6 +547,31 @@ def test_microscopy_branch_from_a_download_with_a_simclr_checkpoint(tmp_path):
     assert selected["abmil"]["lr"] == grid.loc[grid["f1_macro"].idxmax(), "lr"]
 
 
+def test_momil_comparison_through_the_workflow(tmp_path):
+    """The MoMIL rules on a small sparse multi-task simulation: every variant scored on the primary tasks
+    of every repeat, the selection recorded, and nothing to redo afterwards."""
+    config = REPO / "tests/configs/momil.yaml"
+    workdir = tmp_path / "run"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    summary = read_table(workdir / "results/momil/tables/momil_simulation.tsv")
+    assert list(summary["variant"]) == [
+        "single_task",
+        "momil",
+        "momil_selection",
+        "momil_imputation",
+        "momil_selection_imputation",
+    ]
+    assert summary["mean_auc"].between(0, 1).all()
+    for repeat in (0, 1):
+        results = read_table(workdir / f"results/momil/simulation/repeat{repeat}.tsv")
+        assert sorted(results["task"].unique()) == [0, 2]  # the primary task of each program
+        selection = read_table(workdir / f"results/momil/simulation/selection_repeat{repeat}.tsv")
+        assert list(selection["task"]) == [1, 3, 4]
+    assert assert_jobs_used_only_their_envs(workdir) >= 3
+    again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_bring_your_own_bags_under_three_protocols(tmp_path):
     """The generated example dataset through k-fold CV, held-out groups and a given split: every bag
     predicted once per label and model, weights for every instance, the comparison and figure."""

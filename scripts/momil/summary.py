@@ -1,0 +1,17 @@
+"""The MoMIL comparison over repeats: mean test ROC-AUC over primary tasks per variant."""
+
+import pandas as pd
+
+from mixmil_workflow.io import log_to, read_table, save_table
+from mixmil_workflow.momil_study import summarise
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    results = pd.concat(
+        [read_table(path).assign(repeat=k) for k, path in enumerate(snakemake.input)], ignore_index=True
+    )
+    summary = summarise(results)
+    print(summary.round(3).to_string(index=False))
+    save_table(snakemake.output.tsv, summary, snakemake.params.provenance)
+    save_table(snakemake.output.md, summary.round(3), snakemake.params.provenance)
