@@ -61,6 +61,20 @@ def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     per_model = [len(config["models"][m].get("scenarios", [None] * n_scenarios)) for m in sim["models"]]
     assert counts["fit_simulation"] == sim["n_repeats"] * sum(per_model)
     assert counts["aggregate_simulation"] == 1 and counts["simulation_figures"] == 1
+    microscopy = config.get("microscopy", {})
+    if microscopy.get("activate"):
+        plates = microscopy.get("plates") or microscopy.get("demo", {}).get("plates", [None] * 3)
+        assert counts["embed_bbbc021"] == counts["crop_bbbc021"] == len(plates)
+        assert counts["fit_microscopy"] == len(microscopy["models"]) * microscopy["n_repeats"]
+    momil = config.get("momil", {})
+    assert counts.get("momil_simulation", 0) == (momil.get("n_repeats", 3) if momil.get("activate") else 0)
+
+
+def test_momil_configuration_plans_its_repeats(tmp_path):
+    config = yaml.safe_load((REPO / "config/momil.yaml").read_text())
+    result = snakemake("-n", "--configfile", str(REPO / "config/momil.yaml"), "--directory", str(tmp_path))
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts == {"momil_simulation": config["momil"]["n_repeats"], "momil_summary": 1, "all": 1}
 
 
 def test_workflow_lint_and_formatting():
