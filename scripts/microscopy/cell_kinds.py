@@ -4,21 +4,17 @@ artefacts) within their wells, from the generator's truth."""
 import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table, save_table
-from mixmil_workflow.microscopy.study import held_out_cells, kind_ranks, number_cells
+from mixmil_workflow.microscopy.crops import read_crop_table
+from mixmil_workflow.microscopy.study import attach_kinds, held_out_cells, kind_ranks, number_cells
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     bags = read_table(snakemake.input.bags).astype({"bag": str})
-    tables = [pd.read_csv(p, sep="\t", dtype={"plate": str, "well": str, "bag": str}) for p in snakemake.input.tables]
+    tables = [read_crop_table(p) for p in snakemake.input.tables]
     cells = number_cells(pd.concat(tables, ignore_index=True))
     truth = pd.read_csv(snakemake.input.truth, sep="\t", dtype={"plate": str, "well": str})
-    key = ["plate", "well", "site", "x3", "y3"]
-    cells = cells.assign(x3=cells["x"].round(3), y3=cells["y"].round(3)).merge(
-        truth.assign(x3=truth["x"].round(3), y3=truth["y"].round(3))[[*key, "kind"]], on=key, how="left"
-    )
-    if cells["kind"].isna().any():
-        raise ValueError(f"{cells['kind'].isna().sum()} crops have no truth row in {snakemake.input.truth}")
+    cells = attach_kinds(cells, truth)
     rows = []
     for (model, repeat), weight_file, prediction_file in zip(
         snakemake.params.runs, snakemake.input.weights, snakemake.input.predictions, strict=True

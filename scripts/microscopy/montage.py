@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table
-from mixmil_workflow.microscopy.crops import read_crops
+from mixmil_workflow.microscopy.crops import read_crop_table, read_crops
 from mixmil_workflow.microscopy.study import held_out_cells, montage_figure, number_cells, top_bottom
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -25,7 +25,7 @@ with log_to(snakemake.log[0]):
     compounds = sorted(set(bags["compound"]))
     if params.compound not in compounds:
         raise ValueError(f"microscopy.montage.compounds: {params.compound!r} has no wells; compounds: {compounds}")
-    tables = [pd.read_csv(p, sep="\t", dtype={"plate": str, "well": str, "bag": str}) for p in inputs.tables]
+    tables = [read_crop_table(p) for p in inputs.tables]
     cells = number_cells(pd.concat(tables, ignore_index=True))
     crop_files = {t["plate"].iloc[0]: path for t, path in zip(tables, inputs.crops, strict=True) if len(t)}
     weights_note = "; ".join(sorted({json.load(open(p))["weights"] for p in inputs.embeddings}))

@@ -86,3 +86,8 @@ def n_crops(h5_path: str | Path) -> int:
 
     with h5py.File(h5_path, "r") as store:
         return store["crops"].shape[0]
+
+
+def read_crop_table(path: str | Path) -> pd.DataFrame:
+    """A plate's per-crop table with plate, well and bag as text."""
+    return pd.read_csv(path, sep="\t", dtype={"plate": str, "well": str, "bag": str})

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .bbbc021 import MicroscopyError
+from .crops import read_crop_table
 
 
 def gather_cells(
@@ -21,7 +22,7 @@ def gather_cells(
     blocks, tables = [], []
     for emb_path, table_path in zip(embedding_paths, crop_tables, strict=True):
         x = np.load(emb_path)
-        table = pd.read_csv(table_path, sep="\t", dtype={"plate": str, "well": str, "bag": str})
+        table = read_crop_table(table_path)
         if len(x) != len(table):
             raise MicroscopyError(
                 f"{emb_path} has {len(x)} rows but {table_path} lists {len(table)} crops; rerun embed"

@@ -265,3 +265,14 @@ def summarise_microscopy_sweep(runs, combos) -> tuple[pd.DataFrame, pd.DataFrame
     best = ranked.groupby("model", sort=False).head(1)
     order = {m: k for k, m in enumerate(dict.fromkeys(grid["model"]))}
     return grid, best.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def attach_kinds(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """The demo truth's ``kind`` of every crop, matched on plate, well, site and the nucleus centre (to
+    1e-3 px: both tables print the same floats). A crop without a truth row is an error."""
+    key = ["plate", "well", "site", "x3", "y3"]
+    rounded = truth.assign(x3=truth["x"].round(3), y3=truth["y"].round(3))[[*key, "kind"]]
+    out = cells.assign(x3=cells["x"].round(3), y3=cells["y"].round(3)).merge(rounded, on=key, how="left")
+    if out["kind"].isna().any():
+        raise MicroscopyError(f"{out['kind'].isna().sum()} crops have no row in the demo truth table")
+    return out.drop(columns=["x3", "y3"])
