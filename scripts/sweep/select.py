@@ -1,17 +1,15 @@
 """Summarise the sweep (Table C.1 analogue) and select each model's best combination (Table C.2)."""
 
-from mixmil_workflow.io import log_to, save_table
-from mixmil_workflow.sweep import summarise_sweep, write_selected_models
+from mixmil_workflow.io import log_to
+from mixmil_workflow.sweep import save_sweep_tables, summarise_sweep
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
-    combos = snakemake.params.combinations
+    combos, out = snakemake.params.combinations, snakemake.output
     runs = [(*run, path) for run, path in zip(snakemake.params.runs, snakemake.input, strict=True)]
     grid, best = summarise_sweep(runs, combos)
-    save_table(snakemake.output.grid, grid.round(4), provenance=snakemake.params.provenance)
-    save_table(snakemake.output.grid_md, grid.round(3), provenance=snakemake.params.provenance)
-    save_table(snakemake.output.selected, best.round(4), provenance=snakemake.params.provenance)
-    save_table(snakemake.output.selected_md, best.round(3), provenance=snakemake.params.provenance)
-    print(best.to_string(index=False))
-    write_selected_models(snakemake.output.selected_yaml, best, combos)
+    save_sweep_tables(
+        grid, best, combos, snakemake.params.provenance, out.grid, out.grid_md, out.selected_md, out.selected_yaml,
+        selected_path=out.selected,
+    )  # fmt: skip

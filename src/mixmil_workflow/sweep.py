@@ -96,3 +96,27 @@ def write_selected_models(path: str | Path, best: pd.DataFrame, combos: Mapping[
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump({"models": selected}, sort_keys=False))
     return selected
+
+
+def save_sweep_tables(
+    grid: pd.DataFrame,
+    best: pd.DataFrame,
+    combos: Mapping[str, list[dict]],
+    provenance: Mapping,
+    grid_path: str | Path,
+    grid_md_path: str | Path,
+    selected_md_path: str | Path,
+    selected_yaml_path: str | Path,
+    selected_path: str | Path | None = None,
+) -> None:
+    """Every sweep's outputs: the grid (TSV to 4 decimals, Markdown to 3), the selection (Markdown, and
+    TSV where asked) and the selected combinations as ``models:`` entries."""
+    from .io import save_table
+
+    save_table(grid_path, grid.round(4), provenance=provenance)
+    save_table(grid_md_path, grid.round(3), provenance=provenance)
+    if selected_path is not None:
+        save_table(selected_path, best.round(4), provenance=provenance)
+    save_table(selected_md_path, best.round(3), provenance=provenance)
+    print(best.to_string(index=False))
+    write_selected_models(selected_yaml_path, best, combos)
