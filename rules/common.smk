@@ -517,13 +517,6 @@ def bbbc021_download_source(wildcards):
     return vars(sources[row])
 
 
-def microscopy_settings(*keys):
-    """Provenance of a microscopy stage: only the settings it depends on."""
-    return config_provenance(
-        {"microscopy": {k: MICROSCOPY.get(k) for k in keys}}, config["seed"]
-    )
-
-
 def microscopy_runs():
     return [
         (model, pcs, repeat)

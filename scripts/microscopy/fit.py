@@ -3,6 +3,7 @@ predict the MoA of the held-out wells and weigh their cells."""
 
 import torch
 
+from mixmil_workflow.bags import Bags
 from mixmil_workflow.dataset_study import fit_fold
 from mixmil_workflow.datasets import LabelSpec
 from mixmil_workflow.io import log_to, resolve_device, save_npz, save_table
@@ -15,11 +16,13 @@ with log_to(snakemake.log[0]):
     device = resolve_device(snakemake.params.device)
     wc, params, output = snakemake.wildcards, snakemake.params, snakemake.output
     spec = dict(params.model)
+    # the repeat read once, with the most components; each fit takes the leading ones
+    all_pcs, table = load_repeat(snakemake.input.matrix, snakemake.input.bags, max(params.pcs))
+    covariates = plate_columns(table)
     for pcs, seed, predictions_path, weights_path in zip(
         params.pcs, params.seeds, output.predictions, output.weights, strict=True
     ):
-        bags, table = load_repeat(snakemake.input.matrix, snakemake.input.bags, pcs)
-        covariates = plate_columns(table)
+        bags = Bags(all_pcs.x[:, :pcs].contiguous(), all_pcs.offsets)
         print(f"{wc.model} ({spec}): {pcs} PCs, repeat {wc.repeat}, {len(covariates)} plate covariates, {device}")
         predictions, weights = fit_fold(
             spec, bags, table, LabelSpec("moa", "categorical"), covariates, 0, seed, "bag", device

@@ -115,19 +115,17 @@ def run_comparison(
             auc = _auc(data.labels[test, t], prob[test, column])
             rows.append({"variant": variant, "task": t, "test_auc": auc, "n_tasks": len(tasks), "n_imputed": n_imputed})
 
-    need_single = [t for t in range(data.n_tasks)] if any("selection" in v for v in variants) else primaries
-    single = (
-        single_task_fits(data, bags, spec, seed, need_single)
-        if "single_task" in variants or need_single != primaries
-        else {}
-    )
+    # single-task models: for the single-task variant (primary tasks) and for selection (every task)
+    selecting = any("selection" in v for v in variants)
+    single_tasks = list(range(data.n_tasks)) if selecting else primaries if "single_task" in variants else []
+    single = single_task_fits(data, bags, spec, seed, single_tasks)
     if "single_task" in variants:
         for t in primaries:
             record("single_task", single[t].prob, [t])
     selection = pd.DataFrame()
     tasks_all = list(range(data.n_tasks))
     tasks_selected = tasks_all
-    if any("selection" in v for v in variants):
+    if selecting:
         chosen, selection = select_tasks(data, single, th_perf, th_inf, seed)
         tasks_selected = sorted(primaries + chosen)
     for variant in variants:
