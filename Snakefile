@@ -19,6 +19,7 @@ include: "rules/datasets.smk"
 include: "rules/genetics.smk"
 include: "rules/microscopy.smk"
 include: "rules/momil.smk"
+include: "rules/smmile.smk"
 
 
 report: "report/workflow.rst"
@@ -45,6 +46,8 @@ localrules:
     microscopy_results,
     microscopy_cell_kinds,
     momil_summary,
+    spatial_simulation,
+    spatial_summary,
 
 
 rule all:

@@ -587,6 +587,20 @@ def momil_outputs():
     return ["results/momil/tables/momil_simulation.md"]
 
 
+SMMILE = config.get("smmile", {})
+SMMILE_MODELS = SMMILE.get("models", {}) if SMMILE.get("activate", False) else {}
+SMMILE_REPEATS = list(range(SMMILE.get("n_repeats", 3)))
+
+
+def smmile_outputs():
+    if not SMMILE_MODELS:
+        return []
+    return [
+        "results/smmile/tables/spatial_simulation.md",
+        "results/smmile/figures/spatial_maps.png",
+    ]
+
+
 def final_outputs():
     return (
         simulation_outputs()
@@ -597,4 +611,5 @@ def final_outputs():
         + genetics_outputs()
         + microscopy_outputs()
         + momil_outputs()
+        + smmile_outputs()
     )

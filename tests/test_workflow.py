@@ -77,6 +77,14 @@ def test_momil_configuration_plans_its_repeats(tmp_path):
     assert counts == {"momil_simulation": config["momil"]["n_repeats"], "momil_summary": 1, "all": 1}
 
 
+def test_smmile_configuration_plans_its_models_and_repeats(tmp_path):
+    config = yaml.safe_load((REPO / "config/smmile.yaml").read_text())["smmile"]
+    result = snakemake("-n", "--configfile", str(REPO / "config/smmile.yaml"), "--directory", str(tmp_path))
+    counts = job_counts(result.stdout + result.stderr)
+    n = config["n_repeats"]
+    assert counts == {"spatial_simulation": n, "fit_spatial": n * len(config["models"]), "spatial_summary": 1, "all": 1}
+
+
 def test_workflow_lint_and_formatting():
     lint = snakemake("--lint", check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
@@ -581,6 +589,27 @@ def test_momil_comparison_through_the_workflow(tmp_path):
         assert sorted(results["task"].unique()) == [0, 2]  # the primary task of each program
         selection = read_table(workdir / f"results/momil/simulation/selection_repeat{repeat}.tsv")
         assert list(selection["task"]) == [1, 3, 4]
+    assert assert_jobs_used_only_their_envs(workdir) >= 3
+    again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_smmile_comparison_through_the_workflow(tmp_path):
+    """The SMMILe rules on a small spatial simulation: every model scored on slides and patches of every
+    repeat, the summary and the spatial maps, and nothing to redo afterwards."""
+    config = REPO / "tests/configs/smmile.yaml"
+    workdir = tmp_path / "run"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    summary = read_table(workdir / "results/smmile/tables/spatial_simulation.tsv")
+    assert list(summary["model"]) == ["smmile", "abmil", "mixmil"]
+    assert (summary["n_repeats"] == 2).all()
+    assert summary[["slide_auc", "patch_auc", "f1"]].apply(lambda c: c.between(0, 1)).all().all()
+    for model in ("smmile", "abmil", "mixmil"):
+        patches = read_table(workdir / f"results/smmile/simulation/{model}/repeat1/patches.tsv")
+        slides = read_table(workdir / f"results/smmile/simulation/{model}/repeat1/slides.tsv")
+        assert len(slides) == 12 and set(patches["slide"]) == set(slides["slide"])
+        assert patches["score"].notna().all()
+    assert (workdir / "results/smmile/figures/spatial_maps.png").read_bytes()[:4] == b"\x89PNG"
     assert assert_jobs_used_only_their_envs(workdir) >= 3
     again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,23 @@
+"""Fit one model on a spatial simulation's training slides; score the test slides' slides and patches."""
+
+import pandas as pd
+import torch
+
+from mixmil_workflow.io import log_to, resolve_device, save_table
+from mixmil_workflow.spatial_simulation import SpatialData
+from mixmil_workflow.spatial_study import build_spatial_model, fit_and_score, localisation_metrics
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    params = snakemake.params
+    data = SpatialData.load(snakemake.input[0])
+    model = build_spatial_model(dict(params.spec), params.seed, resolve_device(params.device))
+    print(f"{snakemake.wildcards.model}: {dict(params.spec)}; seed {params.seed}")
+    slides, patches = fit_and_score(model, data)
+    metrics = localisation_metrics(slides, patches)
+    print(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    save_table(snakemake.output.slides, slides)
+    save_table(snakemake.output.patches, patches)
+    save_table(snakemake.output.metrics, pd.DataFrame([{"model": snakemake.wildcards.model, **metrics}]))

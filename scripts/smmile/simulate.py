@@ -1,0 +1,19 @@
+"""One spatial slide simulation (patch grids with a tumour mask) for the SMMILe comparison."""
+
+import numpy as np
+
+from mixmil_workflow.io import log_to
+from mixmil_workflow.spatial_simulation import SpatialParams, simulate_spatial
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in snakemake.params.simulation.items()}
+    data = simulate_spatial(SpatialParams(**options), snakemake.params.seed)
+    sizes = np.diff(data.offsets)
+    print(
+        f"{data.n_slides} slides ({int(data.slide_label.sum())} with tumour), {len(data.x)} patches "
+        f"({sizes.min()}-{sizes.max()} per slide), {int(data.patch_label.sum())} tumour patches, "
+        f"{int(data.mimic.sum())} mimics; seed {snakemake.params.seed}"
+    )
+    data.save(snakemake.output[0])

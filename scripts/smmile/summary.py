@@ -1,0 +1,20 @@
+"""The spatial comparison over repeats (mean and standard error) and the spatial maps of repeat 0."""
+
+import pandas as pd
+
+from mixmil_workflow.io import log_to, read_table, save_table
+from mixmil_workflow.plots import save_figure
+from mixmil_workflow.spatial_study import spatial_maps, summarise_spatial
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+
+with log_to(snakemake.log[0]):
+    models = snakemake.params.models
+    metrics = pd.concat([read_table(p) for p in snakemake.input.metrics], ignore_index=True)
+    metrics["model"] = pd.Categorical(metrics["model"], categories=models, ordered=True)
+    summary = summarise_spatial(metrics.sort_values("model"))
+    print(summary.round(3).to_string(index=False))
+    save_table(snakemake.output.tsv, summary, snakemake.params.provenance)
+    save_table(snakemake.output.md, summary.round(3), snakemake.params.provenance)
+    patches = {model: read_table(path) for model, path in zip(models, snakemake.input.patches, strict=True)}
+    save_figure(spatial_maps(patches), snakemake.output.maps)
