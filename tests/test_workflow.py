@@ -68,6 +68,9 @@ def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
         assert counts["fit_microscopy"] == len(microscopy["models"]) * microscopy["n_repeats"]
     momil = config.get("momil", {})
     assert counts.get("momil_simulation", 0) == (momil.get("n_repeats", 3) if momil.get("activate") else 0)
+    smmile = config.get("smmile", {})
+    n_fits = smmile.get("n_repeats", 3) * len(smmile.get("models", {})) if smmile.get("activate") else 0
+    assert counts.get("fit_spatial", 0) == n_fits
 
 
 def test_momil_configuration_plans_its_repeats(tmp_path):
