@@ -11,8 +11,7 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     models = snakemake.params.models
     metrics = pd.concat([read_table(p) for p in snakemake.input.metrics], ignore_index=True)
-    metrics["model"] = pd.Categorical(metrics["model"], categories=models, ordered=True)
-    summary = summarise_spatial(metrics.sort_values("model"))
+    summary = summarise_spatial(metrics, models)
     print(summary.round(3).to_string(index=False))
     save_table(snakemake.output.tsv, summary, snakemake.params.provenance)
     save_table(snakemake.output.md, summary.round(3), snakemake.params.provenance)

@@ -15,7 +15,7 @@ Every model is fitted on the training slides' labels alone and scored on the tes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -125,10 +125,13 @@ def localisation_metrics(slides: pd.DataFrame, patches: pd.DataFrame) -> dict[st
 METRICS = ("slide_auc", "patch_auc", "patch_auc_all", "precision", "recall", "f1", "mimic_auc")
 
 
-def summarise_spatial(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard error over repeats per model (rows in the config's model order)."""
-    group = metrics.groupby("model", sort=False)
-    out = {"model": list(group.groups)}
+def summarise_spatial(metrics: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean and standard error over repeats per model; rows in ``models`` order (the config's), else in
+    order of appearance."""
+    if models is not None:
+        metrics = metrics.assign(model=pd.Categorical(metrics["model"], categories=list(models), ordered=True))
+    group = metrics.groupby("model", sort=models is not None, observed=True)
+    out = {"model": [str(m) for m in group.size().index]}
     for metric in METRICS:
         out[metric] = group[metric].mean().to_numpy()
         out[f"{metric}_se"] = (group[metric].std(ddof=1) / np.sqrt(group[metric].count())).fillna(0.0).to_numpy()

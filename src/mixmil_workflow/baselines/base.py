@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..bags import Bags
 from ..design import design_matrix
+from ..io import atomic_path
 from ..mixmil import Prediction
 
 
@@ -58,3 +61,32 @@ def regress_out_covariates(
         coef, *_ = np.linalg.lstsq(fe, bags.mean_pool().double().cpu().numpy(), rcond=None)
     shift = torch.as_tensor(fe @ coef, dtype=bags.x.dtype, device=bags.x.device)
     return Bags(bags.x - shift.index_select(0, bags.index), bags.offsets), coef
+
+
+def save_network(
+    path: str | Path, format: str, config, net: torch.nn.Module | None, covariate_coef, **extra: Any
+) -> None:
+    """Write a fitted network model: format tag, config, covariate coefficients, CPU state dict and the
+    model's own ``extra`` entries, atomically (a torch file readable with ``weights_only=True``)."""
+    if net is None:
+        raise RuntimeError("model is not fitted; nothing to save")
+    payload = {
+        "format": format,
+        "config": asdict(config),
+        **extra,
+        "covariate_coef": None if covariate_coef is None else torch.as_tensor(covariate_coef),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_network(path: str | Path, format: str, what: str) -> dict[str, Any]:
+    """The payload :func:`save_network` wrote, after checking its format tag (``what`` names the model in
+    the error); ``covariate_coef`` comes back as a NumPy array or None."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != format:
+        raise ValueError(f"{path} is not a saved {what} model (format {payload.get('format')!r})")
+    coef = payload["covariate_coef"]
+    payload["covariate_coef"] = None if coef is None else coef.numpy()
+    return payload

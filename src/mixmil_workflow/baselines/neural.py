@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from abc import abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,10 +27,10 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..bags import Bags, minibatches
-from ..io import atomic_path, resolve_device
+from ..io import resolve_device
 from ..likelihoods import Binomial, Categorical, make_likelihood
 from ..mixmil import Prediction
-from .base import MILModel, regress_out_covariates
+from .base import MILModel, load_network, regress_out_covariates, save_network
 
 
 @dataclass
@@ -196,24 +196,15 @@ class NeuralMIL(MILModel):
         return scores.reshape(scores.shape[0], -1).cpu().numpy()
 
     def save(self, path: str | Path) -> None:
-        if self.net is None:
-            raise RuntimeError("model is not fitted; nothing to save")
-        payload = {
-            "format": self.format,
-            "config": asdict(self.config),
-            "net_shape": list(self.net_shape),
-            "n_classes": self.likelihood.n_classes if isinstance(self.likelihood, Categorical) else None,
-            "covariate_coef": None if self.covariate_coef is None else torch.as_tensor(self.covariate_coef),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-        }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        n_classes = self.likelihood.n_classes if isinstance(self.likelihood, Categorical) else None
+        save_network(
+            path, self.format, self.config, self.net, self.covariate_coef,
+            net_shape=None if self.net_shape is None else list(self.net_shape), n_classes=n_classes,
+        )  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path) -> NeuralMIL:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != cls.format:
-            raise ValueError(f"{path} is not a saved {cls.display_name} model (format {payload.get('format')!r})")
+        payload = load_network(path, cls.format, cls.display_name)
         config = cls.config_class(**payload["config"])
         if payload["n_classes"] is not None:
             config.n_classes = payload["n_classes"]
@@ -222,5 +213,5 @@ class NeuralMIL(MILModel):
         net = model.build_net(*model.net_shape)
         net.load_state_dict(payload["state_dict"])
         model.net = net.to(model._device()).eval()
-        model.covariate_coef = None if payload["covariate_coef"] is None else payload["covariate_coef"].numpy()
+        model.covariate_coef = payload["covariate_coef"]
         return model

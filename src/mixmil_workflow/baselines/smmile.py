@@ -23,7 +23,7 @@ replacement as ``weighted_sample``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..bags import Bags
-from ..io import atomic_path, resolve_device
+from ..io import resolve_device
 from ..mixmil import Prediction
-from .base import MILModel, regress_out_covariates
+from .base import MILModel, load_network, regress_out_covariates, save_network
 
 EPS = 1e-10
 
@@ -225,10 +225,8 @@ class SMMILe(MILModel):
         sp = grid.superpatch
         key = sp.double().unsqueeze(0) + torch.rand(groups, len(sp), generator=gen, dtype=torch.double)
         order = torch.argsort(key, -1)
-        starts = torch.cumsum(torch.bincount(sp, minlength=grid.n_superpatches), 0) - torch.bincount(
-            sp, minlength=grid.n_superpatches
-        )
-        return order[:, starts]
+        counts = torch.bincount(sp, minlength=grid.n_superpatches)
+        return order[:, torch.cumsum(counts, 0) - counts]  # the first (random) patch of each superpatch
 
     def _pseudo_labels(self, scores: torch.Tensor, y: float, first: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices, labels) of a slide's pseudo-labelled patches for one refinement layer.
@@ -382,28 +380,16 @@ class SMMILe(MILModel):
 
     # persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        if self.net is None:
-            raise RuntimeError("model is not fitted; nothing to save")
-        payload = {
-            "format": self.format,
-            "config": asdict(self.config),
-            "n_features": self.n_features,
-            "refined": self.refined,
-            "covariate_coef": None if self.covariate_coef is None else torch.as_tensor(self.covariate_coef),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-        }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        extra = {"n_features": self.n_features, "refined": self.refined}
+        save_network(path, self.format, self.config, self.net, self.covariate_coef, **extra)
 
     @classmethod
     def load(cls, path: str | Path) -> SMMILe:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != cls.format:
-            raise ValueError(f"{path} is not a saved SMMILe model (format {payload.get('format')!r})")
+        payload = load_network(path, cls.format, "SMMILe")
         model = cls(SMMILeConfig(**payload["config"]))
         model.n_features, model.refined = payload["n_features"], payload["refined"]
         model.net = SMMILeNet(model.n_features, model.config)
         model.net.load_state_dict(payload["state_dict"])
         model.net = model.net.to(model._device()).eval()
-        model.covariate_coef = None if payload["covariate_coef"] is None else payload["covariate_coef"].numpy()
+        model.covariate_coef = payload["covariate_coef"]
         return model

@@ -144,8 +144,11 @@ def patch_labels(
 
     tumour, exclusion = raster(lesions.tumour), raster(lesions.exclusion)
     tumour &= ~exclusion
-    blocks = lambda m: m.reshape(n_rows // resolution, resolution, n_cols // resolution, resolution).mean((1, 3))  # noqa: E731
-    tumour_share, excluded_share = blocks(tumour), blocks(exclusion)
+
+    def share_per_patch(raster_mask: np.ndarray) -> np.ndarray:
+        return raster_mask.reshape(n_rows // resolution, resolution, n_cols // resolution, resolution).mean((1, 3))
+
+    tumour_share, excluded_share = share_per_patch(tumour), share_per_patch(exclusion)
     rows, cols = coords[:, 0], coords[:, 1]
     labels[tumour_share[rows, cols] >= min_tumour] = 1
     labels[(excluded_share[rows, cols] >= 0.5) & (labels == 0)] = -1
