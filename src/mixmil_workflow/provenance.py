@@ -110,6 +110,7 @@ SCIENCE_DISTRIBUTIONS = frozenset(
         "timm",
         "scikit-image",
         "tifffile",
+        "tiffslide",
     }
 )
 
