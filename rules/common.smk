@@ -581,6 +581,13 @@ MOMIL = config.get("momil", {})
 MOMIL_REPEATS = list(range(MOMIL.get("n_repeats", 3)))
 
 
+def momil_similarity_table():
+    """The optional task-similarity table of MoMIL's selection as a list of inputs; a relative path is
+    relative to the workflow directory (like the source sheets)."""
+    path = MOMIL.get("selection", {}).get("similarity_table")
+    return [str(Path(workflow.basedir) / path)] if path else []
+
+
 def momil_outputs():
     if not MOMIL.get("activate", False):
         return []

@@ -1,8 +1,11 @@
-# MoMIL (issue 7, Pati et al. 2025) on the sparse multi-task simulation: single-task MIL against MoMIL
-# and its task-selection and label-imputation ablations, mean test ROC-AUC over the primary tasks.
+# MoMIL (issue 7, Pati et al. 2025) on the sparse multi-task simulation: single-task MIL against MoMIL,
+# its task-selection (optional biological similarity table) and label-imputation ablations, and MixMIL's
+# multi-output model with missing labels masked; mean test ROC-AUC over the primary tasks.
 
 
 rule momil_simulation:
+    input:
+        similarity=momil_similarity_table(),
     output:
         results="results/momil/simulation/repeat{repeat}.tsv",
         selection="results/momil/simulation/selection_repeat{repeat}.tsv",
@@ -20,8 +23,13 @@ rule momil_simulation:
     params:
         simulation=MOMIL.get("simulation", {}),
         model=MOMIL.get("model", {}),
+        mixmil=MOMIL.get("mixmil", {}),
         variants=MOMIL.get("variants"),
-        selection=MOMIL.get("selection", {}),
+        selection={
+            k: v
+            for k, v in MOMIL.get("selection", {}).items()
+            if k != "similarity_table"
+        },
         imputation=MOMIL.get("imputation", {}),
         seed=lambda wc: derive_seed(config["seed"], "momil-simulation", wc.repeat),
         device=config["device"],

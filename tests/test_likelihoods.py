@@ -42,3 +42,34 @@ def test_categorical_and_gaussian_log_prob_match_torch():
 def test_labels_outside_support_are_rejected(name, labels, match):
     with pytest.raises(LabelError, match=match):
         make_likelihood(name).prepare_labels(np.array(labels))
+
+
+def test_missing_labels_contribute_nothing_to_the_likelihood_or_its_gradient():
+    from mixmil_workflow.likelihoods import Binomial
+
+    lik = Binomial(2, allow_missing=True)
+    y = lik.prepare_labels(np.array([[0.0, np.nan], [2.0, 1.0], [np.nan, 0.0]]))
+    assert torch.isnan(y).sum() == 2
+    eta = torch.randn(3, 2, 4, dtype=torch.float64, requires_grad=True)
+    lp = lik.log_prob(eta, y)
+    observed = torch.tensor([[1, 0], [1, 1], [0, 1]], dtype=torch.bool)
+    full = Binomial(2).log_prob(eta, torch.nan_to_num(y, nan=1.0))  # any value in the missing cells
+    per_cell = torch.distributions.Binomial(2, logits=eta).log_prob(torch.nan_to_num(y, nan=1.0)[..., None])
+    torch.testing.assert_close(lp, (per_cell * observed[..., None]).sum(1))
+    assert not torch.allclose(lp, full)
+    (grad,) = torch.autograd.grad(lp.sum(), eta)
+    assert (grad[~observed] == 0).all() and (grad[observed] != 0).all()
+    assert torch.isfinite(lik.log_constant(y)).all()
+
+
+def test_missing_labels_need_the_option_and_an_observed_label_per_output():
+    from mixmil_workflow.likelihoods import LabelError, make_likelihood
+
+    with pytest.raises(LabelError, match="missing_labels=True"):
+        make_likelihood("bernoulli").prepare_labels([0.0, np.nan])
+    with pytest.raises(LabelError, match=r"outputs \[1\] have no observed label"):
+        make_likelihood("bernoulli", allow_missing=True).prepare_labels([[0.0, np.nan], [1.0, np.nan]])
+    with pytest.raises(LabelError, match="or NaN"):
+        make_likelihood("bernoulli", allow_missing=True).prepare_labels([[0.5], [np.nan]])
+    with pytest.raises(ValueError, match="not 'categorical'"):
+        make_likelihood("categorical", allow_missing=True)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mixmil_workflow import GLMM, Bags, MixMIL
+from mixmil_workflow.likelihoods import LabelError
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.mixmil_module import DenseAttentionPool, transpose_dense
 
@@ -171,3 +172,28 @@ def test_short_fit_beats_the_glmm_on_a_simulation(small_sim):
     auc = retrieval_auc_per_output(model.instance_weights(test).mean, small_sim.w_test.reshape(-1, 2)).mean()
     assert rho > rho_glmm + 0.03, (rho, rho_glmm)
     assert auc > 0.7
+
+
+def test_missing_labels_are_masked_from_the_glmm_start_and_the_elbo(small_sim, tmp_path):
+    rng = np.random.default_rng(0)
+    y = small_sim.y_train.astype(float)
+    y[rng.uniform(size=len(y)) < 0.6, 1] = np.nan  # 60 % of output 1 not measured
+    train, test = small_sim.bags("train"), small_sim.bags("test")
+    with pytest.raises(LabelError, match="missing_labels=True"):
+        MixMIL(**FAST).fit(train, y)
+    glmm = GLMM("binomial", 2, missing_labels=True).fit(train, y)
+    complete = GLMM("binomial", 2).fit(train, small_sim.y_train)
+    as_zero = GLMM("binomial", 2).fit(train, np.nan_to_num(y))
+    lp, lp_full, lp_zero = (m.linear_predictor(test)[:, 1] for m in (glmm, complete, as_zero))
+    assert np.corrcoef(lp, lp_full)[0, 1] > 0.8  # fitted on 40 % of the bags
+    assert abs(glmm.params.alpha[0, 1] - complete.params.alpha[0, 1]) < abs(
+        as_zero.params.alpha[0, 1] - complete.params.alpha[0, 1]
+    )  # the intercept is not dragged towards "0 copies" by the missing bags
+    model = MixMIL(n_epochs=60, progress=False, missing_labels=True).fit(train, y)
+    assert np.isfinite(model.history["loss"]).all()
+    rho = spearman_per_output(model.predict(test).bag_effect, small_sim.u_test)
+    assert rho[1] > 0.5, rho
+    model.save(tmp_path / "m.pt")
+    again = MixMIL.load(tmp_path / "m.pt")
+    assert again.config.missing_labels
+    np.testing.assert_allclose(again.predict(test).mean, model.predict(test).mean, rtol=1e-5)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -90,11 +93,11 @@ def test_bad_labels_name_the_problem():
     bags, _, y_obs = _tasks(n_bags=20)
     two = y_obs.copy()
     two[3, 1] = 2.0
-    with pytest.raises(LabelError, match="0, 1 or NaN"):
+    with pytest.raises(LabelError, match=r"integers in 0..1 or NaN \(missing\); found 2.0"):
         MoMIL(**FAST).fit(bags, two)
     empty = y_obs.copy()
     empty[:, 2] = np.nan
-    with pytest.raises(LabelError, match=r"tasks \[2\] have no observed label"):
+    with pytest.raises(LabelError, match=r"outputs \[2\] have no observed label"):
         MoMIL(**FAST).fit(bags, empty)
     with pytest.raises(ValueError, match="head must be one of"):
         MoMIL(head="gated", **FAST)
@@ -177,7 +180,7 @@ def test_momil_comparison_runs_every_variant_and_records_the_selection():
         MultitaskParams(n_bags=160, n_instances=10, n_programs=2, tasks_per_program=2, n_unrelated=1), seed=1
     )
     spec = dict(FAST, n_epochs=5)
-    results, selection = run_comparison(data, spec, seed=0)
+    results, selection = run_comparison(data, spec, seed=0, mixmil_spec={"n_epochs": 20})
     assert list(summarise(results)["variant"]) == list(VARIANTS)
     per_variant = results.groupby("variant")["task"].apply(sorted)
     assert all(tasks == [0, 2] for tasks in per_variant)  # the primary tasks
@@ -185,3 +188,74 @@ def test_momil_comparison_runs_every_variant_and_records_the_selection():
     assert list(selection["task"]) == [1, 3, 4] and selection["selected"].dtype == bool
     imputed = results[results["variant"] == "momil_imputation"]["n_imputed"]
     assert (imputed >= 0).all()
+
+
+def test_momil_through_the_model_interface_fits_binomial_labels_as_tasks(small_sim):
+    """Genotype-like Binomial(2) labels: each output is a task (BCE on y / 2), fitted at once."""
+    from mixmil_workflow.metrics import spearman_per_output
+    from mixmil_workflow.simulation_study import build_model
+
+    spec = {"type": "momil", **{k: v for k, v in FAST.items() if k != "device"}, "n_epochs": 40, "dropout": 0.0}
+    model = build_model(spec, seed=0, device="cpu", likelihood="binomial", n_trials=2)
+    model.fit(small_sim.bags("train"), small_sim.y_train)
+    prediction = model.predict(small_sim.bags("test"))
+    assert prediction.mean.shape == (100, 2)
+    assert ((prediction.mean > 0) & (prediction.mean < 2)).all()  # expected dosage n * sigmoid
+    rho = spearman_per_output(prediction.bag_effect, small_sim.u_test)
+    assert (rho > 0.3).all(), rho
+    assert model.instance_scores(small_sim.bags("test")).shape == (small_sim.bags("test").n_instances, 2)
+    with pytest.raises(ValueError, match="pos_weight balances binary labels"):
+        build_model({**spec, "pos_weight": True}, seed=0, likelihood="binomial", n_trials=2)
+    with pytest.raises(ValueError, match="got likelihood 'gaussian'"):
+        build_model(spec, seed=0, likelihood="gaussian")
+
+
+def test_task_similarity_table_is_read_symmetric_and_checked(tmp_path):
+    from mixmil_workflow.momil import SimilarityTableError, read_task_similarity, similarity_selection
+
+    tasks = ["task0", "task1", "task2", "task3"]
+    path = tmp_path / "similarity.tsv"
+    path.write_text("# STRING / 1000\ntask_a\ttask_b\tscore\ntask1\ttask0\t0.9\ntask0\ttask2\t0.5\n")
+    matrix = read_task_similarity(path, tasks)
+    assert matrix.loc["task0", "task1"] == matrix.loc["task1", "task0"] == 0.9
+    assert matrix.loc["task0", "task3"] == 0.0
+    assert similarity_selection(matrix, ["task0"], ["task1", "task2", "task3"], 0.7) == ["task1"]
+    assert similarity_selection(matrix, ["task0"], ["task1", "task2", "task3"], 0.5) == ["task1", "task2"]
+    for text, match in [
+        ("a\tb\tscore\n", r"missing column\(s\) \['task_a', 'task_b'\]"),
+        ("task_a\ttask_b\tscore\ntask0\ttask1\t900\n", r"row 2, field score: .*divide them by 1000"),
+        ("task_a\ttask_b\tscore\ntask0\ttask9\t0.8\n", r"task\(s\) \['task9'\] .* not tasks of this study"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(SimilarityTableError, match=match) as err:
+            read_task_similarity(path, tasks)
+        assert str(path) in str(err.value)
+
+
+def test_similarity_table_restricts_the_selection_and_the_shipped_table_fits_its_config():
+    import yaml
+
+    from mixmil_workflow.momil import read_task_similarity
+    from mixmil_workflow.momil_study import select_tasks, single_task_fits
+    from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config/momil.yaml").read_text())["momil"]
+    shipped = simulate_multitask(MultitaskParams(**config.get("simulation", {})), seed=0)
+    matrix = read_task_similarity(repo / config["selection"]["similarity_table"], shipped.task_names)
+    assert matrix.loc["task0", "task1"] > 0.7 and matrix.loc["task0", "task3"] == 0
+
+    data = simulate_multitask(
+        MultitaskParams(n_bags=160, n_instances=10, n_programs=2, tasks_per_program=2, n_unrelated=1), seed=1
+    )
+    single = single_task_fits(data, Bags.from_dense(data.x), dict(FAST, n_epochs=5), 0, range(data.n_tasks))
+    # without a table every secondary task is a candidate; a table keeps only the similar ones of those
+    everything, table = select_tasks(data, single, th_perf=0.0, th_inf=0.0, seed=0)
+    assert everything and table["biologically_similar"].all()
+    keep, other = f"task{everything[0]}", next(n for n in data.task_names[1:] if n != f"task{everything[0]}")
+    similar = pd.DataFrame(0.0, index=data.task_names, columns=data.task_names)
+    similar.loc[keep, "task0"] = similar.loc["task0", keep] = 0.8
+    similar.loc[other, "task0"] = similar.loc["task0", other] = 0.6
+    chosen, table = select_tasks(data, single, th_perf=0.0, th_inf=0.0, seed=0, similarity=similar, th_sim=0.7)
+    assert chosen == [everything[0]]
+    assert list(table.loc[table["biologically_similar"], "task"]) == [everything[0]]

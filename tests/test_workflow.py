@@ -585,6 +585,7 @@ def test_momil_comparison_through_the_workflow(tmp_path):
         "momil_selection",
         "momil_imputation",
         "momil_selection_imputation",
+        "mixmil",
     ]
     assert summary["mean_auc"].between(0, 1).all()
     for repeat in (0, 1):

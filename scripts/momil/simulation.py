@@ -3,6 +3,7 @@
 import torch
 
 from mixmil_workflow.io import log_to, resolve_device, save_table
+from mixmil_workflow.momil import read_task_similarity
 from mixmil_workflow.momil_study import VARIANTS, run_comparison, summarise
 from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
 
@@ -13,10 +14,21 @@ with log_to(snakemake.log[0]):
     params = snakemake.params
     simulation = {k: tuple(v) if isinstance(v, list) else v for k, v in params.simulation.items()}
     data = simulate_multitask(MultitaskParams(**simulation), params.seed)
+    similarity = None
+    if snakemake.input.similarity:
+        similarity = read_task_similarity(snakemake.input.similarity[0], data.task_names)
+        print(f"biological similarity from {snakemake.input.similarity[0]}")
     spec = dict(params.model) | {"device": resolve_device(params.device), "progress": False}
     print(f"{data.n_tasks} tasks ({data.primary.sum()} primary), {len(data.x)} bags; MoMIL {spec}; seed {params.seed}")
     results, selection = run_comparison(
-        data, spec, params.seed, params.variants or VARIANTS, **params.selection, **params.imputation
+        data,
+        spec,
+        params.seed,
+        params.variants or VARIANTS,
+        **params.selection,
+        **params.imputation,
+        mixmil_spec=params.mixmil,
+        similarity=similarity,
     )
     print(summarise(results).round(3).to_string(index=False))
     save_table(snakemake.output.results, results)

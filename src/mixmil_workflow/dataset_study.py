@@ -22,7 +22,9 @@ from .io import atomic_path
 
 PROTOCOLS = ("kfold", "split", "groups")
 TREE_TYPES = ("random_forest", "xgboost")
-DATASET_MODEL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", *TREE_TYPES)
+DATASET_MODEL_TYPES = (
+    "mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", "momil", *TREE_TYPES
+)  # fmt: skip
 
 
 def protocol_folds(protocol: Mapping) -> list[int]:

@@ -63,9 +63,15 @@ class GLMM:
     """Generalised linear mixed model on mean-pooled embeddings, with ``fit`` / ``predict``."""
 
     def __init__(
-        self, likelihood: str = "binomial", n_trials: int | None = None, seed: int = 0, instance_level: bool = False
+        self,
+        likelihood: str = "binomial",
+        n_trials: int | None = None,
+        seed: int = 0,
+        instance_level: bool = False,
+        missing_labels: bool = False,
     ):
-        self.likelihood = make_likelihood(likelihood, n_trials=n_trials)
+        # missing_labels: NaN labels (binomial / Bernoulli) are left out of their output's fit.
+        self.likelihood = make_likelihood(likelihood, n_trials=n_trials, allow_missing=missing_labels)
         self.seed = seed
         self.instance_level = instance_level
         self.params: GLMMParameters | None = None
@@ -122,8 +128,9 @@ def _fit_binomial(xm: np.ndarray, fe: np.ndarray, y: np.ndarray, n_trials: int, 
     z_rows, fe_rows = np.tile(z, (n_trials, 1)), np.tile(fe, (n_trials, 1))
     alpha, b_mean, b_sd = [], [], []
     for p in range(y.shape[1]):
-        success = (trial < np.tile(y[:, p], n_trials)).astype(np.float64)
-        model = BinomialBayesMixedGLM(success, fe_rows, z_rows, np.zeros(q, dtype=int))
+        observed = np.tile(~np.isnan(y[:, p]), n_trials)  # a missing label (NaN) leaves its bag out
+        success = (trial < np.tile(y[:, p], n_trials)).astype(np.float64)[observed]
+        model = BinomialBayesMixedGLM(success, fe_rows[observed], z_rows[observed], np.zeros(q, dtype=int))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # fit_vb draws random starting values; without a seed it uses fresh OS entropy.

@@ -4,6 +4,10 @@ Every likelihood takes linear predictors ``eta`` of shape (bags, P, samples) and
 bags, and returns log p(y | eta) summed over the P outputs, shape (bags, samples). P is the number of
 independent traits (binomial, Bernoulli, Gaussian) or the number of classes (categorical, where the
 outputs are coupled through the softmax).
+
+Binomial and Bernoulli likelihoods built with ``allow_missing=True`` accept NaN for a label that was not
+measured (sparse multi-task labels): a missing entry contributes nothing to log p(y | eta), so each output
+is fitted on its own observed bags.
 """
 
 from __future__ import annotations
@@ -53,41 +57,70 @@ def _as_2d_float(y, name: str) -> torch.Tensor:
     if y.ndim != 2:
         raise LabelError(f"{name} labels must be (bags,) or (bags, outputs), got shape {tuple(y.shape)}")
     if not bool(torch.isfinite(y).all()):
-        raise LabelError(f"{name} labels contain NaN or Inf; drop those bags or impute the labels")
+        raise LabelError(
+            f"{name} labels contain NaN or Inf; drop those bags or impute the labels (binomial/Bernoulli models "
+            "mask missing labels with missing_labels=True)"
+        )
     return y
 
 
 class Binomial(Likelihood):
-    """y successes out of ``n_trials`` (genotype dosage: n_trials = 2)."""
+    """y successes out of ``n_trials`` (genotype dosage: n_trials = 2); NaN = missing when
+    ``allow_missing``."""
 
-    def __init__(self, n_trials: int = 2):
+    def __init__(self, n_trials: int = 2, allow_missing: bool = False):
         super().__init__()
         if int(n_trials) < 1:
             raise ValueError(f"n_trials must be >= 1, got {n_trials}")
         self.n_trials = int(n_trials)
+        self.allow_missing = bool(allow_missing)
         self.name = "binomial" if self.n_trials != 1 else "bernoulli"
 
     def prepare_labels(self, y) -> torch.Tensor:
-        y = _as_2d_float(y, self.name)
+        if self.allow_missing:
+            raw = torch.as_tensor(np.asarray(y, dtype=np.float64))
+            missing = torch.isnan(raw)
+            y = _as_2d_float(torch.where(missing, 0.0, raw), self.name)
+            missing = missing.reshape(y.shape)
+        else:
+            y, missing = _as_2d_float(y, self.name), None
         bad = (y < 0) | (y > self.n_trials) | (y != torch.round(y))
         if bool(bad.any()):
             value = y[bad][0].item()
             raise LabelError(
-                f"{self.name} labels must be integers in 0..{self.n_trials}; found {value} "
+                f"{self.name} labels must be integers in 0..{self.n_trials}"
+                f"{' or NaN (missing)' if self.allow_missing else ''}; found {value} "
                 f"(use likelihood='gaussian' for continuous labels)"
             )
+        if missing is not None:
+            empty = torch.nonzero((~missing).sum(0) == 0).flatten().tolist()
+            if empty:
+                raise LabelError(f"outputs {empty[:5]} have no observed label; drop those columns")
+            y = y.masked_fill(missing, float("nan"))
         return y
+
+    def _observed(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Labels with missing entries set to 0, and the observed mask (None without missing labels)."""
+        if not self.allow_missing:
+            return y, None
+        observed = ~torch.isnan(y)
+        return torch.where(observed, y, torch.zeros((), dtype=y.dtype, device=y.device)), observed
 
     def log_prob(self, eta: torch.Tensor, y: torch.Tensor, constant: bool = True) -> torch.Tensor:
         n = self.n_trials
+        y, observed = self._observed(y)
         # y log s(eta) + (n - y) log s(-eta), using log s(-eta) = log s(eta) - eta (one logsigmoid).
-        lp = (n * F.logsigmoid(eta) - (n - y.to(eta.dtype)).unsqueeze(-1) * eta).sum(1)
+        terms = n * F.logsigmoid(eta) - (n - y.to(eta.dtype)).unsqueeze(-1) * eta
+        if observed is not None:
+            terms = terms * observed.to(eta.dtype).unsqueeze(-1)
+        lp = terms.sum(1)
         return lp + self.log_constant(y).to(eta.dtype).unsqueeze(-1) if constant else lp
 
     def log_constant(self, y: torch.Tensor) -> torch.Tensor:
-        y = y.double()
+        y, observed = self._observed(y.double())
         n = self.n_trials
-        return (math.lgamma(n + 1) - torch.lgamma(y + 1) - torch.lgamma(n - y + 1)).sum(1)
+        terms = math.lgamma(n + 1) - torch.lgamma(y + 1) - torch.lgamma(n - y + 1)
+        return (terms if observed is None else terms * observed).sum(1)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         return self.n_trials * torch.sigmoid(eta)
@@ -160,11 +193,18 @@ class Gaussian(Likelihood):
         return eta
 
 
-def make_likelihood(name: str, n_trials: int | None = None, n_classes: int | None = None) -> Likelihood:
+def make_likelihood(
+    name: str, n_trials: int | None = None, n_classes: int | None = None, allow_missing: bool = False
+) -> Likelihood:
+    if allow_missing and name not in ("binomial", "bernoulli"):
+        raise ValueError(
+            f"missing labels (NaN) are supported for the binomial and Bernoulli likelihoods, not {name!r}; "
+            "drop the bags without a label"
+        )
     if name == "binomial":
-        return Binomial(2 if n_trials is None else n_trials)
+        return Binomial(2 if n_trials is None else n_trials, allow_missing)
     if name == "bernoulli":
-        return Binomial(1)
+        return Binomial(1, allow_missing)
     if name == "categorical":
         return Categorical(n_classes)
     if name == "gaussian":

@@ -28,6 +28,7 @@ class MixMILConfig:
     likelihood: str = "binomial"
     n_trials: int | None = 2  # binomial only
     n_classes: int | None = None  # categorical only (inferred from the labels when None)
+    missing_labels: bool = False  # binomial / Bernoulli: NaN marks a label not measured, left out of the ELBO
     posterior: str = "full_rank"  # or "mean_field"
     n_epochs: int = 2000
     batch_size: int = 64
@@ -84,7 +85,7 @@ class MixMIL:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         device = torch.device(resolve_device(cfg.device))
-        likelihood = make_likelihood(cfg.likelihood, cfg.n_trials, cfg.n_classes)
+        likelihood = make_likelihood(cfg.likelihood, cfg.n_trials, cfg.n_classes, cfg.missing_labels)
         y_t = likelihood.prepare_labels(y)
         if len(y_t) != bags.n_bags:
             raise ValueError(f"{bags.n_bags} bags but {len(y_t)} labels")
@@ -105,7 +106,7 @@ class MixMIL:
         cfg = self.config
         q = bags.n_features
         if cfg.init == "glmm":
-            glmm = GLMM(cfg.likelihood, cfg.n_trials, seed=cfg.seed)
+            glmm = GLMM(cfg.likelihood, cfg.n_trials, seed=cfg.seed, missing_labels=cfg.missing_labels)
             glmm.likelihood = likelihood  # share it: the class count inferred from the labels carries over
             self.glmm_ = glmm.fit(bags, y, covariates).params
             alpha, mu_beta, sd_beta = _glmm_to_mixmil(self.glmm_, bags)
@@ -270,7 +271,7 @@ class MixMIL:
         model = cls(config)
         d = payload["dims"]
         state = payload["state_dict"]
-        likelihood = make_likelihood(config.likelihood, config.n_trials, payload["n_classes"])
+        likelihood = make_likelihood(config.likelihood, config.n_trials, payload["n_classes"], config.missing_labels)
         if isinstance(likelihood, Gaussian):
             likelihood.initialise(d["n_outputs"])
         p, q2 = d["n_outputs"], 2 * d["n_features"]

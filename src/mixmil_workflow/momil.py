@@ -1,6 +1,10 @@
 """MoMIL's training add-ons (Pati et al., MICCAI 2025, Sections 2.2-2.3), on top of the network in
 :mod:`mixmil_workflow.baselines.momil`.
 
+* Biological similarity (optional, first): a user-supplied task-similarity table (e.g. STRING combined
+  scores between the assays' targets, scaled to [0, 1]); secondary tasks scoring at least ``th_sim`` with a
+  primary task stay candidates. Without a table every secondary task is a candidate.
+
 * Assay performance threshold: secondary tasks join a primary task's model only if their single-task
   validation ROC-AUC reaches ``th_perf`` (the paper: 70 %).
 * Assay influence: a logistic regression predicts a primary task's labels from another task's single-task
@@ -16,8 +20,60 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+SIMILARITY_COLUMNS = ("task_a", "task_b", "score")
+
+
+class SimilarityTableError(ValueError):
+    """A task-similarity table that cannot be used; the message names the file, field and fix."""
+
+
+def read_task_similarity(path: str | Path, tasks: Sequence[str]) -> pd.DataFrame:
+    """A symmetric (tasks x tasks) similarity matrix from a TSV with columns ``task_a``, ``task_b``,
+    ``score`` (in [0, 1]; a pair listed once counts both ways; unlisted pairs score 0)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, sep="\t", dtype={"task_a": str, "task_b": str}, comment="#")
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise SimilarityTableError(f"{path}: cannot read the task-similarity table as TSV ({err})") from err
+    absent = [c for c in SIMILARITY_COLUMNS if c not in table.columns]
+    if absent:
+        raise SimilarityTableError(
+            f"{path}: missing column(s) {absent}; a task-similarity table has the tab-separated columns "
+            f"{', '.join(SIMILARITY_COLUMNS)} (found {list(table.columns)})"
+        )
+    score = pd.to_numeric(table["score"], errors="coerce")
+    bad = table.index[score.isna() | (score < 0) | (score > 1)]
+    if len(bad):
+        row = bad[0]
+        raise SimilarityTableError(
+            f"{path}, row {row + 2}, field score: {table['score'].iloc[row]!r} is not a number in [0, 1] "
+            "(STRING combined scores run 0-1000: divide them by 1000)"
+        )
+    known = list(map(str, tasks))
+    unknown = sorted((set(table["task_a"]) | set(table["task_b"])) - set(known))
+    if unknown:
+        raise SimilarityTableError(
+            f"{path}: task(s) {unknown[:5]} in task_a / task_b are not tasks of this study; known: {known[:10]}"
+            f"{' ...' if len(known) > 10 else ''}"
+        )
+    matrix = pd.DataFrame(0.0, index=known, columns=known)
+    for a, b, value in zip(table["task_a"], table["task_b"], score, strict=True):
+        matrix.loc[a, b] = matrix.loc[b, a] = max(matrix.loc[a, b], float(value))
+    return matrix
+
+
+def similarity_selection(
+    similarity: pd.DataFrame, primaries: Sequence[str], candidates: Sequence[str], threshold: float = 0.7
+) -> list[str]:
+    """Candidate tasks whose similarity to at least one primary task reaches ``threshold`` (the default
+    0.7 is STRING's "high confidence" cut-off)."""
+    best = similarity.loc[list(candidates), list(primaries)].max(axis=1)
+    return [t for t in candidates if best[t] >= threshold]
 
 
 def performance_selection(validation_auc: Sequence[float], threshold: float = 0.7) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The MoMIL comparison on the sparse multi-task simulation: single-task MIL per primary task, MoMIL on
 all tasks, MoMIL with task selection (performance threshold, then influence), with label imputation,
-and with both; scored by the mean test ROC-AUC over the primary tasks."""
+and with both; MixMIL's multi-output model (one Bernoulli output per task, missing labels masked from the
+ELBO) on all tasks; scored by the mean test ROC-AUC over the primary tasks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 from .bags import Bags
 from .multitask_simulation import MultitaskData
 
-VARIANTS = ("single_task", "momil", "momil_selection", "momil_imputation", "momil_selection_imputation")
+VARIANTS = ("single_task", "momil", "momil_selection", "momil_imputation", "momil_selection_imputation", "mixmil")
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -28,6 +29,15 @@ def _momil(spec: Mapping, seed: int):
     from .baselines.momil import MoMIL
 
     return MoMIL(seed=seed, **{k: v for k, v in spec.items() if k != "type"})
+
+
+def _mixmil(mixmil_spec: Mapping, spec: Mapping, seed: int):
+    """MixMIL's multi-output model for binary tasks: one Bernoulli output per task, NaN labels masked."""
+    from .mixmil import MixMIL
+
+    options = {"device": spec.get("device", "auto"), "progress": spec.get("progress", False)}
+    options |= {k: v for k, v in mixmil_spec.items() if k != "type"}
+    return MixMIL(likelihood="bernoulli", n_trials=None, missing_labels=True, seed=seed, **options)
 
 
 class _Fitted:
@@ -50,27 +60,47 @@ def single_task_fits(data: MultitaskData, bags: Bags, spec: Mapping, seed: int, 
 
 
 def select_tasks(
-    data: MultitaskData, single: Mapping[int, _Fitted], th_perf: float, th_inf: float, seed: int
+    data: MultitaskData,
+    single: Mapping[int, _Fitted],
+    th_perf: float,
+    th_inf: float,
+    seed: int,
+    similarity: pd.DataFrame | None = None,
+    th_sim: float = 0.7,
 ) -> tuple[list[int], pd.DataFrame]:
-    """Section 2.2 without biological similarity (no annotations in a simulation): secondary tasks whose
-    single-task validation AUC reaches ``th_perf``, then those with influence >= ``th_inf`` x the primary
-    task's self-influence on at least one primary task. Returns the selected secondary tasks and a table."""
-    from .momil import influence_score
+    """Section 2.2, hierarchically: with a task-similarity table, secondary tasks scoring >= ``th_sim``
+    with a primary task (biological similarity; without a table every task passes); of those, the ones
+    whose single-task validation AUC reaches ``th_perf``; of those, the ones with influence >= ``th_inf``
+    x the primary task's self-influence on at least one primary task. Returns the selected secondary
+    tasks and a table of every criterion."""
+    from .momil import influence_score, similarity_selection
 
     train, val = data.split == "train", data.split == "validation"
+    names = data.task_names
+    secondary = [t for t in range(data.n_tasks) if not data.primary[t]]
+    if similarity is None:
+        similar = set(secondary)
+    else:
+        primaries = [names[t] for t in np.flatnonzero(data.primary)]
+        chosen = similarity_selection(similarity, primaries, [names[t] for t in secondary], th_sim)
+        similar = {names.index(n) for n in chosen}
     rows, selected = [], set()
-    for t in range(data.n_tasks):
-        if data.primary[t]:
-            continue
+    for t in secondary:
         auc = _auc(data.observed[val, t], single[t].prob[val, 0])
-        row = {"task": t, "program": int(data.program[t]), "validation_auc": auc, "passes_performance": auc >= th_perf}
+        row = {
+            "task": t,
+            "program": int(data.program[t]),
+            "biologically_similar": t in similar,
+            "validation_auc": auc,
+            "passes_performance": auc >= th_perf,
+        }
         for primary in np.flatnonzero(data.primary):
             emb, own = single[t].embeddings[:, 0], single[primary].embeddings[:, 0]
             y = data.observed[:, primary]
             score = influence_score(emb[train], y[train], emb[val], y[val], seed)
             self_score = influence_score(own[train], y[train], own[val], y[val], seed)
             row[f"influence_on_{primary}"] = score
-            if row["passes_performance"] and np.isfinite(score) and score >= th_inf * self_score:
+            if t in similar and row["passes_performance"] and np.isfinite(score) and score >= th_inf * self_score:
                 selected.add(t)
         row["selected"] = t in selected
         rows.append(row)
@@ -99,8 +129,14 @@ def run_comparison(
     p: float = 0.9,
     alpha: float = 0.05,
     imputation_rounds: int = 1,
+    mixmil_spec: Mapping | None = None,
+    similarity: pd.DataFrame | None = None,
+    th_sim: float = 0.7,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per variant and primary task: test ROC-AUC (against the full labels), and the selection table."""
+    """Per variant and primary task: test ROC-AUC (against the full labels), and the selection table.
+    ``spec`` configures the MoMIL / single-task models, ``mixmil_spec`` the MixMIL variant (MixMILConfig
+    fields; device and progress are taken from ``spec``). ``similarity``: an optional task-similarity
+    matrix (:func:`mixmil_workflow.momil.read_task_similarity`) for the selection's first criterion."""
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown MoMIL variants {unknown}; known: {VARIANTS}")
@@ -126,10 +162,13 @@ def run_comparison(
     tasks_all = list(range(data.n_tasks))
     tasks_selected = tasks_all
     if selecting:
-        chosen, selection = select_tasks(data, single, th_perf, th_inf, seed)
+        chosen, selection = select_tasks(data, single, th_perf, th_inf, seed, similarity, th_sim)
         tasks_selected = sorted(primaries + chosen)
+    if "mixmil" in variants:
+        model = _mixmil(mixmil_spec or {}, spec, seed).fit(bags.subset(train), data.observed[train])
+        record("mixmil", model.predict(bags).mean, tasks_all)
     for variant in variants:
-        if variant == "single_task":
+        if variant in ("single_task", "mixmil"):
             continue
         tasks = tasks_selected if "selection" in variant else tasks_all
         labels = data.observed[:, tasks]
@@ -150,4 +189,5 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Mean test AUC over primary tasks per variant (and its standard error over tasks x repeats)."""
     group = results.groupby("variant", sort=False)["test_auc"]
     out = pd.DataFrame({"mean_auc": group.mean(), "se": group.std(ddof=1) / np.sqrt(group.count())})
-    return out.reset_index()
+    order = [v for v in VARIANTS if v in out.index] + [v for v in out.index if v not in VARIANTS]
+    return out.loc[order].reset_index()

@@ -55,6 +55,11 @@ class MultitaskData:
     def n_tasks(self) -> int:
         return self.labels.shape[1]
 
+    @property
+    def task_names(self) -> list[str]:
+        """Task names as a task-similarity table refers to them: task0, task1, ..."""
+        return [f"task{t}" for t in range(self.n_tasks)]
+
 
 def simulate_multitask(params: MultitaskParams, seed: int) -> MultitaskData:
     rng = np.random.default_rng(seed)

@@ -23,11 +23,12 @@ MODEL_STYLES = {
     "dsmil": dict(color="#8e44ad", marker="X", label="DSMIL"),
     "bayes_mil": dict(color="#7f8c8d", marker="D", label="Bayes-MIL"),
     "additive_mil": dict(color="#d35400", marker="*", label="Additive MIL"),
+    "momil": dict(color="#27ae60", marker="h", label="MoMIL"),
 }
 METRIC_LABELS = {"spearman": r"Spearman $\rho$ (test bags)", "instance_auc": "instance retrieval ROC-AUC (top 10%)"}
 
 
-MIL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
+MIL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", "momil")
 TRADITIONAL_TYPES = ("glmm", "random_forest", "xgboost")
 
 

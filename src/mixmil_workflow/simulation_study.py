@@ -104,8 +104,8 @@ def simulate_scenario(params: Mapping, seed: int) -> SimulatedData:
 # model runs ------------------------------------------------------------------------------------
 NEURAL_BASELINES = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
 TREE_BASELINES = ("random_forest", "xgboost")
-MODEL_TYPES = ("mixmil", "glmm", *NEURAL_BASELINES, *TREE_BASELINES)
-MINIBATCH_MODEL_TYPES = ("mixmil", *NEURAL_BASELINES)  # trained by optimiser steps on batches of bags
+MODEL_TYPES = ("mixmil", "glmm", *NEURAL_BASELINES, "momil", *TREE_BASELINES)
+MINIBATCH_MODEL_TYPES = ("mixmil", *NEURAL_BASELINES, "momil")  # trained by optimiser steps on batches of bags
 
 
 def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str = "binomial", n_trials: int | None = 2):
@@ -123,7 +123,13 @@ def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str =
         pooling = options.get("pooling", "mean")
         if pooling not in ("mean", "instance"):
             raise ValueError(f"a GLMM pools by 'mean' or 'instance' (Table E.1), not {pooling!r}")
-        return GLMM(likelihood, n_trials=n_trials, seed=seed, instance_level=pooling == "instance")
+        return GLMM(
+            likelihood,
+            n_trials=n_trials,
+            seed=seed,
+            instance_level=pooling == "instance",
+            missing_labels=options.get("missing_labels", False),
+        )
     common = dict(likelihood=likelihood, n_trials=n_trials, seed=seed, **options)
     if kind in NEURAL_BASELINES:
         from . import baselines
@@ -132,6 +138,10 @@ def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str =
             return baselines.AttentionMIL(gated=kind == "gated_abmil", device=device, **common)
         cls = {"dsmil": baselines.DSMIL, "bayes_mil": baselines.BayesMIL, "additive_mil": baselines.AdditiveMIL}[kind]
         return cls(device=device, **common)
+    if kind == "momil":  # multi-task: every output a task of one model with a shared projector
+        from .baselines.momil import MoMIL
+
+        return MoMIL(device=device, **common)
     if kind in TREE_BASELINES:
         from .baselines import TreeMIL
 

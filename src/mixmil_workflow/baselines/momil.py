@@ -31,34 +31,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..bags import Bags
-from ..likelihoods import Binomial, LabelError
+from ..likelihoods import make_likelihood
 from .attention_mil import StackedAttentionNet
 from .dsmil import StackedDSMILNet
 from .neural import NetOutput, NeuralMIL, NeuralMILConfig
 
 HEADS = ("dsmil", "abmil")
-
-
-class BernoulliWithMissing(Binomial):
-    """Bernoulli labels (0/1) where NaN marks a label that was not measured."""
-
-    def __init__(self):
-        super().__init__(1)
-
-    def prepare_labels(self, y) -> torch.Tensor:
-        y = torch.as_tensor(np.asarray(y, dtype=np.float64))
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.ndim != 2:
-            raise LabelError(f"MoMIL labels must be (bags, tasks), got shape {tuple(y.shape)}")
-        observed = ~torch.isnan(y)
-        bad = observed & (y != 0) & (y != 1)
-        if bool(bad.any()):
-            raise LabelError(f"MoMIL labels must be 0, 1 or NaN (missing); found {y[bad][0].item()}")
-        empty = torch.nonzero(observed.sum(0) == 0).flatten().tolist()
-        if empty:
-            raise LabelError(f"MoMIL tasks {empty[:5]} have no observed label; drop them")
-        return y
 
 
 @dataclass
@@ -98,7 +76,8 @@ class MoMILNet(nn.Module):
 
 
 class MoMIL(NeuralMIL):
-    """Multi-task MIL: ``fit(bags, y)`` with y (bags, tasks) in {0, 1, NaN}; ``predict`` gives every
+    """Multi-task MIL: ``fit(bags, y)`` with y (bags, tasks) in {0, 1, NaN} (Bernoulli) or {0..n, NaN}
+    (``likelihood="binomial"``, e.g. genotype dosages with n = 2); ``predict`` gives every
     task's bag logit and probability; ``instance_scores`` each head's attention (instances, tasks)."""
 
     config_class = MoMILConfig
@@ -110,9 +89,15 @@ class MoMIL(NeuralMIL):
         cfg = self.config
         if cfg.head not in HEADS:
             raise ValueError(f"MoMIL head must be one of {HEADS}, got {cfg.head!r}")
-        if cfg.likelihood != "bernoulli" or cfg.loss != "likelihood":
-            raise ValueError("MoMIL fits binary task labels (likelihood 'bernoulli', loss 'likelihood')")
-        self.likelihood = BernoulliWithMissing()
+        if cfg.likelihood not in ("bernoulli", "binomial") or cfg.loss != "likelihood":
+            raise ValueError(
+                "MoMIL fits binary or count task labels (likelihood 'bernoulli' or 'binomial', loss 'likelihood'); "
+                f"got likelihood {cfg.likelihood!r}, loss {cfg.loss!r}"
+            )
+        if cfg.pos_weight and cfg.likelihood != "bernoulli":
+            raise ValueError("MoMIL pos_weight balances binary labels; it needs likelihood 'bernoulli'")
+        # NaN = a task not measured on the bag (masked from the loss, never imputed as negative)
+        self.likelihood = make_likelihood(cfg.likelihood, cfg.n_trials, allow_missing=True)
         self.task_pos_weight: torch.Tensor | None = None
 
     def fit(self, bags: Bags, y, covariates: np.ndarray | None = None) -> MoMIL:
@@ -143,7 +128,8 @@ class MoMIL(NeuralMIL):
         """Mean BCE over the observed labels; ``logits`` (bags, tasks, 1), ``y`` (bags, tasks) with NaN.
         A minibatch without any observed label gives 0 (and no gradient)."""
         observed = (~torch.isnan(y)).float()
-        target = torch.nan_to_num(y, nan=0.0)
+        # Binomial(n) labels: BCE on y / n is their log-likelihood up to a constant (as the other baselines).
+        target = torch.nan_to_num(y, nan=0.0) / self.likelihood.n_trials
         pos_weight = None if self.task_pos_weight is None else self.task_pos_weight.to(logits.device)
         per_label = F.binary_cross_entropy_with_logits(logits[..., 0], target, reduction="none", pos_weight=pos_weight)
         return (per_label * observed).sum() / observed.sum().clamp_min(1.0)

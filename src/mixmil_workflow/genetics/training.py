@@ -53,8 +53,9 @@ def genetics_bag_table(donors: pd.DataFrame, dosages: pd.DataFrame, variants: Se
     return table
 
 
-GENETICS_MODEL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
-MIL_BASELINE_TYPES = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
+GENETICS_MODEL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", "momil")
+# MoMIL: the genetic labels as its tasks (one head per variant on a shared projector)
+MIL_BASELINE_TYPES = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", "momil")
 
 
 def genetics_models(section: Mapping, models: Mapping) -> tuple[list[str], str | None]:
