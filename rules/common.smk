@@ -597,14 +597,78 @@ def momil_outputs():
 SMMILE = config.get("smmile", {})
 SMMILE_MODELS = SMMILE.get("models", {}) if SMMILE.get("activate", False) else {}
 SMMILE_REPEATS = list(range(SMMILE.get("n_repeats", 3)))
+SMMILE_STUDIES = SMMILE.get("studies", ["simulation"]) if SMMILE_MODELS else []
+C16_SLIDES = SMMILE.get("camelyon16", {})
+
+
+def camelyon16_slides_root():
+    """The CAMELYON16 folder (training/, testing/): the generated demo, or the user's local copy."""
+    if C16_SLIDES.get("source", "demo") == "demo":
+        return "resources/camelyon16_slides/demo"
+    root = C16_SLIDES.get("root")
+    if not root:
+        raise ValueError(
+            "config: smmile.camelyon16.source is 'local' but smmile.camelyon16.root is not set; point it at "
+            "the CAMELYON16 folder holding training/ and testing/ (e.g. from s3://camelyon-dataset/CAMELYON16/)"
+        )
+    return root
+
+
+def camelyon16_slide_paths():
+    """Slide name -> (path, split) for every slide, known at parse time: from the demo's counts, or by
+    listing the local release."""
+    if "camelyon16" not in SMMILE_STUDIES:
+        return {}
+    root = camelyon16_slides_root()
+    if C16_SLIDES.get("source", "demo") == "demo":
+        from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, slide_names
+
+        names = slide_names(SlideDemoParams(**demo_slide_options()))
+        folders = {
+            "normal": "training/normal",
+            "tumor": "training/tumor",
+            "test": "testing/images",
+        }
+        return {
+            n: (
+                f"{root}/{folders[f]}/{n}.tif",
+                "testing" if f == "test" else "training",
+            )
+            for f, group in names.items()
+            for n in group
+        }
+    from mixmil_workflow.camelyon16.slide_features import slide_table
+
+    table = slide_table(root)
+    return {
+        s: (p, "testing" if split == "test" else "training")
+        for s, p, split in zip(table["slide"], table["path"], table["split"])
+    }
+
+
+def demo_slide_options():
+    return {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in C16_SLIDES.get("demo", {}).items()
+    }
+
+
+C16_SLIDE_PATHS = camelyon16_slide_paths()
+
+
+def smmile_data(wildcards):
+    if wildcards.study == "camelyon16":
+        return "results/smmile/camelyon16/data/slides.npz"
+    return f"results/smmile/simulation/data/repeat{wildcards.repeat}.npz"
 
 
 def smmile_outputs():
     if not SMMILE_MODELS:
         return []
     return [
-        "results/smmile/tables/spatial_simulation.md",
-        "results/smmile/figures/spatial_maps.png",
+        f"results/smmile/{kind}/spatial_{study}.{ext}"
+        for study in SMMILE_STUDIES
+        for kind, ext in (("tables", "md"), ("figures", "png"))
     ]
 
 

@@ -1,5 +1,6 @@
-# SMMILe (issue 7, Gao et al. 2024) on the spatial slide simulation: slide-level AUC and patch-level
-# localisation against the known tumour mask, next to the attention maps of ABMIL, DSMIL and MixMIL.
+# SMMILe (issue 7, Gao et al. 2024): slide-level AUC and patch-level localisation against the known tumour
+# mask, next to the attention maps of ABMIL, DSMIL and MixMIL; on the spatial slide simulation and on
+# Camelyon16 raw slides (the official release, or the demo generated in its layout and formats).
 
 
 rule spatial_simulation:
@@ -16,18 +17,91 @@ rule spatial_simulation:
         "../scripts/smmile/simulate.py"
 
 
+rule camelyon16_slides_demo:
+    output:
+        [path for path, _ in C16_SLIDE_PATHS.values()],
+        "resources/camelyon16_slides/demo/training/lesion_annotations.zip",
+        "resources/camelyon16_slides/demo/testing/lesion_annotations.zip",
+        "resources/camelyon16_slides/demo/testing/reference.csv",
+    log:
+        "logs/smmile/camelyon16/demo.log",
+    conda:
+        "../envs/microscopy.yaml"
+    params:
+        demo=demo_slide_options(),
+        root=lambda wc, output: str(Path(output[-1]).parent.parent),  # <root>/testing/reference.csv
+        seed=derive_seed(config["seed"], "camelyon16-slides-demo"),
+    script:
+        "../scripts/smmile/slides_demo.py"
+
+
+rule camelyon16_slide_features:
+    input:
+        slide=lambda wc: C16_SLIDE_PATHS[wc.slide][0],
+        annotations=lambda wc: f"{camelyon16_slides_root()}/{C16_SLIDE_PATHS[wc.slide][1]}/lesion_annotations.zip",
+    output:
+        "results/smmile/camelyon16/patches/{slide}.npz",
+    log:
+        "logs/smmile/camelyon16/patches/{slide}.log",
+    benchmark:
+        "benchmarks/rules/smmile/camelyon16/patches/{slide}.tsv"
+    conda:
+        "../envs/microscopy.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        patch_size=C16_SLIDES.get("patch_size", 224),
+        level=C16_SLIDES.get("level", 0),
+        min_tissue=C16_SLIDES.get("min_tissue", 0.5),
+        batch_size=C16_SLIDES.get("batch_size", 64),
+        checkpoint=C16_SLIDES.get("checkpoint"),
+        seed=derive_seed(config["seed"], "camelyon16-slides-encoder"),
+        device=config["device"],
+    script:
+        "../scripts/smmile/slide_features.py"
+
+
+rule camelyon16_slides_dataset:
+    input:
+        patches=expand(
+            "results/smmile/camelyon16/patches/{slide}.npz", slide=C16_SLIDE_PATHS
+        ),
+        slides=[path for path, _ in C16_SLIDE_PATHS.values()],
+        reference=(
+            f"{camelyon16_slides_root()}/testing/reference.csv"
+            if C16_SLIDE_PATHS
+            else []
+        ),
+    output:
+        data="results/smmile/camelyon16/data/slides.npz",
+        table="results/smmile/camelyon16/data/slides.tsv",
+    log:
+        "logs/smmile/camelyon16/dataset.log",
+    conda:
+        "../envs/mil.yaml"
+    params:
+        n_components=C16_SLIDES.get("n_components", 32),
+        seed=derive_seed(config["seed"], "camelyon16-slides-pca"),
+    script:
+        "../scripts/smmile/slides_dataset.py"
+
+
 rule fit_spatial:
     input:
-        "results/smmile/simulation/data/repeat{repeat}.npz",
+        smmile_data,
     output:
-        slides="results/smmile/simulation/{model}/repeat{repeat}/slides.tsv",
-        patches="results/smmile/simulation/{model}/repeat{repeat}/patches.tsv",
-        metrics="results/smmile/simulation/{model}/repeat{repeat}/metrics.tsv",
+        slides="results/smmile/{study}/{model}/repeat{repeat}/slides.tsv",
+        patches="results/smmile/{study}/{model}/repeat{repeat}/patches.tsv",
+        metrics="results/smmile/{study}/{model}/repeat{repeat}/metrics.tsv",
     log:
-        "logs/smmile/simulation/{model}/repeat{repeat}.log",
+        "logs/smmile/{study}/{model}/repeat{repeat}.log",
     benchmark:
-        "benchmarks/rules/smmile/simulation/{model}/repeat{repeat}.tsv"
+        "benchmarks/rules/smmile/{study}/{model}/repeat{repeat}.tsv"
     wildcard_constraints:
+        study="simulation|camelyon16",
         model="|".join(SMMILE_MODELS) or "none",
     conda:
         "../envs/mil.yaml"
@@ -38,7 +112,13 @@ rule fit_spatial:
         runtime=60,
     params:
         spec=lambda wc: SMMILE_MODELS[wc.model],
-        seed=lambda wc: derive_seed(config["seed"], "spatial-fit", wc.model, wc.repeat),
+        seed=lambda wc: derive_seed(
+            config["seed"],
+            "spatial-fit",
+            wc.model,
+            wc.repeat,
+            *([wc.study] if wc.study != "simulation" else []),
+        ),
         device=config["device"],
     script:
         "../scripts/smmile/fit.py"
@@ -46,29 +126,35 @@ rule fit_spatial:
 
 rule spatial_summary:
     input:
-        metrics=expand(
-            "results/smmile/simulation/{model}/repeat{repeat}/metrics.tsv",
+        metrics=lambda wc: expand(
+            "results/smmile/{study}/{model}/repeat{repeat}/metrics.tsv",
+            study=wc.study,
             model=SMMILE_MODELS,
             repeat=SMMILE_REPEATS,
         ),
-        patches=expand(
-            "results/smmile/simulation/{model}/repeat0/patches.tsv",
+        patches=lambda wc: expand(
+            "results/smmile/{study}/{model}/repeat0/patches.tsv",
+            study=wc.study,
             model=SMMILE_MODELS,
         ),
     output:
-        tsv="results/smmile/tables/spatial_simulation.tsv",
+        tsv="results/smmile/tables/spatial_{study}.tsv",
         md=report(
-            "results/smmile/tables/spatial_simulation.md",
-            caption="../report/spatial_simulation.rst",
+            "results/smmile/tables/spatial_{study}.md",
+            caption="../report/spatial_table.rst",
             category="SMMILe",
+            subcategory="{study}",
         ),
         maps=report(
-            "results/smmile/figures/spatial_maps.png",
+            "results/smmile/figures/spatial_{study}.png",
             caption="../report/spatial_maps.rst",
             category="SMMILe",
+            subcategory="{study}",
         ),
     log:
-        "logs/smmile/summary.log",
+        "logs/smmile/summary_{study}.log",
+    wildcard_constraints:
+        study="simulation|camelyon16",
     conda:
         "../envs/report.yaml"
     params:

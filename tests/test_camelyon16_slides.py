@@ -5,6 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, write_demo_slides, write_pyramid
+from mixmil_workflow.camelyon16.slide_features import (
+    assemble_spatial,
+    build_patch_encoder,
+    lesions_from_zip,
+    read_reference,
+    slide_patch_features,
+    slide_table,
+)
 from mixmil_workflow.camelyon16.slides import (
     SlideError,
     open_slide,
@@ -19,11 +28,7 @@ PATCH = 128
 
 def _pyramid(path, image: np.ndarray) -> None:
     """A tiled pyramidal TIFF (full, 1/2, 1/4) as whole-slide scanners and ASAP write them."""
-    import tifffile
-
-    with tifffile.TiffWriter(path) as tif:
-        for k, level in enumerate((image, image[::2, ::2], image[::4, ::4])):
-            tif.write(level, tile=(256, 256), photometric="rgb", subfiletype=1 if k else 0)
+    write_pyramid(path, image, n_levels=3)
 
 
 def _xml(path, polygons: dict[str, list[list[tuple[float, float]]]]) -> None:
@@ -118,3 +123,103 @@ def test_bad_annotation_files_name_the_problem(tmp_path):
     _xml(line, {"_1": [[(0, 0), (5, 5)]]})
     with pytest.raises(SlideError, match="needs 3"):
         read_lesion_xml(line)
+
+
+TINY = SlideDemoParams(n_normal=2, n_tumour=2, n_test=2, patch_size=32, grid=(8, 10), lesion_radius=(1.5, 2.5))
+
+
+@pytest.fixture(scope="module")
+def demo_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("camelyon16")
+    write_demo_slides(root, TINY, seed=3)
+    return root
+
+
+def test_demo_release_has_the_official_layout_and_is_seeded(demo_release, tmp_path):
+    import zipfile
+
+    table = slide_table(demo_release)
+    assert list(table["slide"]) == ["normal_001", "normal_002", "tumor_001", "tumor_002", "test_001", "test_002"]
+    assert list(table["split"]) == ["train"] * 4 + ["test"] * 2
+    assert list(table["label"][:4]) == [0, 0, 1, 1] and sorted(table["label"][4:]) == [0, 1]
+    lines = (demo_release / "testing/reference.csv").read_text().splitlines()
+    assert len(lines) == 2 and all(line.split(",")[1] in ("Tumor", "Normal") for line in lines)  # no header
+    with zipfile.ZipFile(demo_release / "training/lesion_annotations.zip") as z:
+        assert sorted(z.namelist()) == ["tumor_001.xml", "tumor_002.xml"]
+    tumour_test = table.loc[(table["split"] == "test") & (table["label"] == 1), "slide"].item()
+    assert len(lesions_from_zip(demo_release / "testing/lesion_annotations.zip", tumour_test).tumour) >= 1
+    assert lesions_from_zip(demo_release / "training/lesion_annotations.zip", "normal_001").tumour == []
+    slide = open_slide(demo_release / "training/tumor/tumor_001.tif")
+    assert slide.level_count == 3 and slide.level_downsamples[1] == pytest.approx(2.0)
+    again = tmp_path / "again"
+    write_demo_slides(again, TINY, seed=3)
+    for name in ("training/tumor/tumor_001.tif", "training/lesion_annotations.zip", "testing/reference.csv"):
+        assert (again / name).read_bytes() == (demo_release / name).read_bytes(), name
+
+
+def test_slide_features_follow_the_lesions_and_assemble_into_a_spatial_dataset(demo_release):
+    table = slide_table(demo_release)
+    encoder = build_patch_encoder(None, seed=0)
+    files = {}
+    for row in table.itertuples():
+        zip_path = demo_release / ("testing" if row.split == "test" else "training") / "lesion_annotations.zip"
+        lesions = lesions_from_zip(zip_path, row.slide)
+        patches = slide_patch_features(row.path, lesions, encoder, patch_size=32, batch_size=16)
+        slide = open_slide(row.path)
+        coords = tile_coordinates(slide, 32)
+        np.testing.assert_array_equal(patches["coords"], coords)
+        np.testing.assert_array_equal(patches["label"], patch_labels(coords, lesions, 32))
+        assert patches["features"].shape == (len(coords), 2048) and np.isfinite(patches["features"]).all()
+        assert (patches["label"] == 1).any() == bool(row.label)  # tumour patches exactly on tumour slides
+        files[row.slide] = demo_release / f"{row.slide}.npz"
+        np.savez(files[row.slide], **patches)
+    lesions = lesions_from_zip(demo_release / "training/lesion_annotations.zip", "tumor_001")
+    again = slide_patch_features(
+        table["path"][2], lesions, build_patch_encoder(None, seed=0), patch_size=32, batch_size=5
+    )
+    with np.load(files["tumor_001"]) as f:
+        np.testing.assert_allclose(again["features"], f["features"], rtol=1e-4, atol=1e-5)  # seeded, batch-free
+    data, kept = assemble_spatial(table, files, n_components=6, seed=0)
+    assert data.x.shape[1] == 6 and list(kept["slide"]) == list(table["slide"])
+    train = np.repeat(data.split == "train", np.diff(data.offsets))
+    np.testing.assert_allclose(data.x[train].mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(data.x[train].std(0), 1, atol=1e-3)
+    assert list(data.slide_label) == list(table["label"]) and data.offsets[-1] == len(data.x)
+
+
+def test_release_errors_name_the_file_and_the_fix(tmp_path, demo_release):
+    with pytest.raises(SlideError, match="no slides under training/normal"):
+        slide_table(tmp_path)
+    bad = tmp_path / "reference.csv"
+    bad.write_text("test_001,Tumor\ntest_002,Metastasis\n")
+    with pytest.raises(SlideError, match=r"reference.csv, line 2, column 2: 'Metastasis' is not Tumor or Normal"):
+        read_reference(bad)
+    not_zip = tmp_path / "lesion_annotations.zip"
+    not_zip.write_text("x")
+    with pytest.raises(SlideError, match="lesion_annotations.zip: not a zip archive"):
+        lesions_from_zip(not_zip, "tumor_001")
+    with pytest.raises(SlideError, match="do not exist; set smmile.camelyon16.checkpoint"):
+        build_patch_encoder(tmp_path / "resnet50.safetensors", seed=0)
+    release = tmp_path / "release"
+    write_demo_slides(release, TINY, seed=1)
+    (release / "testing/reference.csv").write_text("test_001,Tumor\n")
+    with pytest.raises(SlideError, match=r"no label for test slide\(s\) \['test_002'\]"):
+        slide_table(release)
+
+
+def test_localisation_ignores_excluded_patches():
+    import pandas as pd
+
+    from mixmil_workflow.spatial_study import localisation_metrics
+
+    slides = pd.DataFrame({"slide": [0, 1], "label": [1, 0], "prob": [0.9, 0.2]})
+    patches = pd.DataFrame(
+        {
+            "slide": [0, 0, 0, 0, 1, 1],
+            "label": [1, 0, -1, 0, 0, 0],
+            "mimic": 0,
+            "score": [0.9, 0.1, 1.0, 0.0, 0.5, 0.4],
+        }
+    )
+    metrics = localisation_metrics(slides, patches)
+    assert metrics["patch_auc"] == 1.0 and metrics["precision"] == 1.0 and metrics["recall"] == 1.0

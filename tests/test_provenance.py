@@ -65,3 +65,16 @@ def test_reported_packages_are_exactly_the_declared_science_dependencies():
     names = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in deps}
     assert SCIENCE_DISTRIBUTIONS == {n for n in names if not n.startswith("snakemake")}
     assert "packages: " in provenance_lines(config_provenance({}, 0))[2]
+
+
+def test_a_distribution_listed_twice_still_counts(monkeypatch):
+    """Snakemake's script jobs see the site directory twice on sys.path, so packages_distributions()
+    names torch's distribution several times; that is one distribution, not a shared namespace."""
+    from importlib import metadata
+
+    from mixmil_workflow import provenance
+
+    real = metadata.packages_distributions()
+    doubled = {k: v * 2 for k, v in real.items()}
+    monkeypatch.setattr(provenance.metadata, "packages_distributions", lambda: doubled)
+    assert provenance.imported_packages(only=frozenset({"numpy"})) == {"numpy": np.__version__}

@@ -69,7 +69,8 @@ def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     momil = config.get("momil", {})
     assert counts.get("momil_simulation", 0) == (momil.get("n_repeats", 3) if momil.get("activate") else 0)
     smmile = config.get("smmile", {})
-    n_fits = smmile.get("n_repeats", 3) * len(smmile.get("models", {})) if smmile.get("activate") else 0
+    studies = len(smmile.get("studies", ["simulation"]))
+    n_fits = studies * smmile.get("n_repeats", 3) * len(smmile.get("models", {})) if smmile.get("activate") else 0
     assert counts.get("fit_spatial", 0) == n_fits
 
 
@@ -84,8 +85,17 @@ def test_smmile_configuration_plans_its_models_and_repeats(tmp_path):
     config = yaml.safe_load((REPO / "config/smmile.yaml").read_text())["smmile"]
     result = snakemake("-n", "--configfile", str(REPO / "config/smmile.yaml"), "--directory", str(tmp_path))
     counts = job_counts(result.stdout + result.stderr)
-    n = config["n_repeats"]
-    assert counts == {"spatial_simulation": n, "fit_spatial": n * len(config["models"]), "spatial_summary": 1, "all": 1}
+    n, studies, slides = config["n_repeats"], config["studies"], 60  # the demo slides' default count
+    assert studies == ["simulation", "camelyon16"]
+    assert counts == {
+        "spatial_simulation": n,
+        "camelyon16_slides_demo": 1,
+        "camelyon16_slide_features": slides,
+        "camelyon16_slides_dataset": 1,
+        "fit_spatial": len(studies) * n * len(config["models"]),
+        "spatial_summary": len(studies),
+        "all": 1,
+    }
 
 
 def test_workflow_lint_and_formatting():
@@ -599,8 +609,9 @@ def test_momil_comparison_through_the_workflow(tmp_path):
 
 
 def test_smmile_comparison_through_the_workflow(tmp_path):
-    """The SMMILe rules on a small spatial simulation: every model scored on slides and patches of every
-    repeat, the summary and the spatial maps, and nothing to redo afterwards."""
+    """The SMMILe rules on a small spatial simulation and on generated Camelyon16-format raw slides: every
+    model scored on slides and patches of every repeat, the summaries and the spatial maps, and nothing to
+    redo afterwards."""
     config = REPO / "tests/configs/smmile.yaml"
     workdir = tmp_path / "run"
     snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
@@ -613,7 +624,17 @@ def test_smmile_comparison_through_the_workflow(tmp_path):
         slides = read_table(workdir / f"results/smmile/simulation/{model}/repeat1/slides.tsv")
         assert len(slides) == 12 and set(patches["slide"]) == set(slides["slide"])
         assert patches["score"].notna().all()
-    assert (workdir / "results/smmile/figures/spatial_maps.png").read_bytes()[:4] == b"\x89PNG"
+    assert (workdir / "results/smmile/figures/spatial_simulation.png").read_bytes()[:4] == b"\x89PNG"
+    # Camelyon16 raw slides: the official split (6 training slides, 4 test), patches labelled from the XML
+    slides_table = read_table(workdir / "results/smmile/camelyon16/data/slides.tsv")
+    assert list(slides_table["split"]).count("test") == 4 and len(slides_table) == 10
+    c16 = read_table(workdir / "results/smmile/tables/spatial_camelyon16.tsv")
+    assert list(c16["model"]) == ["smmile", "abmil", "mixmil"] and c16["slide_auc"].between(0, 1).all()
+    patches = read_table(workdir / "results/smmile/camelyon16/smmile/repeat0/patches.tsv")
+    positive = slides_table.index[slides_table["label"] == 1]
+    assert set(patches.loc[patches["label"] == 1, "slide"]) <= set(positive)
+    assert (patches["label"] == 1).any()
+    assert (workdir / "results/smmile/figures/spatial_camelyon16.png").read_bytes()[:4] == b"\x89PNG"
     assert assert_jobs_used_only_their_envs(workdir) >= 3
     again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -6,12 +6,15 @@ ELBO) on all tasks; scored by the mean test ROC-AUC over the primary tasks."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .bags import Bags
 from .multitask_simulation import MultitaskData
+
+if TYPE_CHECKING:  # torch stays out of the summary job's env (report.yaml)
+    from .bags import Bags
 
 VARIANTS = ("single_task", "momil", "momil_selection", "momil_imputation", "momil_selection_imputation", "mixmil")
 
@@ -140,6 +143,8 @@ def run_comparison(
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown MoMIL variants {unknown}; known: {VARIANTS}")
+    from .bags import Bags
+
     bags = Bags.from_dense(data.x)
     train, test = np.flatnonzero(data.split == "train"), data.split == "test"
     primaries = list(np.flatnonzero(data.primary))

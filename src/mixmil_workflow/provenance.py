@@ -70,7 +70,8 @@ def imported_packages(only: frozenset[str] | None = None) -> dict[str, str]:
     roots -= set(sys.stdlib_module_names) | {"mixmil_workflow"}
     versions = {}
     for root in roots:
-        dists = owners.get(root, [])
+        # set: a site directory on sys.path twice (as in Snakemake's script jobs) lists a distribution twice
+        dists = sorted(set(owners.get(root, [])))
         if len(dists) > 1:  # a namespace shared by several distributions (e.g. `testing`): says nothing
             continue
         for dist in dists:

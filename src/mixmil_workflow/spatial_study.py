@@ -16,12 +16,15 @@ Every model is fitted on the training slides' labels alone and scored on the tes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .bags import Bags
 from .spatial_simulation import SpatialData
+
+if TYPE_CHECKING:  # torch stays out of the summary job's env (report.yaml)
+    from .bags import Bags
 
 SPATIAL_MODEL_TYPES = ("smmile", "abmil", "gated_abmil", "dsmil", "mixmil", "additive_mil", "bayes_mil")
 
@@ -54,6 +57,8 @@ def split_bags(data: SpatialData, split: str) -> tuple[np.ndarray, Bags, np.ndar
         raise ValueError(f"the spatial data has no {split!r} slides")
     rows = _patch_rows(data, slides)
     sizes = np.diff(data.offsets)[slides]
+    from .bags import Bags
+
     bags = Bags(torch.as_tensor(data.x[rows]), torch.as_tensor(np.r_[0, np.cumsum(sizes)]))
     return slides, bags, data.coords[rows]
 
@@ -98,23 +103,25 @@ def _auc(labels, scores) -> float:
 
 
 def localisation_metrics(slides: pd.DataFrame, patches: pd.DataFrame) -> dict[str, float]:
-    """The metrics of the module docstring from one model's slide and patch tables."""
+    """The metrics of the module docstring from one model's slide and patch tables. Patches labelled -1
+    (inside a Camelyon16 exclusion polygon) count in the per-slide normalisation but are not scored."""
     group = patches.groupby("slide")["score"]
     lo, hi = group.transform("min"), group.transform("max")
     normalised = ((patches["score"] - lo) / (hi - lo).where(hi > lo, 1.0)).to_numpy()
     prob = patches["slide"].map(slides.set_index("slide")["prob"]).to_numpy()
-    positive = patches["slide"].isin(slides.loc[slides["label"] == 1, "slide"]).to_numpy()
+    scored = patches["label"].to_numpy() >= 0
+    positive = patches["slide"].isin(slides.loc[slides["label"] == 1, "slide"]).to_numpy() & scored
     label = patches["label"].to_numpy()
     called = normalised >= 0.5
     tp = int((called & (label == 1) & positive).sum())
     precision = tp / max(1, int((called & positive).sum()))
     recall = tp / max(1, int(((label == 1) & positive).sum()))
     evidence = normalised * prob
-    versus_mimic = (label == 1) | (patches["mimic"].to_numpy() == 1)
+    versus_mimic = ((label == 1) | (patches["mimic"].to_numpy() == 1)) & scored
     return {
         "slide_auc": _auc(slides["label"], slides["prob"]),
         "patch_auc": _auc(label[positive], normalised[positive]),
-        "patch_auc_all": _auc(label, evidence),
+        "patch_auc_all": _auc(label[scored], evidence[scored]),
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0,
