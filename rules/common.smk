@@ -623,15 +623,12 @@ def camelyon16_slide_paths():
     if C16_SLIDES.get("source", "demo") == "demo":
         from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, slide_names
 
+        from mixmil_workflow.camelyon16.slides import LAYOUT
+
         names = slide_names(SlideDemoParams(**demo_slide_options()))
-        folders = {
-            "normal": "training/normal",
-            "tumor": "training/tumor",
-            "test": "testing/images",
-        }
         return {
             n: (
-                f"{root}/{folders[f]}/{n}.tif",
+                f"{root}/{LAYOUT[f]}/{n}.tif",
                 "testing" if f == "test" else "training",
             )
             for f, group in names.items()

@@ -223,3 +223,13 @@ def test_localisation_ignores_excluded_patches():
     )
     metrics = localisation_metrics(slides, patches)
     assert metrics["patch_auc"] == 1.0 and metrics["precision"] == 1.0 and metrics["recall"] == 1.0
+
+
+def test_a_bad_xml_inside_the_zip_is_named_by_archive_and_member(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "lesion_annotations.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("lesion_annotations/tumor_007.xml", "<Annotations />")
+    with pytest.raises(SlideError, match=r"lesion_annotations.zip:lesion_annotations/tumor_007.xml: root element"):
+        lesions_from_zip(archive, "tumor_007")

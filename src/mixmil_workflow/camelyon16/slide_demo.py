@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .slides import LAYOUT
+
 GLASS = (238, 236, 240)
 STROMA = (228, 160, 200)
 NUCLEUS = (110, 60, 160)
@@ -154,7 +156,7 @@ def write_demo_slides(root: str | Path, params: SlideDemoParams, seed: int) -> l
     for folder, name in [(f, n) for f in ("normal", "tumor", "test") for n in names[f]]:
         tumour = folder == "tumor" or name in test_tumour
         image, polygons = render_slide(rng, params, tumour)
-        directory = root / ("testing/images" if folder == "test" else f"training/{folder}")
+        directory = root / LAYOUT[folder]
         directory.mkdir(parents=True, exist_ok=True)
         write_pyramid(directory / f"{name}.tif", image)
         written.append(directory / f"{name}.tif")

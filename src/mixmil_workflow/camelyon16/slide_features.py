@@ -16,12 +16,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .slides import Lesions, SlideError, open_slide, patch_labels, read_lesion_xml, read_patches, tile_coordinates
+from .slides import (
+    LAYOUT,
+    Lesions,
+    SlideError,
+    open_slide,
+    patch_labels,
+    read_lesion_xml,
+    read_patches,
+    tile_coordinates,
+)
 
 # ImageNet statistics: the normalisation of timm's ResNet50 weights (and of CLAM-style patch features).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LAYOUT = {"normal": "training/normal", "tumor": "training/tumor", "test": "testing/images"}
 
 
 def slide_table(root: str | Path) -> pd.DataFrame:
@@ -72,15 +80,7 @@ def lesions_from_zip(archive: str | Path, slide: str) -> Lesions:
             data = z.read(members[f"{slide}.xml"])
     except zipfile.BadZipFile as err:
         raise SlideError(f"{archive}: not a zip archive ({err}); expected lesion_annotations.zip") from err
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".xml") as tmp:
-        tmp.write(data)
-        tmp.flush()
-        try:
-            return read_lesion_xml(tmp.name)
-        except SlideError as err:
-            raise SlideError(str(err).replace(tmp.name, f"{archive}:{members[f'{slide}.xml']}")) from err
+    return read_lesion_xml(f"{archive}:{members[f'{slide}.xml']}", data)
 
 
 def build_patch_encoder(checkpoint: str | Path | None, seed: int):

@@ -22,6 +22,10 @@ TUMOUR_GROUPS = {"tumor", "tumour", "_0", "_1", "metastases"}
 EXCLUSION_GROUPS = {"exclusion", "_2", "none"}
 
 
+# Slide folders of the official release (and of the demo in its layout), by the slides' name prefix.
+LAYOUT = {"normal": "training/normal", "tumor": "training/tumor", "test": "testing/images"}
+
+
 class SlideError(ValueError):
     """A slide or annotation file that cannot be used, with the file and the fix in the message."""
 
@@ -32,11 +36,12 @@ class Lesions:
     exclusion: list[np.ndarray]
 
 
-def read_lesion_xml(path: str | Path) -> Lesions:
-    """Tumour and exclusion polygons of an ASAP annotation file (level-0 pixel coordinates)."""
+def read_lesion_xml(path: str | Path, data: bytes | None = None) -> Lesions:
+    """Tumour and exclusion polygons of an ASAP annotation file (level-0 pixel coordinates); ``data``: the
+    file's bytes when it lives inside an archive (``path`` then names it in messages)."""
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(data) if data is not None else ET.parse(path).getroot()
     except ET.ParseError as err:
         raise SlideError(f"{path}: not an XML file ({err}); expected an ASAP lesion annotation") from err
     if root.tag != "ASAP_Annotations":
