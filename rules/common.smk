@@ -615,32 +615,13 @@ def camelyon16_slides_root():
 
 
 def camelyon16_slide_paths():
-    """Slide name -> (path, split) for every slide, known at parse time: from the demo's counts, or by
-    listing the local release."""
+    """Slide name -> (path, split folder) for every slide, known at parse time."""
     if "camelyon16" not in SMMILE_STUDIES:
         return {}
-    root = camelyon16_slides_root()
-    if C16_SLIDES.get("source", "demo") == "demo":
-        from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, slide_names
+    from mixmil_workflow.camelyon16.slide_features import release_slide_paths
 
-        from mixmil_workflow.camelyon16.slides import LAYOUT
-
-        names = slide_names(SlideDemoParams(**demo_slide_options()))
-        return {
-            n: (
-                f"{root}/{LAYOUT[f]}/{n}.tif",
-                "testing" if f == "test" else "training",
-            )
-            for f, group in names.items()
-            for n in group
-        }
-    from mixmil_workflow.camelyon16.slide_features import slide_table
-
-    table = slide_table(root)
-    return {
-        s: (p, "testing" if split == "test" else "training")
-        for s, p, split in zip(table["slide"], table["path"], table["split"])
-    }
+    demo = demo_slide_options() if C16_SLIDES.get("source", "demo") == "demo" else None
+    return release_slide_paths(camelyon16_slides_root(), demo)
 
 
 def demo_slide_options():

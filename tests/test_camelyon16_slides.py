@@ -233,3 +233,11 @@ def test_a_bad_xml_inside_the_zip_is_named_by_archive_and_member(tmp_path):
         z.writestr("lesion_annotations/tumor_007.xml", "<Annotations />")
     with pytest.raises(SlideError, match=r"lesion_annotations.zip:lesion_annotations/tumor_007.xml: root element"):
         lesions_from_zip(archive, "tumor_007")
+
+
+def test_release_slide_paths_agree_between_the_demo_settings_and_the_written_release(demo_release):
+    from mixmil_workflow.camelyon16.slide_features import release_slide_paths
+
+    planned = release_slide_paths(str(demo_release), TINY.as_dict())
+    assert release_slide_paths(demo_release) == planned
+    assert planned["test_001"] == (f"{demo_release}/testing/images/test_001.tif", "testing")

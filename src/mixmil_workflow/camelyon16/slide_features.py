@@ -54,6 +54,21 @@ def slide_table(root: str | Path) -> pd.DataFrame:
     return table
 
 
+def release_slide_paths(root: str | Path, demo: Mapping | None = None) -> dict[str, tuple[str, str]]:
+    """Slide name -> (slide path, its split's folder ``training`` or ``testing``), known before any job runs:
+    from the demo's settings (``demo``: SlideDemoParams fields; the files need not exist yet), or by listing
+    the release under ``root``."""
+    if demo is not None:
+        from .slide_demo import SlideDemoParams, slide_names
+
+        names = slide_names(SlideDemoParams(**demo))
+        rows = [(n, f"{root}/{LAYOUT[folder]}/{n}.tif", folder) for folder, group in names.items() for n in group]
+    else:
+        table = slide_table(root)
+        rows = list(zip(table["slide"], table["path"], table["folder"], strict=True))
+    return {name: (path, LAYOUT[folder].split("/")[0]) for name, path, folder in rows}
+
+
 def read_reference(path: str | Path) -> dict[str, int]:
     """Test slide labels from the official ``reference.csv`` (no header; name, Tumor/Normal, ...)."""
     path = Path(path)
