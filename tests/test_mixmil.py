@@ -5,7 +5,7 @@ import torch
 from mixmil_workflow import GLMM, Bags, MixMIL
 from mixmil_workflow.likelihoods import LabelError
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
-from mixmil_workflow.mixmil_module import DenseAttentionPool, transpose_dense
+from mixmil_workflow.mixmil_module import DenseAttentionPool, MixMILModule
 
 from .conftest import ragged_bags
 
@@ -27,13 +27,69 @@ def test_dense_fast_path_matches_segment_path_values_and_gradients():
 
     w = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index)
     ref = segment_sum(w * (bags.x @ beta.T), bags.offsets, bags.index).T
-    fast = DenseAttentionPool.apply(directions, transpose_dense(bags))
+    fast = DenseAttentionPool.apply(directions, bags.dense())
     torch.testing.assert_close(fast, ref)
     g = torch.randn_like(ref)
     (grad_ref,) = torch.autograd.grad((ref * g).sum(), directions)
     (grad_fast,) = torch.autograd.grad((fast * g).sum(), directions)
     torch.testing.assert_close(grad_fast, grad_ref)
-    torch.autograd.gradcheck(lambda d: DenseAttentionPool.apply(d, transpose_dense(bags)), (directions,))
+    torch.autograd.gradcheck(lambda d: DenseAttentionPool.apply(d, bags.dense()), (directions,))
+
+
+def _perturbed_double_module(model: MixMIL) -> MixMILModule:
+    module = model.module.double()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in module.parameters():  # away from the GLMM start: off-diagonal factor, gamma != 0
+            param.add_(0.05 * torch.randn(param.shape, generator=gen, dtype=param.dtype))
+    return module
+
+
+@pytest.mark.parametrize("posterior", ["full_rank", "mean_field"])
+@pytest.mark.parametrize("likelihood", ["binomial", "bernoulli", "gaussian", "categorical", "missing"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_closed_form_training_step_equals_autograd_of_the_elbo(posterior, likelihood, ragged):
+    """training_step (what fit uses) gives loss() and loss().backward()'s gradients for every parameter."""
+    rng = np.random.default_rng(0)
+    n, q = 24, 3
+    sizes = rng.integers(2, 7, n) if ragged else np.full(n, 5)
+    bags = Bags.from_list([rng.standard_normal((int(k), q)) for k in sizes])
+    counts = rng.integers(0, 3, (n, 2)).astype(float)
+    y, kw = {
+        "binomial": (counts, {}),
+        "bernoulli": ((counts > 0).astype(float), {}),
+        "gaussian": (counts + rng.standard_normal((n, 2)), {}),
+        "categorical": (counts[:, 0].astype(int), {}),
+        "missing": (np.where(rng.random((n, 2)) < 0.3, np.nan, counts), {"missing_labels": True}),
+    }[likelihood]
+    lik = "binomial" if likelihood == "missing" else likelihood
+    model = MixMIL(likelihood=lik, posterior=posterior, **{**FAST, "n_epochs": 1}, **kw).fit(bags, y)
+    module = _perturbed_double_module(model)
+    batch = bags.subset(torch.arange(3, 15)).to(dtype=torch.float64)
+    y_t = module.likelihood.prepare_labels(y)[3:15]
+    y_t = y_t if likelihood == "categorical" else y_t.double()
+    fe = torch.ones(12, 1, dtype=torch.float64)
+
+    loss, nll, kl = module.loss(batch, fe, y_t, n, 4, torch.Generator().manual_seed(7))
+    module.zero_grad(set_to_none=True)
+    loss.backward()
+    want = {name: param.grad.clone() for name, param in module.named_parameters()}
+    module.zero_grad(set_to_none=True)
+    dense = None if ragged else batch.dense()
+    got = module.training_step(dense, fe, y_t, n, 4, torch.Generator().manual_seed(7), bags=batch if ragged else None)
+    torch.testing.assert_close(torch.stack(got), torch.stack([loss, nll, kl]).detach())
+    assert set(want) == {name for name, param in module.named_parameters() if param.grad is not None}
+    for name, param in module.named_parameters():
+        torch.testing.assert_close(param.grad, want[name], msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_fit_uses_the_closed_form_step_and_keeps_the_factor_lower_triangular(small_sim):
+    model = _fit(small_sim)
+    tril = model.module.q.tril.detach()
+    # The masked (upper and diagonal) entries get zero gradients, so Adam never moves them from 0.
+    assert torch.count_nonzero(torch.triu(tril)) == 0
+    assert torch.count_nonzero(torch.tril(tril, -1)) > 0
+    assert np.isfinite(model.history["loss"]).all()
 
 
 def test_gamma_zero_gives_mean_pooling(small_sim):

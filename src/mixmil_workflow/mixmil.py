@@ -16,7 +16,7 @@ from .design import design_matrix
 from .glmm import GLMM, GLMMParameters
 from .io import atomic_path, resolve_device
 from .likelihoods import Categorical, Gaussian, make_likelihood
-from .mixmil_module import MixMILModule, transpose_dense
+from .mixmil_module import MixMILModule
 
 FORMAT = "mixmil_workflow.MixMIL/1"
 
@@ -143,7 +143,7 @@ class MixMIL:
         n = bags.n_bags
         shuffle_gen = torch.Generator().manual_seed(cfg.seed)
         sample_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-        dense_xt = transpose_dense(bags) if bags.is_equal_size else None
+        dense_x = bags.dense() if bags.is_equal_size else None
         optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
         losses = torch.zeros(cfg.n_epochs)
         nlls, kls = torch.zeros(cfg.n_epochs), torch.zeros(cfg.n_epochs)
@@ -152,20 +152,20 @@ class MixMIL:
         for epoch in bar:
             epoch_start = time.perf_counter()
             batches = minibatches(torch.randperm(n, generator=shuffle_gen), cfg.batch_size)
-            tot = torch.zeros(3)
+            tot = torch.zeros(3, device=device)
             for idx in batches:
                 idx = idx.to(device)
-                if dense_xt is not None:
-                    batch_xt, batch_bags = dense_xt.index_select(1, idx), None
+                if dense_x is not None:
+                    batch_x, batch_bags = dense_x.index_select(0, idx), None
                 else:
-                    batch_xt, batch_bags = None, bags.subset(idx)
-                loss, nll, kl = module.loss(
-                    batch_bags, fe[idx], y[idx], n, cfg.n_samples, sample_gen, dense_xt=batch_xt
+                    batch_x, batch_bags = None, bags.subset(idx)
+                # Gradients in closed form, written into .grad (see MixMILModule.training_step).
+                loss, nll, kl = module.training_step(
+                    batch_x, fe[idx], y[idx], n, cfg.n_samples, sample_gen, bags=batch_bags
                 )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
                 optimiser.step()
-                tot += torch.stack([loss.detach(), nll, kl]).cpu() * len(idx)
+                tot += torch.stack([loss, nll, kl]) * len(idx)
+            tot = tot.cpu()
             losses[epoch], nlls[epoch], kls[epoch] = tot / n
             self.epoch_seconds[epoch] = time.perf_counter() - epoch_start
             if cfg.progress and (epoch % 50 == 0 or epoch == cfg.n_epochs - 1):

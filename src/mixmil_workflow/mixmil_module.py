@@ -67,25 +67,28 @@ class MixMILModule(nn.Module):
         return theta.view(s, p, 2, self.n_features).permute(2, 0, 1, 3).reshape(2 * s * p, self.n_features)
 
     def pooled_scores(
-        self, bags: Bags | None, theta: torch.Tensor, dense_xt: torch.Tensor | None = None
+        self, bags: Bags | None, theta: torch.Tensor, dense_x: torch.Tensor | None = None
     ) -> torch.Tensor:
         """t = w^T X beta for every bag and posterior sample, shape (B, S, P).
 
-        ``dense_xt`` (Q, B, I) is the equal-size fast path: with the instances transposed, both
-        projections are plain 2-D matmuls and the softmax runs over a contiguous last axis. Otherwise
-        the segment ops run on the flat instance matrix of ``bags``.
+        ``dense_x`` (B, I, Q) is the equal-size fast path (equal-size ``bags`` take it through their
+        zero-copy dense view); otherwise the segment ops run on the flat instance matrix of ``bags``.
         """
         s, p, _ = theta.shape
         directions = self._directions(theta)
-        if dense_xt is None and bags.is_equal_size:
-            dense_xt = transpose_dense(bags)
-        if dense_xt is not None:
-            t = DenseAttentionPool.apply(directions, dense_xt)  # (S*P, B)
-            return t.view(s, p, -1).permute(2, 0, 1)
-        gamma, beta = directions.view(2, s * p, -1).unbind(0)
+        if dense_x is None and bags.is_equal_size:
+            dense_x = bags.dense()
+        if dense_x is not None:
+            t = DenseAttentionPool.apply(directions, dense_x)  # (S*P, B)
+        else:
+            t = self._segment_pool(bags, directions)
+        return t.view(s, p, -1).permute(2, 0, 1)
+
+    def _segment_pool(self, bags: Bags, directions: torch.Tensor) -> torch.Tensor:
+        """The pooled scores (K, B) for stacked directions (2K, Q) over bags of any sizes."""
+        gamma, beta = directions.view(2, directions.shape[0] // 2, -1).unbind(0)
         weights = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index, self.segment_backend)
-        t = segment_sum(weights * (bags.x @ beta.T), bags.offsets, bags.index, self.segment_backend)
-        return t.view(-1, s, p)
+        return segment_sum(weights * (bags.x @ beta.T), bags.offsets, bags.index, self.segment_backend).T
 
     def attention(self, bags: Bags, theta: torch.Tensor) -> torch.Tensor:
         """Instance weights softmax(X gamma) per posterior sample, shape (n_instances, S, P)."""
@@ -107,12 +110,14 @@ class MixMILModule(nn.Module):
         n_train: int,
         n_samples: int,
         generator: torch.Generator | None = None,
-        dense_xt: torch.Tensor | None = None,
+        dense_x: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Negative ELBO per training bag on one minibatch (>= 2 bags): (loss, -loglik, KL/N)."""
+        """Negative ELBO per training bag on one minibatch (>= 2 bags): (loss, -loglik, KL/N), as an
+        autograd graph. Training uses :meth:`training_step`, its closed-form twin (the tests hold the two
+        to the same values and gradients)."""
         scale_tril = self.q.scale_tril()
         theta = self.q.rsample(n_samples, generator, scale_tril)
-        t = self.pooled_scores(bags, theta, dense_xt)
+        t = self.pooled_scores(bags, theta, dense_x)
         # Appendix A with minibatch statistics (unbiased sd, as a batch-norm layer in training).
         u = self.effect_scale(theta) * (t - t.mean(0)) / t.std(0).clamp_min(1e-8)
         eta = (fe @ self.alpha).unsqueeze(1) + u  # (B, S, P)
@@ -120,6 +125,72 @@ class MixMILModule(nn.Module):
         nll = -self.likelihood.log_prob(eta.transpose(1, 2), y, constant=False).mean()
         kl = self.q.kl_to_prior(self.log_sigma, scale_tril).sum() / n_train
         return nll + kl, nll.detach(), kl.detach()
+
+    @torch.no_grad()
+    def training_step(
+        self,
+        dense_x: torch.Tensor | None,
+        fe: torch.Tensor,
+        y: torch.Tensor,
+        n_train: int,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        bags: Bags | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`loss` on one minibatch (``dense_x`` (B, I, Q) for equal-size bags, else ``bags``) with
+        its gradients written into ``.grad`` of every parameter; returns (loss, -loglik, KL/N).
+
+        Why not ``loss().backward()``: at the paper's sizes a step is a few hundred small tensor ops, and
+        on a CPU the autograd graph costs as much as the arithmetic. Here only the likelihood, the one
+        part that differs between likelihoods, goes through autograd (a leaf eta); the standardisation of
+        Appendix A, the attention pooling, the reparameterised samples and the KL have their derivatives
+        written out below and in :meth:`GaussianPosterior.backward_with_kl`.
+        """
+        theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
+        s, p, d = theta.shape
+        q = d // 2
+        directions = self._directions(theta)
+        if dense_x is not None:
+            t, cache = attention_pool_forward(directions, dense_x)
+        else:  # ragged bags: autograd through the segment ops for the pooling alone
+            directions.requires_grad_(True)
+            with torch.enable_grad():
+                t_graph = self._segment_pool(bags, directions)
+            t = t_graph.detach()
+        n_bags = t.shape[1]
+        t = t.view(s, p, n_bags)
+        # Appendix A: u = b (t - m) / sd with minibatch mean and unbiased sd per sample and output.
+        beta = theta[..., q:]
+        effect = beta.square().mean(-1).sqrt()  # b = RMS(beta), (S, P)
+        centred = t - t.mean(-1, keepdim=True)
+        raw_sd = centred.square().sum(-1, keepdim=True).div_(n_bags - 1).sqrt_()
+        sd = raw_sd.clamp_min(1e-8)
+        xhat = centred / sd
+        eta = ((fe @ self.alpha).unsqueeze(-1) + (effect.unsqueeze(-1) * xhat).permute(2, 1, 0)).requires_grad_(True)
+        lik_params = list(self.likelihood.parameters())
+        with torch.enable_grad():
+            # The label-only normalising constant is left out (no gradient), as in loss().
+            nll = -self.likelihood.log_prob(eta, y, constant=False).mean()
+            grad_eta, *grad_lik = torch.autograd.grad(nll, [eta, *lik_params])
+        for param, grad in zip(lik_params, grad_lik, strict=True):
+            param.grad = grad
+        self.alpha.grad = fe.T @ grad_eta.sum(-1)
+        grad_u = grad_eta.permute(2, 1, 0)  # (S, P, B)
+        grad_effect = (grad_u * xhat).sum(-1)
+        grad_xhat = grad_u * effect.unsqueeze(-1)
+        # Through the standardisation (as batch norm's backward; no sd term where the sd was clamped).
+        along_xhat = (grad_xhat * xhat).sum(-1, keepdim=True).div_(n_bags - 1).masked_fill_(raw_sd < 1e-8, 0.0)
+        grad_t = (grad_xhat - grad_xhat.mean(-1, keepdim=True) - xhat * along_xhat).div_(sd).reshape(s * p, n_bags)
+        if dense_x is not None:
+            grad_directions = attention_pool_backward(cache, grad_t, in_place=True)
+        else:
+            (grad_directions,) = torch.autograd.grad(t_graph, directions, grad_t)
+        grad_theta = grad_directions.view(2, s, p, q).permute(1, 2, 0, 3).reshape(s, p, d)
+        grad_theta[..., q:] += (grad_effect / (q * effect)).unsqueeze(-1) * beta  # db/dbeta = beta / (Q b)
+        kl, grad_log_sigma = self.q.backward_with_kl(grad_theta, eps, factor, self.log_sigma, 1.0 / n_train)
+        self.log_sigma.grad = grad_log_sigma
+        kl = kl.sum() / n_train
+        return nll.detach() + kl, nll.detach(), kl
 
     # prediction -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -157,36 +228,45 @@ class MixMILModule(nn.Module):
         return b * (t - self.mean_center) / self.mean_scale
 
 
-class DenseAttentionPool(torch.autograd.Function):
+def attention_pool_forward(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
     """t[k, b] = sum_i softmax_i(gamma_k^T x_bi) beta_k^T x_bi for equal-size bags.
 
     ``directions`` stacks the K attention directions gamma_k over the K effect directions beta_k
-    (2K, Q); ``xt`` holds the instances as (Q, B, I). The backward is written by hand
-    (dt/dz_i = w_i, dt/da_i = w_i (z_i - t)): one matmul each way over the stacked directions, one
-    exp pass, and no autograd intermediates. On the 2-core CPU this step is memory-bound and the
-    generic softmax/mul/sum autograd graph costs about twice as much.
+    (2K, Q); ``x`` holds the bags as (B, I, Q). Returns t (K, B) and what the backward needs. Both
+    projections are one matmul over the stacked directions and the softmax runs over a contiguous
+    last axis.
     """
+    n_bags, n_inst, q = x.shape
+    flat = x.reshape(n_bags * n_inst, q)
+    scores = (directions @ flat.T).view(2, -1, n_bags, n_inst)
+    w = torch.softmax(scores[0], dim=-1)
+    t = torch.linalg.vecdot(w, scores[1])  # half the time of einsum here (which lowers to tiny bmms)
+    return t, (flat, w, scores, t)
+
+
+def attention_pool_backward(cache: tuple, grad_t: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """Gradient (2K, Q) of <grad_t, t> with respect to the stacked directions: dt/dz_i = w_i and
+    dt/da_i = w_i (z_i - t) for the effect scores z and attention logits a; one matmul, no autograd
+    intermediates. ``in_place`` reuses the forward's score buffer (the cache is spent afterwards)."""
+    flat, w, scores, t = cache
+    grad_scores = scores if in_place else torch.empty_like(scores)
+    torch.sub(scores[1], t.unsqueeze(-1), out=grad_scores[0])  # z - t, before z is overwritten
+    torch.mul(w, grad_t.unsqueeze(-1), out=grad_scores[1])  # d/dz = w g
+    grad_scores[0].mul_(grad_scores[1])  # d/da = w g (z - t)
+    return grad_scores.view(scores.shape[0] * scores.shape[1], -1) @ flat
+
+
+class DenseAttentionPool(torch.autograd.Function):
+    """:func:`attention_pool_forward` with :func:`attention_pool_backward` as its autograd backward.
+    On the 2-core CPU this step is memory-bound and the generic softmax/mul/sum autograd graph costs
+    about twice as much."""
 
     @staticmethod
-    def forward(ctx, directions: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
-        q, n_bags, n_inst = xt.shape
-        flat = xt.reshape(q, n_bags * n_inst)
-        scores = (directions @ flat).view(2, -1, n_bags, n_inst)
-        w = torch.softmax(scores[0], dim=-1)
-        z = scores[1]
-        t = torch.linalg.vecdot(w, z)  # half the time of einsum here (which lowers to tiny bmms)
+    def forward(ctx, directions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        t, (flat, w, scores, t) = attention_pool_forward(directions, x)
         ctx.save_for_backward(flat, w, scores, t)
         return t
 
     @staticmethod
     def backward(ctx, grad_t: torch.Tensor):
-        flat, w, scores, t = ctx.saved_tensors
-        grad_scores = torch.empty_like(scores)
-        gw = torch.mul(w, grad_t.unsqueeze(-1), out=grad_scores[1])  # d/dz = w g
-        torch.sub(scores[1], t.unsqueeze(-1), out=grad_scores[0]).mul_(gw)  # d/da = w g (z - t)
-        return grad_scores.view(scores.shape[0] * scores.shape[1], -1) @ flat.T, None
-
-
-def transpose_dense(bags: Bags) -> torch.Tensor:
-    """Equal-size bags as a contiguous (Q, B, I) tensor for the fast path."""
-    return bags.dense().permute(2, 0, 1).contiguous()
+        return attention_pool_backward(ctx.saved_tensors, grad_t), None

@@ -89,3 +89,54 @@ class GaussianPosterior(nn.Module):
             + 2 * half * log_sigma.sum(-1)
             - self.log_det()
         )
+
+    # closed-form training step (MixMILModule.training_step) -----------------------------------
+    @torch.no_grad()
+    def sample_with_noise(
+        self, n_samples: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The samples of :meth:`rsample` (same draws for the same generator state) with the standard
+        normal noise and the factor that made them, for :meth:`backward_with_kl`:
+        theta (S, P, 2Q), eps (S, P, 2Q), factor (P, 2Q) sd for mean field or (P, 2Q, 2Q) scale_tril."""
+        eps = torch.randn((n_samples, *self.mu.shape), generator=generator, dtype=self.mu.dtype, device=self.mu.device)
+        if self.kind == "mean_field":
+            factor = self.log_sd.exp()
+            return self.mu + factor * eps, eps, factor
+        factor = self.scale_tril()
+        return self.mu + torch.matmul(factor, eps.permute(1, 2, 0)).permute(2, 0, 1), eps, factor
+
+    @torch.no_grad()
+    def backward_with_kl(
+        self,
+        grad_theta: torch.Tensor,
+        eps: torch.Tensor,
+        factor: torch.Tensor,
+        log_sigma: torch.Tensor,
+        kl_weight: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write into ``.grad`` the gradient of  sum <grad_theta, theta(eps)> + kl_weight * KL  with
+        respect to this posterior's parameters (theta = mu + factor eps, the reparameterisation), and
+        return (KL per output (P,), gradient with respect to the prior's ``log_sigma`` (P, 2)).
+
+        The KL of :meth:`kl_to_prior` differentiated by hand: with prior precision pi_i of coordinate i,
+        dKL/dmu_i = pi_i mu_i, dKL/dL_ij = pi_i L_ij, dKL/dlog sd_i = pi_i var_i - 1 (mean field; for the
+        full-rank factor the diagonal L_ii = sd_i carries it), dKL/dlog sigma_h = Q - M_h / sigma_h^2.
+        """
+        half = self.dim // 2
+        inv_var = torch.exp(-2 * log_sigma)  # (P, 2) prior precisions of gamma and beta
+        precision = inv_var.repeat_interleave(half, 1)  # (P, 2Q)
+        sd = self.log_sd.exp()
+        if self.kind == "mean_field":
+            marginal = sd.square()
+            self.log_sd.grad = (grad_theta * eps).sum(0) * sd + kl_weight * (precision * marginal - 1)
+        else:
+            marginal = factor.square().sum(-1)
+            grad_factor = torch.einsum("spi,spj->pij", grad_theta, eps).add_(
+                factor * precision.unsqueeze(-1), alpha=kl_weight
+            )
+            self.tril.grad = grad_factor * self.mask
+            self.log_sd.grad = grad_factor.diagonal(dim1=-2, dim2=-1) * sd - kl_weight
+        self.mu.grad = grad_theta.sum(0).add_(self.mu * precision, alpha=kl_weight)
+        second_moment = (marginal + self.mu.square()).view(-1, 2, half).sum(-1)  # (P, 2)
+        kl = 0.5 * ((second_moment * inv_var).sum(-1) - self.dim + 2 * half * log_sigma.sum(-1) - self.log_det())
+        return kl, kl_weight * (half - second_moment * inv_var)
