@@ -20,6 +20,12 @@ over outputs) go to benchmarks/results/xgboost_label_encoding.{json,md}.
 
     python benchmarks/xgboost_label_encoding.py                 # all 10 outputs of the default dataset
     python benchmarks/xgboost_label_encoding.py --outputs 0 1 2 --out /tmp/xgb
+
+Outputs can be split over processes (one thread each) and the parts combined into the results files:
+
+    python benchmarks/xgboost_label_encoding.py --threads 1 --outputs 0 2 4 6 8 --out /tmp/xgb/even &
+    python benchmarks/xgboost_label_encoding.py --threads 1 --outputs 1 3 5 7 9 --out /tmp/xgb/odd
+    python benchmarks/xgboost_label_encoding.py --combine /tmp/xgb/even.json /tmp/xgb/odd.json
 """
 
 from __future__ import annotations
@@ -104,7 +110,11 @@ def main() -> None:
     parser.add_argument("--n-iter", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "xgboost_label_encoding")
+    parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of partial runs")
     args = parser.parse_args()
+    if args.combine:
+        combine(args)
+        return
 
     # The dataset and fit seeds of the workflow's xgboost_mean job on this repeat (rules/common.smk).
     data = simulate_scenario(
@@ -136,13 +146,43 @@ def main() -> None:
         write_results(args, done, per_output, chosen, time.perf_counter() - start)
 
 
+def combine(args) -> None:
+    """Merge partial runs (same dataset and search, disjoint outputs) into one record, in output order."""
+    parts = [json.loads(path.read_text()) for path in args.combine]
+    keys = ("seed", "repeat", "n_iter")
+    if any(tuple(part["settings"][k] for k in keys) != tuple(parts[0]["settings"][k] for k in keys) for part in parts):
+        raise SystemExit(f"--combine: the parts differ in {keys}; only runs of the same search can be merged")
+    rows = sorted(
+        (
+            (p, {v: (part["results"][v]["per_output"][i], part["chosen"][v][i]) for v in VARIANTS})
+            for part in parts
+            for i, p in enumerate(part["outputs_done"])
+        ),
+        key=lambda row: row[0],
+    )
+    outputs = [p for p, _ in rows]
+    if len(set(outputs)) != len(outputs):
+        raise SystemExit(f"--combine: an output appears in more than one part: {outputs}")
+    args.seed, args.repeat, args.n_iter = (parts[0]["settings"][k] for k in keys)
+    threads = sorted({part["settings"]["threads"] for part in parts})
+    args.outputs, args.threads = outputs, threads[0] if len(threads) == 1 else threads
+    per_output = {v: [row[v][0] for _, row in rows] for v in VARIANTS}
+    chosen = {v: [row[v][1] for _, row in rows] for v in VARIANTS}
+    # Wall time of the parts, which ran side by side.
+    write_results(args, outputs, per_output, chosen, max(part["seconds"] for part in parts))
+
+
 def write_results(args, done: list[int], per_output: dict, chosen: dict, seconds: float) -> None:
     summary = {
         v: {"spearman": float(np.mean(r)), "spearman_se": float(np.std(r) / np.sqrt(len(r))), "per_output": r}
         for v, r in per_output.items()
     }
     record = {
-        "settings": {**vars(args), "out": str(args.out)},
+        "settings": {
+            **{k: v for k, v in vars(args).items() if k != "combine"},
+            "out": str(args.out),
+            "combined_from": [str(path) for path in args.combine or []],
+        },
         "outputs_done": done,
         "seconds": seconds,
         "paper": PAPER,
@@ -157,7 +197,9 @@ def write_results(args, done: list[int], per_output: dict, chosen: dict, seconds
         "",
         f"Default dataset of repeat {args.repeat} (config seed {args.seed}), mean pooling, outputs {done} "
         f"(of {args.outputs} asked for), random search of {args.n_iter} combinations x 5 folds per output; "
-        f"{seconds / 60:.1f} min with {args.threads} threads. Command: `python "
+        f"{seconds / 60:.1f} min with {args.threads} thread(s)"
+        + (f" per part, {len(args.combine)} parts side by side" if args.combine else "")
+        + ". Command: `python "
         f"benchmarks/xgboost_label_encoding.py`. Paper (Table E.1, 10 outputs x 10 repeats): {PAPER:.2f} +- 0.02.",
         "",
         "| encoding | Spearman (mean +- s.e. over outputs) | per output | difference to the paper |",
