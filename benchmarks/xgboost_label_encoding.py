@@ -52,14 +52,21 @@ def _rho(a: np.ndarray, b: np.ndarray) -> float:
     return -1.0 if not np.isfinite(rho) else float(rho)
 
 
-def _models(params: dict, seed: int, threads: int):
+KINDS = ("soft", "classifier", "carrier")  # the fitted models; the two classifier_* variants share one
+
+
+def _model(kind: str, params: dict, seed: int, threads: int):
+    """soft labels regress y / 2; the others classify (the counts, or the carrier label)."""
     from xgboost import XGBClassifier, XGBRegressor
 
-    common = dict(objective="binary:logistic", eval_metric="logloss", tree_method="hist", n_jobs=threads)
-    return (
-        XGBRegressor(random_state=seed, **common, **params),
-        XGBClassifier(random_state=seed, **common, **params),
-        XGBClassifier(random_state=seed, **common, **params),
+    estimator = XGBRegressor if kind == "soft" else XGBClassifier
+    return estimator(
+        objective="binary:logistic",
+        eval_metric="logloss",
+        tree_method="hist",
+        n_jobs=threads,
+        random_state=seed,
+        **params,
     )
 
 
@@ -84,7 +91,8 @@ def fit_output(x_tr, y_tr, x_te, seed: int, n_iter: int, folds: list, threads: i
     cv = {v: np.zeros((len(combos), len(folds))) for v in VARIANTS}
     for c, params in enumerate(combos):
         for f, (train, held) in enumerate(folds):
-            for kind, model in zip(("soft", "classifier", "carrier"), _models(params, seed, threads), strict=True):
+            for kind in KINDS:
+                model = _model(kind, params, seed, threads)
                 model.fit(x_tr[train], targets[kind][train])
                 for variant, score in _scores(kind, model, x_tr[held]).items():
                     cv[variant][c, f] = _rho(score, y_tr[held])
@@ -92,7 +100,7 @@ def fit_output(x_tr, y_tr, x_te, seed: int, n_iter: int, folds: list, threads: i
     for variant in VARIANTS:
         best = int(np.argmax(cv[variant].mean(1)))
         kind = variant.split("_")[0] if variant.startswith("classifier") else variant
-        model = dict(zip(("soft", "classifier", "carrier"), _models(combos[best], seed, threads), strict=True))[kind]
+        model = _model(kind, combos[best], seed, threads)
         model.fit(x_tr, targets[kind])
         out[variant] = {
             "prediction": _scores(kind, model, x_te)[variant],
