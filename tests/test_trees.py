@@ -44,3 +44,18 @@ def test_random_search_picks_from_the_paper_space(small_sim):
     params = model.best_params[0]
     assert params["n_estimators"] in {50, 100, 150, 200, 500}
     assert params["max_depth"] in {10, 20, 30, 50}
+
+
+@pytest.mark.parametrize("pooling", ["mean", "instance"])
+def test_one_output_fitted_alone_equals_that_output_of_the_full_fit(small_sim, pooling):
+    # Benchmarks fit single outputs of a slow search with fit_output; its numbers must be the job's.
+    model = TreeMIL(kind="xgboost", pooling=pooling, n_iter=2, cv_folds=2, seed=3)
+    model.fit(small_sim.bags("train"), small_sim.y_train)
+    features, sizes = model.features(small_sim.bags("train")), small_sim.bags("train").sizes.numpy()
+    alone, params = model.fit_output(features, small_sim.y_train[:, 1], sizes, 1)
+    assert params == model.best_params[1]
+    test_bags = small_sim.bags("test")
+    offsets, test_features = test_bags.offsets.numpy(), model.features(test_bags)
+    np.testing.assert_array_equal(
+        model.bag_predictions(alone, test_features, offsets), model.predict(test_bags).bag_effect[:, 1]
+    )

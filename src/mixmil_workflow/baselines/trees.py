@@ -112,7 +112,8 @@ class TreeMIL(MILModel):
             objective="binary:logistic", eval_metric="logloss", random_state=seed, n_jobs=cfg.n_jobs, tree_method="hist"
         )
 
-    def _features(self, bags: Bags) -> np.ndarray:
+    def features(self, bags: Bags) -> np.ndarray:
+        """Rows the trees see: pooled bag features, or the instances themselves at the instance level."""
         if self.config.pooling == "instance":
             return bags.x.double().cpu().numpy()
         return pool_bags(bags, self.config.pooling)
@@ -121,55 +122,64 @@ class TreeMIL(MILModel):
         return y / self.likelihood.n_trials if self.config.kind == "xgboost" else y
 
     def fit(self, bags: Bags, y, covariates: np.ndarray | None = None) -> TreeMIL:
-        cfg = self.config
         y_arr = self.likelihood.prepare_labels(y).numpy()
         if len(y_arr) != bags.n_bags:
             raise ValueError(f"{bags.n_bags} bags but {len(y_arr)} labels")
         bags, self.covariate_coef = regress_out_covariates(bags, covariates)
-        features = self._features(bags)
-        instance_level = cfg.pooling == "instance"
-        sizes = bags.sizes.cpu().numpy()
+        features, sizes = self.features(bags), bags.sizes.cpu().numpy()
         self.models, self.best_params = [], []
         for p in range(y_arr.shape[1]):
-            target = self._target(y_arr[:, p])
-            if instance_level:
-                target = np.repeat(target, sizes)
-            estimator = self._estimator(cfg.seed + p)
-            if cfg.overrides:
-                estimator.set_params(**cfg.overrides)
-                model, params = estimator.fit(features, target), dict(cfg.overrides)
-            else:
-                # Folds over bags: at the instance level a bag's instances stay on one side of each split.
-                folds = list(_bag_folds(bags.n_bags, sizes if instance_level else None, cfg.cv_folds, cfg.seed))
-                search = RandomizedSearchCV(
-                    estimator,
-                    search_space(cfg.kind),
-                    n_iter=cfg.n_iter,
-                    cv=folds,
-                    scoring=_spearman_scorer,
-                    random_state=cfg.seed + p,
-                    refit=True,
-                    n_jobs=1,
-                )
-                search.fit(features, target)
-                model, params = search.best_estimator_, search.best_params_
+            model, params = self.fit_output(features, y_arr[:, p], sizes, p)
             self.models.append(model)
-            self.best_params.append({k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()})
+            self.best_params.append(params)
         return self
+
+    def fit_output(self, features: np.ndarray, y: np.ndarray, sizes: np.ndarray, p: int) -> tuple[object, dict]:
+        """The fitted estimator and chosen hyperparameters of output ``p`` (its seeds derive from ``p``).
+
+        ``features`` are this model's features of the training bags (``features``), ``y`` output p's
+        bag labels and ``sizes`` the bag sizes. ``fit`` calls it per output; calling it alone gives the
+        same model for that output (benchmarks fit single outputs of a slow search this way)."""
+        cfg = self.config
+        instance_level = cfg.pooling == "instance"
+        target = self._target(y)
+        if instance_level:
+            target = np.repeat(target, sizes)
+        estimator = self._estimator(cfg.seed + p)
+        if cfg.overrides:
+            estimator.set_params(**cfg.overrides)
+            return estimator.fit(features, target), dict(cfg.overrides)
+        # Folds over bags: at the instance level a bag's instances stay on one side of each split.
+        folds = list(_bag_folds(len(sizes), sizes if instance_level else None, cfg.cv_folds, cfg.seed))
+        search = RandomizedSearchCV(
+            estimator,
+            search_space(cfg.kind),
+            n_iter=cfg.n_iter,
+            cv=folds,
+            scoring=_spearman_scorer,
+            random_state=cfg.seed + p,
+            refit=True,
+            n_jobs=1,
+        )
+        search.fit(features, target)
+        params = {k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()}
+        return search.best_estimator_, params
+
+    def bag_predictions(self, model, features: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """One output's bag scores from its fitted estimator (instance level: mean over each bag)."""
+        pred = model.predict(features)
+        if self.config.pooling == "instance":
+            pred = np.array([c.mean() for c in np.split(pred, offsets[1:-1])])
+        return pred
 
     def predict(self, bags: Bags, covariates: np.ndarray | None = None) -> Prediction:
         """``bag_effect``: predicted y (RF) or y / n (XGBoost), a monotone score; ``mean``: expected y."""
         if not self.models:
             raise RuntimeError("model is not fitted; call fit() or load() first")
         bags, _ = regress_out_covariates(bags, covariates, self.covariate_coef, fitting=False)
-        features = self._features(bags)
-        preds = []
-        for model in self.models:
-            pred = model.predict(features)
-            if self.config.pooling == "instance":  # bag prediction = mean of its instance predictions
-                pred = np.array([c.mean() for c in np.split(pred, bags.offsets[1:-1].cpu().numpy())])
-            preds.append(pred)
-        score = np.stack(preds, 1)
+        features = self.features(bags)
+        offsets = bags.offsets.cpu().numpy()
+        score = np.stack([self.bag_predictions(model, features, offsets) for model in self.models], 1)
         mean = score * self.likelihood.n_trials if self.config.kind == "xgboost" else score
         return Prediction(score, score, mean)
 
