@@ -137,9 +137,10 @@ class TreeMIL(MILModel):
     def fit_output(self, features: np.ndarray, y: np.ndarray, sizes: np.ndarray, p: int) -> tuple[object, dict]:
         """The fitted estimator and chosen hyperparameters of output ``p`` (its seeds derive from ``p``).
 
-        ``features`` are this model's features of the training bags (``features``), ``y`` output p's
-        bag labels and ``sizes`` the bag sizes. ``fit`` calls it per output; calling it alone gives the
-        same model for that output (benchmarks fit single outputs of a slow search this way)."""
+        ``features`` are this model's features of the training bags (``features``, after any covariates
+        are regressed out as ``fit`` does), ``y`` output p's bag labels and ``sizes`` the bag sizes. ``fit``
+        calls it per output; calling it alone gives the same model for that output (benchmarks fit single
+        outputs of a slow search this way)."""
         cfg = self.config
         instance_level = cfg.pooling == "instance"
         target = self._target(y)
