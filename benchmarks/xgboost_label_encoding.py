@@ -41,6 +41,7 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import ParameterSampler
 
 from mixmil_workflow.baselines.trees import _bag_folds, pool_bags, search_space
+from mixmil_workflow.metrics import mean_and_se
 from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed, simulate_scenario
 
 VARIANTS = ("soft", "classifier_labels", "classifier_expected", "carrier")
@@ -181,10 +182,11 @@ def combine(args) -> None:
 
 
 def write_results(args, done: list[int], per_output: dict, chosen: dict, seconds: float) -> None:
-    summary = {
-        v: {"spearman": float(np.mean(r)), "spearman_se": float(np.std(r) / np.sqrt(len(r))), "per_output": r}
-        for v, r in per_output.items()
-    }
+    # Mean and s.e. (sample sd, ddof 1) as the workflow's tables compute them.
+    summary = {}
+    for v, r in per_output.items():
+        mean, se = mean_and_se(np.array(r))
+        summary[v] = {"spearman": mean, "spearman_se": se, "per_output": r}
     record = {
         "settings": {
             **{k: v for k, v in vars(args).items() if k != "combine"},
