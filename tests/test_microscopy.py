@@ -194,7 +194,9 @@ def test_simclr_checkpoint_loads_into_timm_resnet50_with_identical_features(tmp_
     with torch.no_grad():
         theirs = reference((x - mean) / std).flatten(1).numpy()
     assert ours.shape == (3, 2048)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    # float32 convolutions in batches of 2 vs 3 take different kernels on some CPUs (one element of 6,144 was
+    # 3e-4 off on this host); wrong weights or normalisation would differ by O(1).
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
 
 
 def test_an_incomplete_or_foreign_checkpoint_is_an_error(tmp_path):
