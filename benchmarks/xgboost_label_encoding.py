@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from instance_level_trees import paper_config  # a sibling script: benchmarks/ is on sys.path when run
 from scipy.stats import spearmanr
 from sklearn.model_selection import ParameterSampler
 
@@ -126,16 +127,9 @@ def main() -> None:
         return
 
     # The dataset and fit seeds of the workflow's xgboost_mean job on this repeat (rules/common.smk).
+    simulation = paper_config()["simulation"]  # the default scenario of config/paper.yaml
     data = simulate_scenario(
-        {
-            "n_train": 1000,
-            "n_test": 200,
-            "n_instances": 50,
-            "n_features": 30,
-            "v_gamma": 0.8,
-            "v_beta": 0.5,
-            "n_outputs": 10,
-        },
+        {**simulation["defaults"], "n_outputs": simulation["n_outputs"]},
         derive_seed(args.seed, "simulate", DEFAULT_SCENARIO, args.repeat),
     )
     fit_seed = derive_seed(args.seed, "fit", "xgboost_mean", DEFAULT_SCENARIO, args.repeat)
