@@ -1,4 +1,4 @@
-"""MixMIL at OneK1K scale on the CPU: time and peak memory of fitting and predicting 981 donors' bags of
+"""MixMIL at OneK1K scale on the CPU or a GPU: time and peak memory of fitting and predicting 981 donors' bags of
 about 1.2 million cells (Q = 30 scVI dimensions) with the 28 genetic labels as Binomial(2) outputs and
 six covariates (sex, age, four genetic PCs), as in the paper's genetics experiment.
 
@@ -9,6 +9,7 @@ bag (posterior predictive and instance weights).
 
     python benchmarks/onek1k_scale.py                 # writes benchmarks/results/onek1k_scale.*
     python benchmarks/onek1k_scale.py --instances 300000 --epochs 1 --out /tmp/onek1k
+    python benchmarks/onek1k_scale.py --device cuda --epochs 20 --out benchmarks/results/onek1k_scale_cuda
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ FIT = """
 from mixmil_workflow.mixmil import MixMIL
 epochs = int(sys.argv[5])
 start = time.perf_counter()
-model = MixMIL(likelihood="binomial", n_trials=2, n_epochs=epochs, batch_size=64, seed=0, device="cpu",
+model = MixMIL(likelihood="binomial", n_trials=2, n_epochs=epochs, batch_size=64, seed=0, device=sys.argv[6],
                progress=False).fit(bags, y, covariates)
 fit_s = time.perf_counter() - start
 fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -54,8 +55,9 @@ model.predict(bags, covariates)
 predict_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 model.instance_weights(bags)
 predict_s = time.perf_counter() - start
+gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
 result = {"fit_s": fit_s, "predict_s": predict_s, "fit_peak_mb": fit_peak, "predict_peak_mb": predict_peak,
-          "freeze_s": freeze_s,
+          "freeze_s": freeze_s, "gpu_peak_allocated_mb": gpu_peak, "device": str(model._device()),
           **{k: float(v) for k, v in model.timings.items()}}
 """
 
@@ -65,6 +67,14 @@ print(json.dumps({"peak_mb": peak, "n_instances": int(x.shape[0]), **globals().g
 """
 
 
+def device_name(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "CPU"
+    import torch
+
+    return f"GPU {torch.cuda.get_device_name(0)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bags", type=int, default=981)
@@ -72,15 +82,17 @@ def main() -> None:
     parser.add_argument("--outputs", type=int, default=28)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "onek1k_scale"))
     args = parser.parse_args()
-    common = (args.bags, args.instances, args.outputs, args.threads, args.epochs)
+    common = (args.bags, args.instances, args.outputs, args.threads, args.epochs, args.device)
     data = run_snippet(DATA + REPORT, *common)
     fit = run_snippet(DATA + FIT + REPORT, *common)
     matrix_mb = fit["n_instances"] * 30 * 4 / 2**20
     epoch_s = (fit["train_seconds"] - fit["freeze_s"]) / args.epochs
     results = {
-        "machine": f"{platform.machine()}, {args.threads} torch threads, CPU",
+        "machine": f"{platform.machine()}, {args.threads} torch threads, {device_name(fit['device'])}",
+        "device": fit["device"],
         "bags": args.bags,
         "instances": fit["n_instances"],
         "outputs": args.outputs,
@@ -96,11 +108,13 @@ def main() -> None:
         "epoch_s": round(epoch_s, 1),
         "predict_and_weights_s": round(fit["predict_s"], 1),
     }
+    if fit["device"].startswith("cuda"):
+        results["gpu_peak_allocated_mb"] = round(fit["gpu_peak_allocated_mb"], 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
-        "# MixMIL at OneK1K scale (CPU)",
+        f"# MixMIL at OneK1K scale ({results['device']})",
         "",
         f"`python benchmarks/onek1k_scale.py` on {results['machine']}: {args.bags} bags, {fit['n_instances']:,} "
         f"instances x 30, {args.outputs} Binomial(2) outputs, 6 covariates, full-rank posterior, 64 bags "
@@ -108,13 +122,14 @@ def main() -> None:
         "",
         "| measure | value |",
         "|---|---|",
-        *(f"| {key} | {value} |" for key, value in results.items() if key != "machine"),
+        *(f"| {key} | {value} |" for key, value in results.items() if key not in ("machine", "device")),
         "",
         f"Peak memory of fitting and predicting: {results['fit_predict_peak_mb']:,} MB "
         f"({results['fit_predict_peak_mb'] - results['data_only_peak_mb']:,.0f} MB above the process that only "
         f"holds the data); the issue's target is under 4 GB. epoch_s is (training time - the separately "
         f"timed freeze of the 100 predictive samples) / epochs. The paper's 2,000 epochs would take about "
-        f"{epoch_s * 2000 / 3600:.1f} h per fold at this rate on this CPU: the real run belongs on a GPU rule.",
+        f"{epoch_s * 2000 / 3600:.1f} h per fold at this rate on this {results['device']} device"
+        + (": the real run belongs on a GPU rule." if results["device"] == "cpu" else "."),
     ]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

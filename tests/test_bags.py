@@ -31,6 +31,21 @@ def test_subset_of_ragged_bags():
         np.testing.assert_array_equal(got, want)
 
 
+def test_subset_takes_index_tensors_of_any_integer_type_and_device():
+    bags_list = ragged_bags(n_bags=9)
+    bags = Bags.from_list(bags_list, dtype=torch.float64)
+    want = bags.subset([7, 0, 3])
+    for idx in (torch.tensor([7, 0, 3]), torch.tensor([7, 0, 3], dtype=torch.int32), np.array([7, 0, 3])):
+        got = bags.subset(idx)
+        assert torch.equal(got.x, want.x) and torch.equal(got.offsets, want.offsets)
+    if torch.cuda.is_available():  # training draws its minibatch indices on the GPU (MixMIL, neural baselines)
+        on_gpu = bags.to("cuda")
+        got = on_gpu.subset(torch.tensor([7, 0, 3], device="cuda"))
+        assert torch.equal(got.x.cpu(), want.x) and torch.equal(got.offsets.cpu(), want.offsets)
+        got = on_gpu.subset(torch.tensor([7, 0, 3]))  # CPU indices into GPU bags
+        assert torch.equal(got.x.cpu(), want.x)
+
+
 def test_from_instances_groups_by_bag_id():
     x = np.arange(12, dtype=float).reshape(6, 2)
     bags, ids = Bags.from_instances(x, ["b", "a", "b", "c", "a", "b"])

@@ -140,7 +140,10 @@ class Bags:
 
     def subset(self, bags: Sequence[int] | np.ndarray | torch.Tensor) -> Bags:
         """The bags at the given positions, in that order (copies their instances once)."""
-        idx = torch.as_tensor(np.asarray(bags), dtype=torch.long, device=self.x.device)
+        if isinstance(bags, torch.Tensor):  # an index tensor may live on another device (e.g. a GPU's)
+            idx = bags.to(device=self.x.device, dtype=torch.long)
+        else:
+            idx = torch.as_tensor(np.asarray(bags), dtype=torch.long, device=self.x.device)
         if idx.ndim != 1 or idx.numel() == 0:
             raise BagError("a subset needs a non-empty 1-D list of bag positions")
         if self.is_equal_size:
