@@ -88,7 +88,7 @@ rule fit_camelyon16:
         "benchmarks/rules/camelyon16/fit/{model}/seed{seed}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=1,
         # benchmarks/camelyon16_memory.py: peak ~ 1.1 GB + 1.25 x the instance matrix (~ the h5ad).
@@ -158,7 +158,7 @@ rule fit_camelyon16_sweep:
         "benchmarks/rules/camelyon16/sweep/{model}/c{combo}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
         gpu=1,
         mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),

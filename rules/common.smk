@@ -249,6 +249,11 @@ def simulation_seed(wildcards):
     return derive_seed(config["seed"], "simulate", wildcards.scenario, wildcards.repeat)
 
 
+def model_threads(spec):
+    """CPU threads of a training job: the model spec's ``threads`` (default 1)."""
+    return int(spec.get("threads", 1))
+
+
 def fit_seed(wildcards):
     return derive_seed(
         config["seed"], "fit", wildcards.model, wildcards.scenario, wildcards.repeat

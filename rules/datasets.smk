@@ -50,7 +50,7 @@ rule fit_dataset:
         "benchmarks/rules/datasets/{dataset}/fit/{label}/{model}/fold{fold}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=1,
         mem_mb=lambda wc, input: int(1500 + 2 * input.size_mb),

@@ -279,7 +279,7 @@ rule fit_genetics:
         "benchmarks/rules/genetics/fit/{model}/fold{fold}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=1,
         # OneK1K scale (1.2 M cells, 28 labels): 2.3 GB peak in benchmarks/onek1k_scale.py

@@ -192,7 +192,7 @@ rule fit_microscopy:
         "benchmarks/rules/microscopy/fit/{model}/repeat{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=1,
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
@@ -332,7 +332,7 @@ rule fit_microscopy_sweep:
         "benchmarks/rules/microscopy/sweep/{model}/c{combo}/repeat{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
         gpu=1,
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),

@@ -26,7 +26,7 @@ rule fit_simulation:
         "benchmarks/rules/simulation/fit/{model}/{scenario}/rep{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=1,
         mem_mb=4000,

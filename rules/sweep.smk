@@ -28,7 +28,7 @@ rule fit_sweep:
         "benchmarks/rules/sweep/fit/{model}/c{combo}/rep{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
-    threads: 1
+    threads: lambda wc: model_threads(SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
         gpu=1,
         mem_mb=4000,

@@ -82,6 +82,11 @@ def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
     for line in by_rule["fit_simulation"]:
         assert "Partition=gpu" in line and re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1", line), line
     assert not any("gres" in line and "gpu" in line for line in by_rule["simulate_data"])
+    # CPUs: a model's `threads` key (the GLMM's 2), else one.
+    fits = by_rule["fit_simulation"]
+    cpus = {re.search(r"Comment=rule_fit_simulation_wildcards_(\w+?)_", line).group(1): line for line in fits}
+    cpus = {model: re.search(r"NumCPUs=(\d+)", line).group(1) for model, line in cpus.items()}
+    assert cpus == {"mixmil": "1", "glmm": "2"}, cpus
     # Memory and runtime from the rule (4000 MB, 120 min), not from the profile's defaults.
     assert all("MinMemoryNode=4000M" in line and "TimeLimit=02:00:00" in line for line in by_rule["fit_simulation"])
     # slurmd set CUDA_VISIBLE_DEVICES for the GPU job; with no usable CUDA device the fit fell back to the CPU.

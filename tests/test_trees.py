@@ -59,3 +59,25 @@ def test_one_output_fitted_alone_equals_that_output_of_the_full_fit(small_sim, p
     np.testing.assert_array_equal(
         model.bag_predictions(alone, test_features, offsets), model.predict(test_bags).bag_effect[:, 1]
     )
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "xgboost"])
+@pytest.mark.parametrize("search", [False, True])
+def test_spec_threads_parallelise_the_trees_without_changing_the_numbers(small_sim, kind, search):
+    """A job's numbers must not depend on how many cores Snakemake gave it (nor vary between runs)."""
+    from mixmil_workflow.simulation_study import build_model
+
+    spec = {"type": kind, "pooling": "mean"}
+    spec |= {"n_iter": 2, "cv_folds": 2} if search else {"pooling": "instance", "overrides": QUICK[kind]}
+    y = small_sim.y_train[:, :1]  # one output keeps the search short
+    preds, params = [], []
+    for threads in (1, 2, 2):
+        model = build_model({**spec, "threads": threads}, 3)
+        assert model.config.n_jobs == threads
+        preds.append(model.fit(small_sim.bags("train"), y).predict(small_sim.bags("test")).mean)
+        params.append(model.best_params)
+        assert all(fitted.get_params()["n_jobs"] == 1 for fitted in model.models)  # predicts on one thread
+    assert params[0] == params[1] == params[2]
+    np.testing.assert_array_equal(preds[0], preds[1])
+    np.testing.assert_array_equal(preds[1], preds[2])
+    assert build_model({"type": kind}, 3).config.n_jobs == 1

@@ -76,6 +76,31 @@ def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     assert counts.get("fit_spatial", 0) == n_fits
 
 
+def test_a_model_spec_threads_sets_its_training_jobs_threads(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["rf_mean"]["threads"] = 3
+    path = tmp_path / "threads.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    def fit_threads(cores: str) -> dict[str, set[int]]:
+        out = snakemake("-n", "--cores", cores, "--configfile", str(path), "--directory", str(tmp_path)).stdout
+        threads: dict[str, set[int]] = {}
+        for job in out.split("\nrule fit_simulation:")[1:]:
+            model = re.search(r"wildcards: model=(\w+)", job).group(1)
+            found = re.search(r"^    threads: (\d+)$", job.split("\n\n")[0], re.M)
+            threads.setdefault(model, set()).add(int(found.group(1)) if found else 1)
+        return threads
+
+    planned = fit_threads("8")
+    assert planned["rf_mean"] == {3} and planned["abmil"] == {1} and planned["xgboost_instance"] == {1}
+    assert fit_threads("2")["rf_mean"] == {2}  # Snakemake lowers a job's threads to --cores
+
+    config["models"]["rf_mean"]["threads"] = 0
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0 and "0 is less than the minimum of 1" in result.stdout + result.stderr
+
+
 def test_momil_configuration_plans_its_repeats(tmp_path):
     config = yaml.safe_load((REPO / "config/momil.yaml").read_text())
     result = snakemake("-n", "--configfile", str(REPO / "config/momil.yaml"), "--directory", str(tmp_path))

@@ -12,7 +12,8 @@ with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     device = resolve_device(snakemake.params.device)
     label = LabelSpec(**snakemake.params.label)
-    spec = dict(snakemake.params.model)
+    # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
+    spec = {**snakemake.params.model, "threads": snakemake.threads}
     wc = snakemake.wildcards
     print(f"{wc.dataset}: {wc.model} ({spec}) for {label}, fold {wc.fold}, seed {snakemake.params.seed}, {device}")
     bags, table = load_prepared(snakemake.input.matrix, snakemake.input.table, snakemake.params.id_column)

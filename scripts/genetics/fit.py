@@ -13,7 +13,8 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     device = resolve_device(snakemake.params.device)
-    spec = dict(snakemake.params.model)
+    # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
+    spec = {**snakemake.params.model, "threads": snakemake.threads}
     wc = snakemake.wildcards
     variants = read_table(snakemake.input.variants)
     labels = [LabelSpec(rsid, **LABEL_LIKELIHOOD) for rsid in variants["rsid"]]

@@ -15,7 +15,8 @@ with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     device = resolve_device(snakemake.params.device)
     wc, params, output = snakemake.wildcards, snakemake.params, snakemake.output
-    spec = dict(params.model)
+    # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
+    spec = {**params.model, "threads": snakemake.threads}
     # the repeat read once, with the most components; each fit takes the leading ones
     all_pcs, table = load_repeat(snakemake.input.matrix, snakemake.input.bags, max(params.pcs))
     covariates = plate_columns(table)

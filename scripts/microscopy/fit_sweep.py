@@ -19,7 +19,8 @@ with log_to(snakemake.log[0]):
     train = np.flatnonzero((table["split"] == "train").to_numpy())
     table = table.iloc[train].reset_index(drop=True)
     table["fold"] = np.where(table["validation"].astype(bool), 0, -1)
-    spec = dict(params.model)
+    # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
+    spec = {**params.model, "threads": snakemake.threads}
     n_fit, n_validation = (table["fold"] == -1).sum(), (table["fold"] == 0).sum()
     print(
         f"{wc.model} combination {wc.combo} ({spec}): {params.pcs} PCs, {n_fit} wells to fit, {n_validation} to score"

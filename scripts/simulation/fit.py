@@ -12,7 +12,8 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     device = resolve_device(snakemake.params.device)
-    spec = dict(snakemake.params.model)
+    # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
+    spec = {**snakemake.params.model, "threads": snakemake.threads}
     print(f"fitting {snakemake.wildcards.model} ({spec}) on {device}, seed {snakemake.params.seed}")
     with np.load(snakemake.input[0]) as arrays:
         data = SimulatedData.from_arrays(arrays)

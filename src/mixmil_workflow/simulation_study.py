@@ -110,9 +110,10 @@ MINIBATCH_MODEL_TYPES = ("mixmil", *NEURAL_BASELINES, "momil")  # trained by opt
 
 def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str = "binomial", n_trials: int | None = 2):
     """A configured, unfitted model from a config entry; by default for the binomial(2) simulation labels
-    (Camelyon16: binomial with ``n_trials=1``, i.e. Bernoulli)."""
+    (Camelyon16: binomial with ``n_trials=1``, i.e. Bernoulli). A spec's ``threads`` sets the trees'
+    ``n_jobs``; the torch models' threads are the process's (``torch.set_num_threads``), set by the jobs."""
     kind = spec["type"]
-    options = {k: v for k, v in spec.items() if k not in ("type", "scenarios")}
+    options = {k: v for k, v in spec.items() if k not in ("type", "scenarios", "threads")}
     if kind == "mixmil":
         from .mixmil import MixMIL
 
@@ -145,7 +146,7 @@ def build_model(spec: Mapping, seed: int, device: str = "cpu", likelihood: str =
     if kind in TREE_BASELINES:
         from .baselines import TreeMIL
 
-        return TreeMIL(kind=kind, **common)
+        return TreeMIL(kind=kind, n_jobs=int(spec.get("threads", 1)), **common)
     raise ValueError(f"unknown model type {kind!r} (known: {', '.join(MODEL_TYPES)})")
 
 

@@ -81,7 +81,7 @@ class TreeMILConfig:
     n_trials: int | None = 2
     n_iter: int = 20  # random-search combinations (paper: 20)
     cv_folds: int = 5  # (paper: 5)
-    n_jobs: int = 1
+    n_jobs: int = 1  # parallel fits of the search's folds x combinations (with overrides: the trees' threads)
     seed: int = 0
     overrides: dict = field(default_factory=dict)  # fixed hyperparameters instead of searching them
 
@@ -100,16 +100,15 @@ class TreeMIL(MILModel):
         self.best_params: list[dict] = []
         self.covariate_coef: np.ndarray | None = None
 
-    def _estimator(self, seed: int):
-        cfg = self.config
-        if cfg.kind == "random_forest":
+    def _estimator(self, seed: int, n_jobs: int = 1):
+        if self.config.kind == "random_forest":
             from sklearn.ensemble import RandomForestRegressor
 
-            return RandomForestRegressor(random_state=seed, n_jobs=cfg.n_jobs)
+            return RandomForestRegressor(random_state=seed, n_jobs=n_jobs)
         from xgboost import XGBRegressor
 
         return XGBRegressor(
-            objective="binary:logistic", eval_metric="logloss", random_state=seed, n_jobs=cfg.n_jobs, tree_method="hist"
+            objective="binary:logistic", eval_metric="logloss", random_state=seed, n_jobs=n_jobs, tree_method="hist"
         )
 
     def features(self, bags: Bags) -> np.ndarray:
@@ -146,21 +145,24 @@ class TreeMIL(MILModel):
         target = self._target(y)
         if instance_level:
             target = np.repeat(target, sizes)
-        estimator = self._estimator(cfg.seed + p)
+        # Threads go where they keep the numbers exact: a Random Forest predicting with n_jobs > 1 adds its
+        # trees' predictions in the order the threads finish, so its last bits (and a search's scores) would
+        # vary from run to run. The search runs its folds x combinations in parallel instead, each fit on one
+        # thread; a fixed-hyperparameter fit builds its trees in parallel and predicts on one thread.
         if cfg.overrides:
-            estimator.set_params(**cfg.overrides)
-            return estimator.fit(features, target), dict(cfg.overrides)
+            estimator = self._estimator(cfg.seed + p, cfg.n_jobs).set_params(**cfg.overrides)
+            return estimator.fit(features, target).set_params(n_jobs=1), dict(cfg.overrides)
         # Folds over bags: at the instance level a bag's instances stay on one side of each split.
         folds = list(_bag_folds(len(sizes), sizes if instance_level else None, cfg.cv_folds, cfg.seed))
         search = RandomizedSearchCV(
-            estimator,
+            self._estimator(cfg.seed + p),
             search_space(cfg.kind),
             n_iter=cfg.n_iter,
             cv=folds,
             scoring=_spearman_scorer,
             random_state=cfg.seed + p,
             refit=True,
-            n_jobs=1,
+            n_jobs=cfg.n_jobs,
         )
         search.fit(features, target)
         params = {k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()}
