@@ -40,6 +40,14 @@ def paper_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
 
 
+def default_dataset(config: dict, repeat: str, seed: int | None = None):
+    """The workflow's simulate_data output for the default scenario of ``config`` on this repeat (seed:
+    the config's unless given)."""
+    scenario = {**config["simulation"]["defaults"], "n_outputs": config["simulation"]["n_outputs"]}
+    base = config["seed"] if seed is None else seed
+    return simulate_scenario(scenario, derive_seed(base, "simulate", DEFAULT_SCENARIO, repeat))
+
+
 def fit_one(kind: str, pooling: str, data, p: int, config: dict, repeat: str, threads: int) -> dict:
     """Output p of the workflow's <kind>_<pooling> job on the default scenario of this repeat."""
     name = f"{MODEL_NAMES[kind]}_{pooling}"
@@ -80,8 +88,7 @@ def main() -> None:
         return
 
     config = paper_config()
-    scenario = {**config["simulation"]["defaults"], "n_outputs": config["simulation"]["n_outputs"]}
-    data = simulate_scenario(scenario, derive_seed(config["seed"], "simulate", DEFAULT_SCENARIO, args.repeat))
+    data = default_dataset(config, args.repeat)
     rows: list[dict] = []
     for p in args.outputs:
         for pooling in args.poolings:

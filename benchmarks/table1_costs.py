@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
+from instance_level_trees import default_dataset, paper_config  # a sibling script: benchmarks/ is on sys.path
 
 from mixmil_workflow.costs import measure_model_costs
-from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed, simulate_scenario
+from mixmil_workflow.simulation_study import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 # Table 1 of the paper (genetics dataset, V100 32 GB): batch ms, predict ms, likelihood / variational parameters.
@@ -49,10 +49,9 @@ def main() -> None:
         raise SystemExit("--devices cuda: torch sees no GPU here")
     torch.set_num_threads(args.threads)
 
-    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    config = paper_config()
     costs = config["costs"]
-    scenario = {**config["simulation"]["defaults"], "n_outputs": config["simulation"]["n_outputs"]}
-    data = simulate_scenario(scenario, derive_seed(config["seed"], "simulate", DEFAULT_SCENARIO, "0"))
+    data = default_dataset(config, "0")
     rows = []
     for device in args.devices:
         for name in costs["models"]:
@@ -78,7 +77,7 @@ def main() -> None:
             "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
-        "settings": {**costs, "scenario": scenario, "repeat": "0"},
+        "settings": {**costs, "scenario": config["simulation"]["defaults"], "repeat": "0"},
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

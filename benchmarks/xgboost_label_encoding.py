@@ -37,13 +37,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from instance_level_trees import paper_config  # a sibling script: benchmarks/ is on sys.path when run
+from instance_level_trees import default_dataset, paper_config  # a sibling script: benchmarks/ is on sys.path
 from scipy.stats import spearmanr
 from sklearn.model_selection import ParameterSampler
 
 from mixmil_workflow.baselines.trees import _bag_folds, pool_bags, search_space
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed, simulate_scenario
+from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed
 
 VARIANTS = ("soft", "classifier_labels", "classifier_expected", "carrier")
 PAPER = 0.36
@@ -127,11 +127,7 @@ def main() -> None:
         return
 
     # The dataset and fit seeds of the workflow's xgboost_mean job on this repeat (rules/common.smk).
-    simulation = paper_config()["simulation"]  # the default scenario of config/paper.yaml
-    data = simulate_scenario(
-        {**simulation["defaults"], "n_outputs": simulation["n_outputs"]},
-        derive_seed(args.seed, "simulate", DEFAULT_SCENARIO, args.repeat),
-    )
+    data = default_dataset(paper_config(), args.repeat, args.seed)  # the default scenario of config/paper.yaml
     fit_seed = derive_seed(args.seed, "fit", "xgboost_mean", DEFAULT_SCENARIO, args.repeat)
     x_tr, x_te = pool_bags(data.bags("train"), "mean"), pool_bags(data.bags("test"), "mean")
     folds = list(_bag_folds(len(x_tr), None, 5, fit_seed))
