@@ -90,7 +90,7 @@ rule fit_camelyon16:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(config["models"][wc.model]),
         # benchmarks/camelyon16_memory.py: peak ~ 1.1 GB + 1.25 x the instance matrix (~ the h5ad).
         mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),
         runtime=720,
@@ -160,7 +160,9 @@ rule fit_camelyon16_sweep:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(
+            CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)]
+        ),
         mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),
         runtime=720,
     params:

@@ -254,6 +254,16 @@ def model_threads(spec):
     return int(spec.get("threads", 1))
 
 
+# Model types that never use a GPU: their training jobs ask for none, so on a cluster (or with
+# --resources gpu=N) they neither wait for nor hold one.
+CPU_ONLY_MODEL_TYPES = ("glmm", "random_forest", "xgboost")
+
+
+def model_gpus(spec):
+    """GPUs of a training job: 1 for the torch models (used when the job sees one), 0 for the rest."""
+    return 0 if spec["type"] in CPU_ONLY_MODEL_TYPES else 1
+
+
 def fit_seed(wildcards):
     return derive_seed(
         config["seed"], "fit", wildcards.model, wildcards.scenario, wildcards.repeat

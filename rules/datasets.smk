@@ -52,7 +52,7 @@ rule fit_dataset:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(config["models"][wc.model]),
         mem_mb=lambda wc, input: int(1500 + 2 * input.size_mb),
         runtime=240,
     params:

@@ -281,7 +281,7 @@ rule fit_genetics:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(config["models"][wc.model]),
         # OneK1K scale (1.2 M cells, 28 labels): 2.3 GB peak in benchmarks/onek1k_scale.py
         mem_mb=lambda wc, input: int(3000 + 4 * input.size_mb),
         runtime=360,

@@ -194,7 +194,7 @@ rule fit_microscopy:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(config["models"][wc.model]),
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
         runtime=lambda wc: 120 * len(MICROSCOPY_PCS),
     params:
@@ -334,7 +334,9 @@ rule fit_microscopy_sweep:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(
+            MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)]
+        ),
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
         runtime=120,
     params:

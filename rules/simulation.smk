@@ -28,7 +28,7 @@ rule fit_simulation:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(config["models"][wc.model]),
         mem_mb=4000,
         runtime=120,
     params:

@@ -30,7 +30,7 @@ rule fit_sweep:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
-        gpu=1,
+        gpu=lambda wc: model_gpus(SWEEP_COMBINATIONS[wc.model][int(wc.combo)]),
         mem_mb=4000,
         runtime=120,
     params:

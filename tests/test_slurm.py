@@ -27,7 +27,8 @@ def test_slurm_profile_is_valid_and_routes_gpu_rules():
     assert profile["executor"] == "slurm"
     assert "default-resources" not in yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
     rules_text = "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
-    gpu_rules = set(re.findall(r"^rule (\w+):(?:(?!^rule ).)*?gpu=1", rules_text, flags=re.M | re.S))
+    # gpu=1, or per model (model_gpus: 1 for the torch models, 0 for the GLMM and the trees).
+    gpu_rules = set(re.findall(r"^rule (\w+):(?:(?!^rule ).)*?gpu=(?:1|lambda)", rules_text, flags=re.M | re.S))
     assert gpu_rules, "no GPU rule found"
     routed = {rule for rule, res in profile["set-resources"].items() if res.get("slurm_partition") == "gpu"}
     assert routed == gpu_rules, f"GPU rules and the profile's GPU partition disagree: {routed ^ gpu_rules}"
@@ -77,15 +78,19 @@ def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
     assert set(by_rule) == {"simulate_data", "fit_simulation"}, output[-3000:]
     assert len(by_rule["fit_simulation"]) == 2 and len(by_rule["simulate_data"]) == 1
     assert all("JobState=COMPLETED" in line for lines in by_rule.values() for line in lines)
-    # Partitions from the profile; the GPU rule asked for and got the cluster's GPU.
+    # Partitions from the profile; MixMIL's fit asked for and got the cluster's GPU, the GLMM's (a CPU-only
+    # model) asked for none.
+    fits = {
+        re.search(r"Comment=rule_fit_simulation_wildcards_(\w+?)_", line).group(1): line
+        for line in by_rule["fit_simulation"]
+    }
+    assert set(fits) == {"mixmil", "glmm"}
     assert all("Partition=cpu" in line for line in by_rule["simulate_data"])
-    for line in by_rule["fit_simulation"]:
-        assert "Partition=gpu" in line and re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1", line), line
-    assert not any("gres" in line and "gpu" in line for line in by_rule["simulate_data"])
+    assert all("Partition=gpu" in line for line in fits.values())
+    assert re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1", fits["mixmil"]), fits["mixmil"]
+    assert not any("gres" in line and "gpu" in line for line in [*by_rule["simulate_data"], fits["glmm"]])
     # CPUs: a model's `threads` key (the GLMM's 2), else one.
-    fits = by_rule["fit_simulation"]
-    cpus = {re.search(r"Comment=rule_fit_simulation_wildcards_(\w+?)_", line).group(1): line for line in fits}
-    cpus = {model: re.search(r"NumCPUs=(\d+)", line).group(1) for model, line in cpus.items()}
+    cpus = {model: re.search(r"NumCPUs=(\d+)", line).group(1) for model, line in fits.items()}
     assert cpus == {"mixmil": "1", "glmm": "2"}, cpus
     # Memory and runtime from the rule (4000 MB, 120 min), not from the profile's defaults.
     assert all("MinMemoryNode=4000M" in line and "TimeLimit=02:00:00" in line for line in by_rule["fit_simulation"])

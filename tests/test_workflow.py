@@ -101,6 +101,19 @@ def test_a_model_spec_threads_sets_its_training_jobs_threads(tmp_path):
     assert result.returncode != 0 and "0 is less than the minimum of 1" in result.stdout + result.stderr
 
 
+def test_only_torch_models_training_jobs_ask_for_a_gpu(tmp_path):
+    out = snakemake("-n", "--cores", "8", "--configfile", str(TINY), "--directory", str(tmp_path)).stdout
+    gpus: dict[str, set[int]] = {}
+    for job in out.split("\nrule fit_simulation:")[1:]:
+        model = re.search(r"wildcards: model=(\w+)", job).group(1)
+        gpus.setdefault(model, set()).add(int(re.search(r"resources: .*\bgpu=(\d+)", job).group(1)))
+    config = yaml.safe_load(TINY.read_text())
+    cpu_only = {m for m in gpus if config["models"][m]["type"] in ("glmm", "random_forest", "xgboost")}
+    assert {"glmm", "rf_mean", "xgboost_instance"} <= cpu_only and {"mixmil", "abmil"} <= set(gpus) - cpu_only
+    assert all(gpus[m] == {0} for m in cpu_only), gpus
+    assert all(gpus[m] == {1} for m in set(gpus) - cpu_only), gpus
+
+
 def test_momil_configuration_plans_its_repeats(tmp_path):
     config = yaml.safe_load((REPO / "config/momil.yaml").read_text())
     result = snakemake("-n", "--configfile", str(REPO / "config/momil.yaml"), "--directory", str(tmp_path))
