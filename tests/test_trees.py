@@ -81,3 +81,37 @@ def test_spec_threads_parallelise_the_trees_without_changing_the_numbers(small_s
     np.testing.assert_array_equal(preds[0], preds[1])
     np.testing.assert_array_equal(preds[1], preds[2])
     assert build_model({"type": kind}, 3).config.n_jobs == 1
+
+
+def test_learning_rate_sampling_changes_only_how_the_learning_rate_is_drawn():
+    from scipy.stats import loguniform
+    from sklearn.model_selection import ParameterSampler
+
+    from mixmil_workflow.baselines.trees import search_space
+
+    draws = {
+        sampling: list(ParameterSampler(search_space("xgboost", sampling), n_iter=2000, random_state=0))
+        for sampling in ("log_uniform", "uniform")
+    }
+    rates = {sampling: np.array([d["learning_rate"] for d in ds]) for sampling, ds in draws.items()}
+    assert all(((r >= 1e-3) & (r <= 1.0)).all() for r in rates.values())
+    # P(rate > 0.05): log-uniform log10(20) / 3 = 0.43; uniform 0.95.
+    assert abs((rates["log_uniform"] > 0.05).mean() - np.log10(20) / 3) < 0.04
+    assert abs((rates["uniform"] > 0.05).mean() - 0.95 / 0.999) < 0.02
+    assert isinstance(search_space("xgboost")["learning_rate"].dist, type(loguniform(1e-3, 1.0).dist))
+    # Same random state: every other hyperparameter is drawn identically.
+    others = [{k: v for k, v in d.items() if k != "learning_rate"} for d in draws["log_uniform"]]
+    assert others == [{k: v for k, v in d.items() if k != "learning_rate"} for d in draws["uniform"]]
+
+
+def test_learning_rate_sampling_is_used_by_the_search_and_checked(small_sim):
+    train, y = small_sim.bags("train"), small_sim.y_train[:, :1]
+    fitted = {}
+    for sampling in ("log_uniform", "uniform"):
+        model = TreeMIL(kind="xgboost", pooling="mean", n_iter=4, cv_folds=2, learning_rate_sampling=sampling, seed=1)
+        fitted[sampling] = model.fit(train, y).best_params[0]
+    assert fitted["log_uniform"]["learning_rate"] != fitted["uniform"]["learning_rate"]
+    with pytest.raises(ValueError, match="learning_rate_sampling must be one of"):
+        TreeMIL(kind="xgboost", learning_rate_sampling="linear")
+    with pytest.raises(ValueError, match="applies to XGBoost only"):
+        TreeMIL(kind="random_forest", learning_rate_sampling="uniform")
