@@ -48,10 +48,15 @@ def default_dataset(config: dict, repeat: str, seed: int | None = None):
     return simulate_scenario(scenario, derive_seed(base, "simulate", DEFAULT_SCENARIO, repeat))
 
 
-def fit_one(kind: str, pooling: str, data, p: int, config: dict, repeat: str, threads: int) -> dict:
-    """Output p of the workflow's <kind>_<pooling> job on the default scenario of this repeat."""
+def fit_one(
+    kind: str, pooling: str, data, p: int, config: dict, repeat: str, threads: int, sampling: str | None = None
+) -> dict:
+    """Output p of the workflow's <kind>_<pooling> job on the default scenario of this repeat (XGBoost:
+    with ``learning_rate_sampling`` = ``sampling`` when given)."""
     name = f"{MODEL_NAMES[kind]}_{pooling}"
     spec = dict(config["models"][name])
+    if sampling is not None:
+        spec["learning_rate_sampling"] = sampling
     model = build_model(spec, derive_seed(config["seed"], "fit", name, DEFAULT_SCENARIO, repeat))
     model.config.n_jobs = threads
     train, test = data.bags("train"), data.bags("test")
@@ -70,15 +75,24 @@ def main() -> None:
     parser.add_argument("--outputs", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--poolings", nargs="+", choices=POOLINGS, default=list(POOLINGS))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--learning-rate-sampling",
+        choices=["log_uniform", "uniform"],
+        help="XGBoost: the model spec's learning_rate_sampling (default: config/paper.yaml's)",
+    )
     parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
     parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of partial runs")
     args = parser.parse_args()
-    args.out = args.out or ROOT / "benchmarks" / "results" / f"instance_level_trees_{args.kind}"
+    sampling = args.learning_rate_sampling
+    suffix = f"_{sampling}" if sampling and sampling != "log_uniform" else ""
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"instance_level_trees_{args.kind}{suffix}"
     if args.combine:
         parts = [json.loads(path.read_text()) for path in args.combine]
-        settings = {(part["settings"]["kind"], part["settings"]["repeat"], part["settings"]["seed"]) for part in parts}
+        keys = ("kind", "repeat", "seed", "learning_rate_sampling")
+        settings = {tuple(part["settings"].get(k) for k in keys) for part in parts}
         if len(settings) != 1:
-            raise SystemExit(f"--combine: the parts differ in (kind, repeat, seed): {sorted(settings)}")
+            raise SystemExit(f"--combine: the parts differ in {keys}: {sorted(settings, key=str)}")
+        args.learning_rate_sampling = parts[0]["settings"].get("learning_rate_sampling")
         rows = [row for part in parts for row in part["rows"]]
         keys = [(row["output"], row["pooling"]) for row in rows]
         if len(set(keys)) != len(keys):
@@ -92,7 +106,7 @@ def main() -> None:
     rows: list[dict] = []
     for p in args.outputs:
         for pooling in args.poolings:
-            rows.append(fit_one(args.kind, pooling, data, p, config, args.repeat, args.threads))
+            rows.append(fit_one(args.kind, pooling, data, p, config, args.repeat, args.threads, sampling))
             row = rows[-1]
             print(f"output {p} {pooling}: rho {row['spearman']:.3f} ({row['seconds'] / 60:.1f} min)", flush=True)
             # Written after every fit: a run stopped early keeps what it finished.
@@ -119,6 +133,7 @@ def write_results(args, seed: int, rows: list[dict], threads: list[int], parts: 
         "repeat": args.repeat,
         "seed": seed,
         "threads": threads[0] if len(threads) == 1 else threads,
+        "learning_rate_sampling": args.learning_rate_sampling,
     }
     record = {
         "settings": {**settings, "combined_from": [str(p) for p in parts or []]},
@@ -135,9 +150,13 @@ def write_results(args, seed: int, rows: list[dict], threads: list[int], parts: 
         "",
         f"Default dataset of repeat {args.repeat} (config seed {seed}, config/paper.yaml), the workflow's "
         f"`{MODEL_NAMES[args.kind]}_instance` and `{MODEL_NAMES[args.kind]}_mean` fits of the outputs below "
-        f"(random search of 20 combinations x 5 folds each), {settings['threads']} thread(s) per process"
+        f"(random search of 20 combinations x 5 folds each"
+        + (f"; learning_rate_sampling {args.learning_rate_sampling}" if args.learning_rate_sampling else "")
+        + f"), {settings['threads']} thread(s) per process"
         + (f", {len(parts)} parts combined" if parts else "")
-        + f". Command: `python benchmarks/instance_level_trees.py --kind {args.kind}`. Spearman between the "
+        + f". Command: `python benchmarks/instance_level_trees.py --kind {args.kind}"
+        + (f" --learning-rate-sampling {args.learning_rate_sampling}" if args.learning_rate_sampling else "")
+        + "`. Spearman between the "
         "test prediction and the true bag effect; mean +- s.e. over outputs (paper: 10 outputs x 10 repeats).",
         "",
         "| model | Spearman | outputs | paper (Table E.1) |",
