@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
     parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of partial runs")
     args = parser.parse_args()
+    if args.combine:  # the parts' sampling names the default results file
+        args.learning_rate_sampling = json.loads(args.combine[0].read_text())["settings"].get("learning_rate_sampling")
     sampling = args.learning_rate_sampling
     suffix = f"_{sampling}" if sampling and sampling != "log_uniform" else ""
     args.out = args.out or ROOT / "benchmarks" / "results" / f"instance_level_trees_{args.kind}{suffix}"
