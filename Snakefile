@@ -27,7 +27,6 @@ report: "report/workflow.rst"
 
 localrules:
     all,
-    evaluate_simulation,
     aggregate_simulation,
     simulation_figures,
     evaluate_sweep,

@@ -336,11 +336,24 @@ def sweep_metric_files(wildcards=None):
     ]
 
 
-def simulation_metric_files(wildcards=None):
+def simulation_prediction_files(wildcards=None):
     return [
-        f"results/simulation/metrics/{model}/{scenario}/rep{repeat}.tsv"
+        f"results/simulation/predictions/{model}/{scenario}/rep{repeat}.npz"
         for model, scenario, repeat in SIMULATION_RUNS
     ]
+
+
+def simulation_run_data_files():
+    """The dataset of every run, in the order of SIMULATION_RUNS (so repeated per model)."""
+    return [
+        f"results/simulation/data/{scenario}/rep{repeat}.npz"
+        for _, scenario, repeat in SIMULATION_RUNS
+    ]
+
+
+def simulation_data_files(wildcards=None):
+    """Every simulated dataset a run uses, each once."""
+    return sorted(set(simulation_run_data_files()))
 
 
 def simulation_outputs():

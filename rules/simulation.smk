@@ -1,4 +1,4 @@
-# Simulation study (paper Section 4.2): simulate -> fit -> evaluate -> aggregate -> figures.
+# Simulation study (paper Section 4.2): simulate -> fit -> evaluate and aggregate -> figures.
 
 
 rule simulate_data:
@@ -39,25 +39,12 @@ rule fit_simulation:
         "../scripts/simulation/fit.py"
 
 
-rule evaluate_simulation:
-    input:
-        data="results/simulation/data/{scenario}/rep{repeat}.npz",
-        predictions="results/simulation/predictions/{model}/{scenario}/rep{repeat}.npz",
-    output:
-        "results/simulation/metrics/{model}/{scenario}/rep{repeat}.tsv",
-    log:
-        "logs/simulation/evaluate/{model}/{scenario}/rep{repeat}.log",
-    conda:
-        "../envs/report.yaml"
-    params:
-        top_fraction=SIMULATION["top_fraction"],
-    script:
-        "../scripts/simulation/evaluate.py"
-
-
+# Evaluation (test-set Spearman, instance-retrieval AUC) runs inside the aggregation: one job for all runs,
+# since the metrics take milliseconds and a job per run cost seconds of Python start-up each.
 rule aggregate_simulation:
     input:
-        simulation_metric_files,
+        data=simulation_data_files,
+        predictions=simulation_prediction_files,
     output:
         long="results/simulation/tables/simulation_metrics.tsv",
         summary="results/simulation/tables/simulation_summary.tsv",
@@ -74,6 +61,8 @@ rule aggregate_simulation:
         "../envs/report.yaml"
     params:
         runs=SIMULATION_RUNS,
+        run_data=simulation_run_data_files(),
+        top_fraction=SIMULATION["top_fraction"],
         provenance=table_provenance(SIMULATION["models"], simulation=SIMULATION),
         simulation=SIMULATION,
     script:

@@ -42,3 +42,44 @@ def test_axis_figure_without_axes_says_so_instead_of_failing():
     fig = axis_figure(empty, "spearman", ["mixmil"], {}, title="t")
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("simulation.axes is empty" in t for t in texts)
+
+
+def test_evaluate_runs_scores_every_run_as_evaluate_does_and_names_a_bad_predictions_file(tmp_path):
+    import pytest
+
+    from mixmil_workflow.io import save_npz
+    from mixmil_workflow.simulation_study import evaluate, evaluate_runs, summarise_runs
+
+    params = SimulationParams(n_train=30, n_test=40, n_instances=6, n_features=4, n_outputs=2)
+    datasets = {}
+    for repeat in (0, 1):
+        datasets[repeat] = simulate(params, seed=repeat)
+        save_npz(tmp_path / f"rep{repeat}.npz", **datasets[repeat].to_arrays())
+    rng = np.random.default_rng(0)
+    runs, expected = [], []
+    for model, noise in (("good", 0.1), ("bad", 10.0)):
+        for repeat, data in datasets.items():
+            predictions = {
+                "bag_score": data.u_test + noise * rng.standard_normal(data.u_test.shape),
+                "instance_score": data.w_test.reshape(-1, 2) + noise * rng.standard_normal((40 * 6, 2)),
+                "train_seconds": np.array(1.5),
+                "predict_seconds": np.array(0.1),
+            }
+            path = tmp_path / f"{model}{repeat}.npz"
+            save_npz(path, **predictions)
+            runs.append((model, "default", repeat, tmp_path / f"rep{repeat}.npz", path))
+            expected.append(evaluate(data, predictions, 0.1))
+    long = evaluate_runs(runs, 0.1)
+    assert len(long) == 4 * 2 and list(long.columns[:3]) == ["model", "scenario", "repeat"]
+    for index, frame in enumerate(expected):
+        row = long.iloc[2 * index : 2 * index + 2]
+        assert (row["model"] == runs[index][0]).all() and (row["repeat"] == runs[index][2]).all()
+        np.testing.assert_allclose(row["spearman"], frame["spearman"])
+        np.testing.assert_allclose(row["instance_auc"], frame["instance_auc"])
+    summary = summarise_runs(long).set_index("model")
+    assert summary.loc["good", "spearman_mean"] > 0.9 > summary.loc["bad", "spearman_mean"]
+    assert (summary["n_repeats"] == 2).all()
+
+    save_npz(tmp_path / "old.npz", bag_score=np.zeros((40, 2)))
+    with pytest.raises(ValueError, match=r"old\.npz.*instance_score.*rerun"):
+        evaluate_runs([("old", "default", 0, tmp_path / "rep0.npz", tmp_path / "old.npz")], 0.1)

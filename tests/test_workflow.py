@@ -204,8 +204,11 @@ def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
     assert len(digests) == 1
     costs_text = (workdir / "results" / "costs" / "table1_costs.md").read_text()
     assert re.search(r"config sha256 \(costs, models, simulation, seed\): [0-9a-f]{64}", costs_text)
-    for rule in ("simulate", "fit", "evaluate"):
+    for rule in ("simulate", "fit"):
         assert any((workdir / "logs" / "simulation" / rule).rglob("*.log")), f"no logs for {rule}"
+    aggregate_log = (workdir / "logs" / "simulation" / "aggregate.log").read_text()
+    n_datasets = len(long.groupby(["scenario", "repeat"]))
+    assert f"{n_datasets}/{n_datasets} datasets" in aggregate_log  # every run evaluated in the aggregation
     costs = pd.read_csv(workdir / "results" / "costs" / "table1_costs.tsv", sep="\t", comment="#")
     assert list(costs["model"]) == config["costs"]["models"]
     assert (costs[["batch_ms_mean", "predict_ms_mean", "likelihood_parameters"]] > 0).all().all()

@@ -1,13 +1,19 @@
-"""Combine all simulation metrics into the long table, the summary and the per-axis table."""
+"""Evaluate every simulation run on its test bags; write the long table, the summary and the per-axis table."""
 
 from mixmil_workflow.io import log_to, save_table
-from mixmil_workflow.simulation_study import aggregate, axis_table, default_scenario_table
+from mixmil_workflow.simulation_study import axis_table, default_scenario_table, evaluate_runs, summarise_runs
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
-    runs = [(*run, path) for run, path in zip(snakemake.params.runs, snakemake.input, strict=True)]
-    long, summary = aggregate(runs)
+    runs = [
+        (*run, data, predictions)
+        for run, data, predictions in zip(
+            snakemake.params.runs, snakemake.params.run_data, snakemake.input.predictions, strict=True
+        )
+    ]
+    long = evaluate_runs(runs, snakemake.params.top_fraction)
+    summary = summarise_runs(long)
     save_table(snakemake.output.long, long, provenance=snakemake.params.provenance)
     save_table(snakemake.output.summary, summary.round(4), provenance=snakemake.params.provenance)
     save_table(snakemake.output.summary_md, summary.round(3), provenance=snakemake.params.provenance)
