@@ -29,7 +29,6 @@ localrules:
     all,
     aggregate_simulation,
     simulation_figures,
-    evaluate_sweep,
     select_sweep,
     select_camelyon16_sweep,
     download_camelyon16,

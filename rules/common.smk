@@ -329,11 +329,23 @@ def camelyon16_instance_files(wildcards=None):
     ]
 
 
-def sweep_metric_files(wildcards=None):
+def sweep_prediction_files(wildcards=None):
     return [
-        f"results/sweep/metrics/{model}/c{combo}/rep{repeat}.tsv"
+        f"results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz"
         for model, combo, repeat in SWEEP_RUNS
     ]
+
+
+def sweep_run_data_files():
+    """The sweep dataset of every fit, in the order of SWEEP_RUNS (so repeated per combination)."""
+    return [
+        f"results/sweep/data/default/rep{repeat}.npz" for _, _, repeat in SWEEP_RUNS
+    ]
+
+
+def sweep_data_files(wildcards=None):
+    """Every sweep dataset a fit uses, each once."""
+    return sorted(set(sweep_run_data_files()))
 
 
 def simulation_prediction_files(wildcards=None):

@@ -41,26 +41,13 @@ rule fit_sweep:
         "../scripts/simulation/fit.py"
 
 
-rule evaluate_sweep:
-    input:
-        data="results/sweep/data/default/rep{repeat}.npz",
-        predictions="results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
-    output:
-        "results/sweep/metrics/{model}/c{combo}/rep{repeat}.tsv",
-    log:
-        "logs/sweep/evaluate/{model}/c{combo}/rep{repeat}.log",
-    conda:
-        "../envs/report.yaml"
-    params:
-        top_fraction=SIMULATION["top_fraction"],
-    script:
-        "../scripts/simulation/evaluate.py"
-
-
+# Each fit is scored on its validation bags inside the selection job (one job, not one per fit).
 rule select_sweep:
     input:
-        sweep_metric_files,
+        data=sweep_data_files,
+        predictions=sweep_prediction_files,
     output:
+        metrics="results/sweep/tables/sweep_metrics.tsv",
         grid="results/sweep/tables/sweep_grid.tsv",
         grid_md=report(
             "results/sweep/tables/sweep_grid.md",
@@ -76,6 +63,8 @@ rule select_sweep:
         "../envs/report.yaml"
     params:
         runs=SWEEP_RUNS,
+        run_data=sweep_run_data_files(),
+        top_fraction=SIMULATION["top_fraction"],
         provenance=table_provenance(
             list(SWEEP_COMBINATIONS), sweep=SWEEP, simulation=SIMULATION
         ),

@@ -34,15 +34,15 @@ def test_bad_sweep_configs_name_the_problem(grid, message):
         sweep_combinations({"grid": grid}, MODELS)
 
 
-def test_selection_takes_the_best_mean_validation_spearman(tmp_path):
+def test_selection_takes_the_best_mean_validation_spearman():
     combos = sweep_combinations({"grid": {"abmil": {"lr": [1e-2, 1e-3]}}}, MODELS)
-    runs = []
+    rows = []
     scores = {(0, 0): 0.2, (0, 1): 0.4, (1, 0): 0.5, (1, 1): 0.5}  # combination 1 wins on the mean
     for (combo, repeat), rho in scores.items():
-        path = tmp_path / f"{combo}_{repeat}.tsv"
-        pd.DataFrame({"output": [0, 1], "spearman": [rho - 0.1, rho + 0.1]}).to_csv(path, sep="\t", index=False)
-        runs.append(("abmil", combo, repeat, path))
-    grid, best = summarise_sweep(runs, combos)
+        for output, offset in ((0, -0.1), (1, 0.1)):
+            rows.append({"model": "abmil", "combination": combo, "repeat": repeat, "output": output,
+                         "spearman": rho + offset})  # fmt: skip
+    grid, best = summarise_sweep(pd.DataFrame(rows), combos)
     assert list(grid["spearman_mean"].round(6)) == [0.3, 0.5]
     assert grid.loc[0, "spearman_se"] == pytest.approx(0.1)
     assert best.loc[0, "combination"] == 1 and best.loc[0, "lr"] == 1e-3

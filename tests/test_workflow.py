@@ -219,6 +219,10 @@ def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
             rows = grid[grid["model"] == model]
             assert len(rows) == np.prod([len(v) for v in values.values()])
             assert rows["spearman_mean"].between(-1, 1).all()
+        metrics = pd.read_csv(workdir / "results/sweep/tables/sweep_metrics.tsv", sep="\t", comment="#")
+        assert list(metrics.columns[:4]) == ["model", "combination", "repeat", "output"]
+        per_combination = metrics.groupby(["model", "combination", "repeat"])["spearman"].mean().groupby(level=[0, 1])
+        np.testing.assert_allclose(grid["spearman_mean"], per_combination.mean().to_numpy(), atol=1e-4)
         selected = yaml.safe_load((workdir / "results" / "sweep" / "selected_models.yaml").read_text())["models"]
         best = grid.loc[grid.groupby("model")["spearman_mean"].idxmax()]
         for row in best.itertuples():

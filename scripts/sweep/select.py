@@ -1,14 +1,23 @@
-"""Summarise the sweep (Table C.1 analogue) and select each model's best combination (Table C.2)."""
+"""Score every sweep fit on its validation bags, summarise the sweep (Table C.1 analogue) and select each
+model's best combination (Table C.2)."""
 
-from mixmil_workflow.io import log_to
+from mixmil_workflow.io import log_to, save_table
+from mixmil_workflow.simulation_study import evaluate_runs
 from mixmil_workflow.sweep import save_sweep_tables, summarise_sweep
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     combos, out = snakemake.params.combinations, snakemake.output
-    runs = [(*run, path) for run, path in zip(snakemake.params.runs, snakemake.input, strict=True)]
-    grid, best = summarise_sweep(runs, combos)
+    runs = [
+        (*run, data, predictions)
+        for run, data, predictions in zip(
+            snakemake.params.runs, snakemake.params.run_data, snakemake.input.predictions, strict=True
+        )
+    ]
+    long = evaluate_runs(runs, snakemake.params.top_fraction, keys=("model", "combination", "repeat"))
+    save_table(out.metrics, long, provenance=snakemake.params.provenance)
+    grid, best = summarise_sweep(long, combos)
     save_sweep_tables(
         grid, best, combos, snakemake.params.provenance, out.grid, out.grid_md, out.selected_md, out.selected_yaml,
         selected_path=out.selected,

@@ -249,12 +249,15 @@ def evaluate(data: SimulatedData, predictions: Mapping[str, np.ndarray], top_fra
 
 
 def evaluate_runs(
-    runs: Iterable[tuple[str, str, int, str | Path, str | Path]], top_fraction: float = 0.1
+    runs: Iterable[tuple[str, object, int, str | Path, str | Path]],
+    top_fraction: float = 0.1,
+    keys: tuple[str, str, str] = ("model", "scenario", "repeat"),
 ) -> pd.DataFrame:
     """Evaluate every fitted run on its test bags: the long table, one row per model, scenario, repeat and
     output.
 
-    ``runs``: (model, scenario, repeat, data path, predictions path). All runs are evaluated in one process
+    ``runs``: (model, scenario, repeat, data path, predictions path); ``keys`` names the first three
+    columns (the sweep's second is its grid combination). All runs are evaluated in one process
     (one job instead of one per run: the metrics take milliseconds, a job's Python start-up seconds); each
     simulated dataset is read once for all the models fitted on it.
     """
@@ -267,19 +270,18 @@ def evaluate_runs(
         with np.load(data_path) as arrays:
             data = SimulatedData.from_arrays(arrays)
         for index in indices:
-            model, scenario, repeat, _, predictions_path = runs[index]
+            *labels, _, predictions_path = runs[index]
             with np.load(predictions_path) as arrays:
                 predictions = dict(arrays)
             missing = sorted({"bag_score", "instance_score", "train_seconds", "predict_seconds"} - set(predictions))
             if missing:
                 raise ValueError(
                     f"{predictions_path}: predictions lack {', '.join(missing)}; it was not written by the "
-                    "fit_simulation rule of this version. Delete it and rerun the workflow to refit."
+                    "fit rule of this version. Delete it and rerun the workflow to refit."
                 )
             frame = evaluate(data, predictions, top_fraction)
-            frame.insert(0, "repeat", repeat)
-            frame.insert(0, "scenario", scenario)
-            frame.insert(0, "model", model)
+            for key, label in reversed(list(zip(keys, labels, strict=True))):
+                frame.insert(0, key, label)
             frames[index] = frame
         print(f"evaluated {data_path} ({len(indices)} models); {done}/{len(by_data)} datasets", flush=True)
     return pd.concat(frames, ignore_index=True)

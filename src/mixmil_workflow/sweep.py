@@ -10,7 +10,7 @@ validation set: they are simulated with their own seeds, so the study's test set
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -64,20 +64,16 @@ def sweep_runs(combos: Mapping[str, list[dict]], n_repeats: int) -> list[tuple[s
     return [(model, c, r) for model, specs in combos.items() for c in range(len(specs)) for r in range(n_repeats)]
 
 
-def summarise_sweep(
-    metric_files: Iterable[tuple[str, int, int, str | Path]], combos: Mapping[str, list[dict]]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``metric_files``: (model, combination, repeat, path) of validation metrics.
+def summarise_sweep(long: pd.DataFrame, combos: Mapping[str, list[dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``long``: the validation metrics of every sweep fit, one row per model, combination, repeat and
+    output (``simulation_study.evaluate_runs`` with keys model, combination, repeat).
 
     Returns the grid table (Table C.1 analogue: every combination with its mean ± s.e. validation Spearman
-    over datasets) and the selection (Table C.2 analogue: the best combination per model)."""
-    frames = []
-    for model, combo, repeat, path in metric_files:
-        frame = pd.read_csv(path, sep="\t")
-        frames.append({"model": model, "combination": combo, "repeat": repeat, "spearman": frame["spearman"].mean()})
-    long = pd.DataFrame(frames)
+    over datasets, each dataset's Spearman the mean over its outputs) and the selection (Table C.2
+    analogue: the best combination per model)."""
+    per_run = long.groupby(["model", "combination", "repeat"], sort=True)["spearman"].mean().reset_index()
     rows = []
-    for (model, combo), group in long.groupby(["model", "combination"], sort=True):
+    for (model, combo), group in per_run.groupby(["model", "combination"], sort=True):
         mean, se = mean_and_se(group["spearman"].to_numpy())
         varied = {k: combos[model][combo][k] for k in SWEEPABLE if k in combos[model][combo]}
         rows.append({"model": model, "combination": combo, **varied, "spearman_mean": mean, "spearman_se": se})
