@@ -25,11 +25,10 @@ include: "rules/smmile.smk"
 report: "report/workflow.rst"
 
 
+# aggregate_simulation and select_sweep are not local: they evaluate every fit (minutes for the paper's grid).
 localrules:
     all,
-    aggregate_simulation,
     simulation_figures,
-    select_sweep,
     select_camelyon16_sweep,
     download_camelyon16,
     download_onek1k,

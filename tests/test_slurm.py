@@ -72,11 +72,12 @@ def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
     # Every heavy job went through sbatch; the light rules ran locally.
     by_rule = {}
     for line in jobs:
-        rule = re.search(r"Comment=rule_(\w+?)_wildcards", line)
+        rule = re.search(r"Comment=rule_(\w+?)(?:_wildcards|\s|$)", line)
         if rule:
             by_rule.setdefault(rule.group(1), []).append(line)
-    assert set(by_rule) == {"simulate_data", "fit_simulation"}, output[-3000:]
+    assert set(by_rule) == {"simulate_data", "fit_simulation", "aggregate_simulation"}, output[-3000:]
     assert len(by_rule["fit_simulation"]) == 2 and len(by_rule["simulate_data"]) == 1
+    assert len(by_rule["aggregate_simulation"]) == 1  # it evaluates every fit, so not on the submit host
     assert all("JobState=COMPLETED" in line for lines in by_rule.values() for line in lines)
     # Partitions from the profile; MixMIL's fit asked for and got the cluster's GPU, the GLMM's (a CPU-only
     # model) asked for none.
@@ -85,7 +86,7 @@ def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
         for line in by_rule["fit_simulation"]
     }
     assert set(fits) == {"mixmil", "glmm"}
-    assert all("Partition=cpu" in line for line in by_rule["simulate_data"])
+    assert all("Partition=cpu" in line for line in [*by_rule["simulate_data"], *by_rule["aggregate_simulation"]])
     assert all("Partition=gpu" in line for line in fits.values())
     assert re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1", fits["mixmil"]), fits["mixmil"]
     assert not any("gres" in line and "gpu" in line for line in [*by_rule["simulate_data"], fits["glmm"]])
