@@ -69,7 +69,7 @@ def test_evaluate_runs_scores_every_run_as_evaluate_does_and_names_a_bad_predict
             save_npz(path, **predictions)
             runs.append((model, "default", repeat, tmp_path / f"rep{repeat}.npz", path))
             expected.append(evaluate(data, predictions, 0.1))
-    long = evaluate_runs(runs, 0.1)
+    long = evaluate_runs([r[:3] for r in runs], [r[3] for r in runs], [r[4] for r in runs], 0.1)
     assert len(long) == 4 * 2 and list(long.columns[:3]) == ["model", "scenario", "repeat"]
     for index, frame in enumerate(expected):
         row = long.iloc[2 * index : 2 * index + 2]
@@ -82,4 +82,4 @@ def test_evaluate_runs_scores_every_run_as_evaluate_does_and_names_a_bad_predict
 
     save_npz(tmp_path / "old.npz", bag_score=np.zeros((40, 2)))
     with pytest.raises(ValueError, match=r"old\.npz.*instance_score.*rerun"):
-        evaluate_runs([("old", "default", 0, tmp_path / "rep0.npz", tmp_path / "old.npz")], 0.1)
+        evaluate_runs([("old", "default", 0)], [tmp_path / "rep0.npz"], [tmp_path / "old.npz"], 0.1)

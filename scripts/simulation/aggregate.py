@@ -6,13 +6,9 @@ from mixmil_workflow.simulation_study import axis_table, default_scenario_table,
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
-    runs = [
-        (*run, data, predictions)
-        for run, data, predictions in zip(
-            snakemake.params.runs, snakemake.params.run_data, snakemake.input.predictions, strict=True
-        )
-    ]
-    long = evaluate_runs(runs, snakemake.params.top_fraction)
+    long = evaluate_runs(
+        snakemake.params.runs, snakemake.params.run_data, snakemake.input.predictions, snakemake.params.top_fraction
+    )
     summary = summarise_runs(long)
     save_table(snakemake.output.long, long, provenance=snakemake.params.provenance)
     save_table(snakemake.output.summary, summary.round(4), provenance=snakemake.params.provenance)

@@ -9,13 +9,13 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     combos, out = snakemake.params.combinations, snakemake.output
-    runs = [
-        (*run, data, predictions)
-        for run, data, predictions in zip(
-            snakemake.params.runs, snakemake.params.run_data, snakemake.input.predictions, strict=True
-        )
-    ]
-    long = evaluate_runs(runs, snakemake.params.top_fraction, keys=("model", "combination", "repeat"))
+    long = evaluate_runs(
+        snakemake.params.runs,
+        snakemake.params.run_data,
+        snakemake.input.predictions,
+        snakemake.params.top_fraction,
+        keys=("model", "combination", "repeat"),
+    )
     save_table(out.metrics, long, provenance=snakemake.params.provenance)
     grid, best = summarise_sweep(long, combos)
     save_sweep_tables(

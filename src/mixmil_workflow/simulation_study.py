@@ -249,19 +249,24 @@ def evaluate(data: SimulatedData, predictions: Mapping[str, np.ndarray], top_fra
 
 
 def evaluate_runs(
-    runs: Iterable[tuple[str, object, int, str | Path, str | Path]],
+    runs: Iterable[tuple[str, object, int]],
+    data_paths: Iterable[str | Path],
+    prediction_paths: Iterable[str | Path],
     top_fraction: float = 0.1,
     keys: tuple[str, str, str] = ("model", "scenario", "repeat"),
 ) -> pd.DataFrame:
     """Evaluate every fitted run on its test bags: the long table, one row per model, scenario, repeat and
     output.
 
-    ``runs``: (model, scenario, repeat, data path, predictions path); ``keys`` names the first three
-    columns (the sweep's second is its grid combination). All runs are evaluated in one process
+    ``runs``: (model, scenario, repeat), with each run's dataset and predictions in ``data_paths`` and
+    ``prediction_paths`` (same order); ``keys`` names the first three columns (the sweep's second is its
+    grid combination). All runs are evaluated in one process
     (one job instead of one per run: the metrics take milliseconds, a job's Python start-up seconds); each
     simulated dataset is read once for all the models fitted on it.
     """
-    runs = list(runs)
+    runs = [
+        (*run, data, predictions) for run, data, predictions in zip(runs, data_paths, prediction_paths, strict=True)
+    ]
     by_data: dict[str, list[int]] = {}
     for index, run in enumerate(runs):
         by_data.setdefault(str(run[3]), []).append(index)
@@ -280,10 +285,10 @@ def evaluate_runs(
                     "fit rule of this version. Delete it and rerun the workflow to refit."
                 )
             frame = evaluate(data, predictions, top_fraction)
-            for key, label in reversed(list(zip(keys, labels, strict=True))):
-                frame.insert(0, key, label)
+            for position, (key, label) in enumerate(zip(keys, labels, strict=True)):
+                frame.insert(position, key, label)
             frames[index] = frame
-        print(f"evaluated {data_path} ({len(indices)} models); {done}/{len(by_data)} datasets", flush=True)
+        print(f"evaluated {data_path} ({len(indices)} fits); {done}/{len(by_data)} datasets", flush=True)
     return pd.concat(frames, ignore_index=True)
 
 
