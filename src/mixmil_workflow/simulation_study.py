@@ -264,18 +264,15 @@ def evaluate_runs(
     (one job instead of one per run: the metrics take milliseconds, a job's Python start-up seconds); each
     simulated dataset is read once for all the models fitted on it.
     """
-    runs = [
-        (*run, data, predictions) for run, data, predictions in zip(runs, data_paths, prediction_paths, strict=True)
-    ]
-    by_data: dict[str, list[int]] = {}
-    for index, run in enumerate(runs):
-        by_data.setdefault(str(run[3]), []).append(index)
-    frames: list[pd.DataFrame | None] = [None] * len(runs)
-    for done, (data_path, indices) in enumerate(by_data.items(), start=1):
+    # Grouped by dataset, keeping each run's position so the table follows the order of ``runs``.
+    by_data: dict[str, list[tuple[int, tuple, str | Path]]] = {}
+    for index, (run, data_path, predictions_path) in enumerate(zip(runs, data_paths, prediction_paths, strict=True)):
+        by_data.setdefault(str(data_path), []).append((index, run, predictions_path))
+    frames: dict[int, pd.DataFrame] = {}
+    for done, (data_path, group) in enumerate(by_data.items(), start=1):
         with np.load(data_path) as arrays:
             data = SimulatedData.from_arrays(arrays)
-        for index in indices:
-            *labels, _, predictions_path = runs[index]
+        for index, labels, predictions_path in group:
             with np.load(predictions_path) as arrays:
                 predictions = dict(arrays)
             missing = sorted({"bag_score", "instance_score", "train_seconds", "predict_seconds"} - set(predictions))
@@ -288,8 +285,8 @@ def evaluate_runs(
             for position, (key, label) in enumerate(zip(keys, labels, strict=True)):
                 frame.insert(position, key, label)
             frames[index] = frame
-        print(f"evaluated {data_path} ({len(indices)} fits); {done}/{len(by_data)} datasets", flush=True)
-    return pd.concat(frames, ignore_index=True)
+        print(f"evaluated {data_path} ({len(group)} fits); {done}/{len(by_data)} datasets", flush=True)
+    return pd.concat([frames[index] for index in sorted(frames)], ignore_index=True)
 
 
 def summarise_runs(long: pd.DataFrame) -> pd.DataFrame:
