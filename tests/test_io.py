@@ -25,3 +25,53 @@ def test_atomic_path_leaves_nothing_on_failure_and_gives_umask_permissions(tmp_p
         os.umask(old)
     assert target.read_text() == "whole"
     assert stat.S_IMODE(target.stat().st_mode) == 0o644  # mkstemp's 0600 would hide results from the group
+
+
+@pytest.fixture
+def torch_determinism_restored(monkeypatch):
+    """The determinism switch is process-wide: put torch and the environment back after the test."""
+    import torch
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield torch
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_gpu_determinism_switches_torch_and_cublas_but_keeps_a_users_workspace(torch_determinism_restored, monkeypatch):
+    from mixmil_workflow.io import use_deterministic_gpu_algorithms
+
+    torch = torch_determinism_restored
+    torch.use_deterministic_algorithms(False)
+    use_deterministic_gpu_algorithms()
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()  # a missing kernel warns, never fails a job
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    use_deterministic_gpu_algorithms()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def test_job_device_on_the_cpu_leaves_torch_as_it_was(torch_determinism_restored, monkeypatch, capsys):
+    from mixmil_workflow.io import job_device
+
+    torch = torch_determinism_restored
+    torch.use_deterministic_algorithms(False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a GPU-declared job on a CPU-only node
+    assert job_device("cuda") == "cpu"
+    assert job_device("auto") == "cpu"
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert "GPU determinism" not in capsys.readouterr().out
+
+
+def test_job_device_on_a_gpu_switches_determinism_on(torch_determinism_restored, monkeypatch):
+    import mixmil_workflow.io as io
+
+    torch = torch_determinism_restored
+    torch.use_deterministic_algorithms(False)
+    # No GPU here: stand in for resolve_device's answer on a GPU node, not for torch.
+    monkeypatch.setattr(io, "resolve_device", lambda requested: "cuda:0")
+    assert io.job_device("auto") == "cuda:0"
+    assert torch.are_deterministic_algorithms_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

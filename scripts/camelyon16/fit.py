@@ -5,13 +5,13 @@ import torch
 
 from mixmil_workflow.camelyon16 import Preprocessing, load_split
 from mixmil_workflow.camelyon16.study import EVALUATED_SPLITS, run_model, slide_metrics
-from mixmil_workflow.io import log_to, resolve_device, save_npz, save_table
+from mixmil_workflow.io import job_device, log_to, save_npz, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    device = resolve_device(snakemake.params.device)
+    device = job_device(snakemake.params.device)
     # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
     spec = {**snakemake.params.model, "threads": snakemake.threads}
     print(f"fitting {snakemake.wildcards.model} ({spec}) on {device}, seed {snakemake.params.seed}", flush=True)

@@ -11,6 +11,7 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
+    # Not job_device: these jobs time torch's default (fastest) kernels, not its deterministic ones.
     device = resolve_device(snakemake.params.device)
     costs = snakemake.params.costs
     with np.load(snakemake.input[0]) as arrays:

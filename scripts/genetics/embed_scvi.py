@@ -4,13 +4,13 @@ import anndata
 import torch
 
 from mixmil_workflow.genetics.cells import ScviSettings, scvi_embedding
-from mixmil_workflow.io import atomic_path, log_to, resolve_device
+from mixmil_workflow.io import atomic_path, job_device, log_to
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    device = resolve_device(snakemake.params.device)
+    device = job_device(snakemake.params.device)
     settings = ScviSettings(**snakemake.params.scvi)
     adata = anndata.read_h5ad(snakemake.input[0])
     print(f"scVI on {adata.n_obs} cells x {adata.n_vars} genes, {settings}, seed {snakemake.params.seed}")

@@ -7,7 +7,7 @@ import time
 import torch
 
 from mixmil_workflow.download import sha256_of
-from mixmil_workflow.io import atomic_path, log_to, resolve_device
+from mixmil_workflow.io import atomic_path, job_device, log_to
 from mixmil_workflow.microscopy.crops import n_crops, read_crops
 from mixmil_workflow.microscopy.embedding import build_encoder, embed_crops
 
@@ -15,7 +15,7 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    device = resolve_device(snakemake.params.device)
+    device = job_device(snakemake.params.device)
     checkpoint = snakemake.input.get("checkpoint") or None
     checkpoint = checkpoint[0] if isinstance(checkpoint, list) else checkpoint
     model = build_encoder(checkpoint, snakemake.params.seed)

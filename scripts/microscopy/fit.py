@@ -6,14 +6,14 @@ import torch
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.dataset_study import fit_fold
 from mixmil_workflow.datasets import LabelSpec
-from mixmil_workflow.io import log_to, resolve_device, save_npz, save_table
+from mixmil_workflow.io import job_device, log_to, save_npz, save_table
 from mixmil_workflow.microscopy.features import load_repeat, plate_columns
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    device = resolve_device(snakemake.params.device)
+    device = job_device(snakemake.params.device)
     wc, params, output = snakemake.wildcards, snakemake.params, snakemake.output
     # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
     spec = {**params.model, "threads": snakemake.threads}

@@ -6,14 +6,14 @@ import torch
 
 from mixmil_workflow.dataset_study import fit_fold
 from mixmil_workflow.datasets import LabelSpec
-from mixmil_workflow.io import log_to, resolve_device, save_table
+from mixmil_workflow.io import job_device, log_to, save_table
 from mixmil_workflow.microscopy.features import load_repeat, plate_columns
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    device = resolve_device(snakemake.params.device)
+    device = job_device(snakemake.params.device)
     params, wc = snakemake.params, snakemake.wildcards
     bags, table = load_repeat(snakemake.input.matrix, snakemake.input.bags, params.pcs)
     train = np.flatnonzero((table["split"] == "train").to_numpy())

@@ -2,7 +2,7 @@
 
 import torch
 
-from mixmil_workflow.io import log_to, resolve_device, save_table
+from mixmil_workflow.io import job_device, log_to, save_table
 from mixmil_workflow.momil import read_task_similarity
 from mixmil_workflow.momil_study import VARIANTS, run_comparison, summarise
 from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
@@ -18,7 +18,7 @@ with log_to(snakemake.log[0]):
     if snakemake.input.similarity:
         similarity = read_task_similarity(snakemake.input.similarity[0], data.task_names)
         print(f"biological similarity from {snakemake.input.similarity[0]}")
-    spec = dict(params.model) | {"device": resolve_device(params.device), "progress": False}
+    spec = dict(params.model) | {"device": job_device(params.device), "progress": False}
     print(f"{data.n_tasks} tasks ({data.primary.sum()} primary), {len(data.x)} bags; MoMIL {spec}; seed {params.seed}")
     results, selection = run_comparison(
         data,

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from mixmil_workflow.io import log_to, resolve_device, save_npz
+from mixmil_workflow.io import job_device, log_to, save_npz
 from mixmil_workflow.simulation import SimulatedData
 from mixmil_workflow.simulation_study import run_model
 
@@ -11,7 +11,7 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    device = resolve_device(snakemake.params.device)
+    device = job_device(snakemake.params.device)
     # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
     spec = {**snakemake.params.model, "threads": snakemake.threads}
     print(f"fitting {snakemake.wildcards.model} ({spec}) on {device}, seed {snakemake.params.seed}")

@@ -3,7 +3,7 @@
 import pandas as pd
 import torch
 
-from mixmil_workflow.io import log_to, resolve_device, save_table
+from mixmil_workflow.io import job_device, log_to, save_table
 from mixmil_workflow.spatial_simulation import SpatialData
 from mixmil_workflow.spatial_study import build_spatial_model, fit_and_score, localisation_metrics
 
@@ -13,7 +13,7 @@ with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     params = snakemake.params
     data = SpatialData.load(snakemake.input[0])
-    model = build_spatial_model(dict(params.spec), params.seed, resolve_device(params.device))
+    model = build_spatial_model(dict(params.spec), params.seed, job_device(params.device))
     print(f"{snakemake.wildcards.model}: {dict(params.spec)}; seed {params.seed}")
     slides, patches = fit_and_score(model, data)
     metrics = localisation_metrics(slides, patches)

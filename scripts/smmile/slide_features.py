@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from mixmil_workflow.camelyon16.slide_features import build_patch_encoder, lesions_from_zip, slide_patch_features
-from mixmil_workflow.io import log_to, resolve_device, save_npz
+from mixmil_workflow.io import job_device, log_to, save_npz
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -23,7 +23,7 @@ with log_to(snakemake.log[0]):
         level=params.level,
         min_tissue=params.min_tissue,
         batch_size=params.batch_size,
-        device=resolve_device(params.device),
+        device=job_device(params.device),
     )
     counts = np.bincount(patches["label"] + 1, minlength=3)
     print(

@@ -111,3 +111,35 @@ def resolve_device(device: str) -> str:
         f"(torch sees {n_cuda} CUDA device(s); CUDA_VISIBLE_DEVICES={visible})"
     )
     return resolved
+
+
+def use_deterministic_gpu_algorithms() -> None:
+    """Switch torch to its deterministic algorithms for a job that runs on a GPU.
+
+    On the CPU every op the package uses is deterministic already. On CUDA, ``index_add_`` (the per-bag
+    sums of ragged bags, :mod:`mixmil_workflow.segment`) accumulates with atomic adds in whatever order the
+    threads finish, so two runs of one configuration could differ in the last bits and then drift apart over
+    training. In deterministic mode it takes torch's sort-based path, and cuBLAS needs a fixed workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, kept if the user set it; it must be set before the first cuBLAS call,
+    which is why this runs when the job picks its device). ``warn_only``: an op with no deterministic CUDA
+    implementation writes a warning to the job's log instead of failing the job."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    print(
+        "GPU determinism: torch deterministic algorithms on (warn only), "
+        f"CUBLAS_WORKSPACE_CONFIG={os.environ['CUBLAS_WORKSPACE_CONFIG']}"
+    )
+
+
+def job_device(requested: str) -> str:
+    """The device of a workflow job that trains or embeds: :func:`resolve_device`, plus torch's
+    deterministic algorithms when that is a GPU, so that the same configuration gives the same numbers on
+    a GPU too. Library calls (``MixMIL(device=...)``) leave this process-wide setting to the caller."""
+    device = resolve_device(requested)
+    if device.startswith("cuda"):
+        use_deterministic_gpu_algorithms()
+    return device
