@@ -40,10 +40,10 @@ def paper_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
 
 
-def default_dataset(config: dict, repeat: str, seed: int | None = None):
+def default_dataset(config: dict, repeat: str, seed: int | None = None, n_outputs: int | None = None):
     """The workflow's simulate_data output for the default scenario of ``config`` on this repeat (seed:
-    the config's unless given)."""
-    scenario = {**config["simulation"]["defaults"], "n_outputs": config["simulation"]["n_outputs"]}
+    the config's unless given; ``n_outputs``: fewer outputs of the same design, for timing)."""
+    scenario = {**config["simulation"]["defaults"], "n_outputs": n_outputs or config["simulation"]["n_outputs"]}
     base = config["seed"] if seed is None else seed
     return simulate_scenario(scenario, derive_seed(base, "simulate", DEFAULT_SCENARIO, repeat))
 

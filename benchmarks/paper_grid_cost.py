@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from instance_level_trees import default_dataset
 from threadpoolctl import threadpool_limits
 
 from mixmil_workflow.simulation_study import (
@@ -37,7 +38,6 @@ from mixmil_workflow.simulation_study import (
     derive_seed,
     model_runs,
     scenario_grid,
-    simulate_scenario,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,9 +77,8 @@ def time_default_fit(name: str, spec: dict, config: dict) -> tuple[float, str]:
     sim = config["simulation"]
     n_outputs = sim["n_outputs"]
     per_output = fits_per_output(spec)
-    params = {**sim["defaults"], "n_outputs": 1 if per_output else n_outputs}
     # The workflow's dataset when all outputs are simulated; one output of the same design otherwise.
-    data = simulate_scenario(params, derive_seed(config["seed"], "simulate", DEFAULT_SCENARIO, "0"))
+    data = default_dataset(config, "0", n_outputs=1 if per_output else n_outputs)
     model = build_model({**spec, "threads": 1}, derive_seed(config["seed"], "fit", name, DEFAULT_SCENARIO, "0"))
     start = time.process_time()
     model.fit(data.bags("train"), data.y_train)
