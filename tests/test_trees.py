@@ -115,3 +115,23 @@ def test_learning_rate_sampling_is_used_by_the_search_and_checked(small_sim):
         TreeMIL(kind="xgboost", learning_rate_sampling="linear")
     with pytest.raises(ValueError, match="applies to XGBoost only"):
         TreeMIL(kind="random_forest", learning_rate_sampling="uniform")
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "xgboost"])
+def test_benchmark_library_defaults_are_the_estimators_defaults(small_sim, kind):
+    """benchmarks/instance_level_trees.py --library-defaults names the estimators' defaults explicitly; a
+    library release that changed them would make its results describe other models."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "instance_level_trees.py"
+    spec = importlib.util.spec_from_file_location("instance_level_trees", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    model = TreeMIL(kind=kind, pooling="mean", overrides=benchmark.LIBRARY_DEFAULTS[kind], seed=1)
+    features = model.features(small_sim.bags("train"))
+    target = model._target(small_sim.y_train[:, 0])
+    explicit, _ = model.fit_output(features, small_sim.y_train[:, 0], small_sim.bags("train").sizes.numpy(), 0)
+    untouched = model._estimator(1 + 0).fit(features, target)  # fit_output seeds output p with seed + p
+    test = model.features(small_sim.bags("test"))
+    np.testing.assert_array_equal(explicit.predict(test), untouched.predict(test))
