@@ -197,6 +197,7 @@ def write_results(args, seed: int, rows: list[dict], threads: list[int], parts: 
         + (f", {len(parts)} parts combined" if parts else "")
         + f". Command: `python benchmarks/instance_level_trees.py --kind {args.kind}"
         + (f" --learning-rate-sampling {args.learning_rate_sampling}" if args.learning_rate_sampling else "")
+        + (f" --repeat {args.repeat}" if args.repeat != "0" else "")
         + (" --library-defaults" if args.library_defaults else "")
         + "`. Spearman between the "
         "test prediction and the true bag effect; mean +- s.e. over outputs (paper: 10 outputs x 10 repeats).",
