@@ -88,7 +88,8 @@ def fit_one(
     seconds = time.perf_counter() - start
     score = model.bag_predictions(fitted, model.features(test), test.offsets.numpy())
     rho = float(spearmanr(score, data.u_test[:, p]).statistic)
-    return {"output": p, "pooling": pooling, "spearman": rho, "params": params, "seconds": seconds}
+    row = {"output": p, "pooling": pooling, "spearman": rho, "params": params, "seconds": seconds}
+    return row | {"threads": threads}
 
 
 def main() -> None:
@@ -122,11 +123,16 @@ def main() -> None:
     if args.combine:
         parts = [json.loads(path.read_text()) for path in args.combine]
         keys = ("kind", "repeat", "seed", "learning_rate_sampling", "library_defaults")
-        settings = {tuple(part["settings"].get(k) for k in keys) for part in parts}
+        # Records from before --library-defaults existed lack the key: they are searched fits.
+        settings = {
+            tuple(part["settings"].get(k, False if k == "library_defaults" else None) for k in keys) for part in parts
+        }
         if len(settings) != 1:
             raise SystemExit(f"--combine: the parts differ in {keys}: {sorted(settings, key=str)}")
         args.learning_rate_sampling = parts[0]["settings"].get("learning_rate_sampling")
-        rows = [row for part in parts for row in part["rows"]]
+        # Each row keeps its own part's thread count (older records name it only in their settings), so
+        # wall time x threads stays a per-row CPU-time estimate when parts ran with different threads.
+        rows = [{"threads": part["settings"]["threads"]} | row for part in parts for row in part["rows"]]
         keys = [(row["output"], row["pooling"]) for row in rows]
         if len(set(keys)) != len(keys):
             raise SystemExit("--combine: an (output, pooling) pair appears in more than one part")

@@ -66,10 +66,12 @@ def recorded_instance_tree_seconds(kind: str) -> tuple[float, str]:
     """Mean CPU seconds per output of the recorded instance-level search of ``kind``."""
     path = ROOT / "benchmarks" / "results" / RECORDED_INSTANCE_TREES[kind]
     record = json.loads(path.read_text())
-    threads = record["settings"]["threads"]
-    threads = max(threads) if isinstance(threads, list) else threads
-    seconds = [row["seconds"] * threads for row in record["rows"] if row["pooling"] == "instance"]
-    return float(np.mean(seconds)), f"recorded: {len(seconds)} output(s) x {threads} thread(s), {path.name}"
+    rows = [row for row in record["rows"] if row["pooling"] == "instance"]
+    # Rows carry their run's thread count; records from before they did name one count in their settings.
+    threads = [row.get("threads", record["settings"]["threads"]) for row in rows]
+    seconds = [row["seconds"] * n for row, n in zip(rows, threads, strict=True)]
+    shown = "/".join(str(n) for n in sorted(set(threads)))
+    return float(np.mean(seconds)), f"recorded: {len(seconds)} output(s) x {shown} thread(s), {path.name}"
 
 
 def time_default_fit(name: str, spec: dict, config: dict) -> tuple[float, str]:
