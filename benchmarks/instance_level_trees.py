@@ -88,8 +88,7 @@ def fit_one(
     seconds = time.perf_counter() - start
     score = model.bag_predictions(fitted, model.features(test), test.offsets.numpy())
     rho = float(spearmanr(score, data.u_test[:, p]).statistic)
-    row = {"output": p, "pooling": pooling, "spearman": rho, "params": params, "seconds": seconds}
-    return row | {"threads": threads}
+    return {"output": p, "pooling": pooling, "spearman": rho, "params": params, "seconds": seconds, "threads": threads}
 
 
 def main() -> None:

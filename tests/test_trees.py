@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from mixmil_workflow.metrics import spearman_per_output
 
 from .conftest import ragged_bags
 
+REPO = Path(__file__).resolve().parents[1]
 QUICK = {"random_forest": {"n_estimators": 50, "max_depth": 10}, "xgboost": {"n_estimators": 100, "max_depth": 3}}
 
 
@@ -121,17 +124,32 @@ def test_learning_rate_sampling_is_used_by_the_search_and_checked(small_sim):
 def test_benchmark_library_defaults_are_the_estimators_defaults(small_sim, kind):
     """benchmarks/instance_level_trees.py --library-defaults names the estimators' defaults explicitly; a
     library release that changed them would make its results describe other models."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "instance_level_trees.py"
-    spec = importlib.util.spec_from_file_location("instance_level_trees", path)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    model = TreeMIL(kind=kind, pooling="mean", overrides=benchmark.LIBRARY_DEFAULTS[kind], seed=1)
+    model = TreeMIL(
+        kind=kind, pooling="mean", overrides=instance_level_trees_benchmark().LIBRARY_DEFAULTS[kind], seed=1
+    )
     features = model.features(small_sim.bags("train"))
     target = model._target(small_sim.y_train[:, 0])
     explicit, _ = model.fit_output(features, small_sim.y_train[:, 0], small_sim.bags("train").sizes.numpy(), 0)
     untouched = model._estimator(1 + 0).fit(features, target)  # fit_output seeds output p with seed + p
     test = model.features(small_sim.bags("test"))
     np.testing.assert_array_equal(explicit.predict(test), untouched.predict(test))
+
+
+def test_table_e1_xgboost_defaults_runs_the_benchmarks_library_defaults():
+    """The README reports config/table_e1.yaml's xgboost_defaults as the library-defaults reading."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "table_e1.yaml").read_text())
+    spec = config["models"]["xgboost_defaults"]
+    assert spec["overrides"] == instance_level_trees_benchmark().LIBRARY_DEFAULTS["xgboost"]
+    assert "xgboost_defaults" in config["simulation"]["models"]
+
+
+def instance_level_trees_benchmark():
+    import importlib.util
+
+    path = REPO / "benchmarks" / "instance_level_trees.py"
+    spec = importlib.util.spec_from_file_location("instance_level_trees", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
