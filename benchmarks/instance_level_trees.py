@@ -112,9 +112,9 @@ def main() -> None:
     parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of partial runs")
     args = parser.parse_args()
     if args.combine:  # the parts' settings name the default results file
-        first = json.loads(args.combine[0].read_text())["settings"]
+        first = record_settings(json.loads(args.combine[0].read_text()))
         args.learning_rate_sampling = first.get("learning_rate_sampling")
-        args.library_defaults = first.get("library_defaults", False)
+        args.library_defaults = first["library_defaults"]
     sampling = args.learning_rate_sampling
     suffix = f"_{sampling}" if sampling and sampling != "log_uniform" else ""
     suffix += "_library_defaults" if args.library_defaults else ""
@@ -122,10 +122,7 @@ def main() -> None:
     if args.combine:
         parts = [json.loads(path.read_text()) for path in args.combine]
         keys = ("kind", "repeat", "seed", "learning_rate_sampling", "library_defaults")
-        # Records from before --library-defaults existed lack the key: they are searched fits.
-        settings = {
-            tuple(part["settings"].get(k, False if k == "library_defaults" else None) for k in keys) for part in parts
-        }
+        settings = {tuple(record_settings(part).get(k) for k in keys) for part in parts}
         if len(settings) != 1:
             raise SystemExit(f"--combine: the parts differ in {keys}: {sorted(settings, key=str)}")
         args.learning_rate_sampling = parts[0]["settings"].get("learning_rate_sampling")
@@ -151,6 +148,11 @@ def main() -> None:
             print(f"output {p} {pooling}: rho {row['spearman']:.3f} ({row['seconds'] / 60:.1f} min)", flush=True)
             # Written after every fit: a run stopped early keeps what it finished.
             write_results(args, config["seed"], rows, [args.threads], None)
+
+
+def record_settings(record: dict) -> dict:
+    """A results record's settings; records from before --library-defaults existed are searched fits."""
+    return {"library_defaults": False} | record["settings"]
 
 
 def write_results(args, seed: int, rows: list[dict], threads: list[int], parts: list[Path] | None) -> None:
