@@ -146,10 +146,47 @@ def test_table_e1_xgboost_defaults_runs_the_benchmarks_library_defaults():
 
 
 def instance_level_trees_benchmark():
+    return load_benchmark("instance_level_trees")
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module (one importing a sibling needs benchmarks/ on sys.path)."""
     import importlib.util
 
-    path = REPO / "benchmarks" / "instance_level_trees.py"
-    spec = importlib.util.spec_from_file_location("instance_level_trees", path)
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_instance_level_selection_replays_the_jobs_search(small_sim, monkeypatch):
+    """benchmarks/instance_level_selection.py's row-scored choice is the search's own: same combinations,
+    folds and fits, so its bag-scored alternative differs from the job only in the criterion."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_selection")
+    model = TreeMIL(kind="random_forest", pooling="instance", n_iter=3, cv_folds=3, seed=2)
+    model.config.n_jobs = 2
+    train, test = small_sim.bags("train"), small_sim.bags("test")
+    # 60 bags keep the search's fits (up to 500 trees) to seconds.
+    sizes, y = train.sizes.numpy()[:60], small_sim.y_train[:60, 1]
+    x = model.features(train)[: sizes.sum()]
+    fitted, params = model.fit_output(x, y, sizes, 1)
+    table, estimator = bench.replay_search(model, x, y, sizes, 1)
+    assert len(table) == 3
+    assert table[bench.chosen(table, "rows")]["params"] == params
+    target_rows = np.repeat(model._target(y), sizes)
+    rho = bench.held_out_score(
+        model, estimator, params, x, target_rows, model.features(test), test.sizes.numpy(), small_sim.u_test[:, 1]
+    )
+    expected = spearman_per_output(model.bag_predictions(fitted, model.features(test), test.offsets.numpy())[:, None],
+                                   small_sim.u_test[:, 1:2])[0]  # fmt: skip
+    assert rho == pytest.approx(expected, abs=1e-12)
+    for row in table:  # the bag criterion is a Spearman of fold bag means, distinct from the row one
+        assert -1.0 <= row["cv_bags"] <= 1.0 and -1.0 <= row["cv_rows"] <= 1.0
+    assert any(row["cv_bags"] != row["cv_rows"] for row in table)
+
+
+def test_bag_means_averages_consecutive_rows(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_selection")
+    np.testing.assert_allclose(bench.bag_means(np.array([1.0, 3.0, 5.0, 2.0]), np.array([2, 1, 1])), [2.0, 5.0, 2.0])
