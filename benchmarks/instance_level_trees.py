@@ -132,8 +132,11 @@ def main() -> None:
         keys = [(row["output"], row["pooling"]) for row in rows]
         if len(set(keys)) != len(keys):
             raise SystemExit("--combine: an (output, pooling) pair appears in more than one part")
-        threads = sorted({part["settings"]["threads"] for part in parts})
-        write_results(args, parts[0]["settings"]["seed"], rows, threads, args.combine)
+        threads = sorted({row["threads"] for row in rows})  # a combined part lists several
+        # A part that was itself combined names its own parts, so the record keeps the first runs' files.
+        sources = [Path(s) for path, part in zip(args.combine, parts, strict=True)
+                   for s in part["settings"].get("combined_from") or [path]]  # fmt: skip
+        write_results(args, parts[0]["settings"]["seed"], rows, threads, sources)
         return
 
     config = paper_config()

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,33 @@ def test_bag_means_averages_consecutive_rows(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     bench = load_benchmark("instance_level_selection")
     np.testing.assert_allclose(bench.bag_means(np.array([1.0, 3.0, 5.0, 2.0]), np.array([2, 1, 1])), [2.0, 5.0, 2.0])
+
+
+def test_benchmark_combine_merges_parts_and_keeps_the_first_runs_sources(tmp_path, monkeypatch):
+    """instance_level_trees.py --combine on a record that was itself combined: every row keeps its own
+    thread count, and the record names the runs' own files, not the intermediate record."""
+    bench = instance_level_trees_benchmark()
+    settings = {"kind": "random_forest", "repeat": "0", "seed": 0, "learning_rate_sampling": None}
+
+    def part(name, threads, rows, combined_from=None):
+        record = {"settings": {**settings, "threads": threads, "combined_from": combined_from or []}, "rows": rows}
+        (tmp_path / name).write_text(json.dumps(record))
+        return str(tmp_path / name)
+
+    def row(p, pooling, rho, threads=None):
+        extra = {"threads": threads} if threads else {}
+        return extra | {"output": p, "pooling": pooling, "spearman": rho, "params": {}, "seconds": 60.0}
+
+    first = part("a.json", 6, [row(1, "instance", 0.4), row(1, "mean", 0.3)])
+    second = part("b.json", 2, [row(9, "instance", 0.1), row(9, "mean", 0.3)])
+    out = tmp_path / "combined"
+    for parts in ([first, second], [str(out.with_suffix(".json")), part("c.json", 2, [row(5, "mean", 0.5)])]):
+        monkeypatch.setattr("sys.argv", ["x", "--kind", "random_forest", "--out", str(out), "--combine", *parts])
+        bench.main()
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["settings"]["combined_from"] == [first, second, str(tmp_path / "c.json")]
+    assert [(r["output"], r["pooling"], r["threads"]) for r in record["rows"]] == [
+        (1, "instance", 6), (1, "mean", 6), (5, "mean", 2), (9, "instance", 2), (9, "mean", 2)
+    ]  # fmt: skip
+    assert record["summary"]["mean"]["n_outputs"] == 3 and record["summary"]["instance"]["n_outputs"] == 2
+    assert record["summary"]["instance_minus_mean"]["spearman"] == pytest.approx(((0.4 - 0.3) + (0.1 - 0.3)) / 2)
