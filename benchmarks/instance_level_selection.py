@@ -38,8 +38,9 @@ CRITERIA = ("rows", "bags")  # what a fold's Spearman compares: instance rows, o
 
 
 def bag_means(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The mean of each bag's consecutive rows."""
-    return np.add.reduceat(values, np.concatenate([[0], np.cumsum(sizes)[:-1]])) / sizes
+    """The mean of each bag's consecutive rows, summed as ``TreeMIL.bag_predictions`` sums them: XGBoost
+    predicts float32, where another summation order moves means by an ulp and can swap near-tied ranks."""
+    return np.array([chunk.mean() for chunk in np.split(values, np.cumsum(sizes)[:-1])])
 
 
 def instance_model(kind: str, config: dict, repeat: str, threads: int):
