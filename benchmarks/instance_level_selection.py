@@ -38,7 +38,7 @@ CRITERIA = ("rows", "bags")  # what a fold's Spearman compares: instance rows, o
 
 
 def bag_means(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The mean of each bag's consecutive rows, summed as ``TreeMIL.bag_predictions`` sums them: XGBoost
+    """The mean of each bag's consecutive rows of a CV fold, summed as ``TreeMIL.bag_predictions`` sums them: XGBoost
     predicts float32, where another summation order moves means by an ulp and can swap near-tied ranks."""
     return np.array([chunk.mean() for chunk in np.split(values, np.cumsum(sizes)[:-1])])
 
@@ -99,16 +99,17 @@ def chosen(table: list[dict], criterion: str) -> int:
     return int(np.argmax([row[f"cv_{criterion}"] for row in table]))
 
 
-def held_out_score(model, estimator, params: dict, x, target_rows, test_x, test_sizes, truth) -> float:
+def held_out_score(model, estimator, params: dict, x, target_rows, test_x, test_offsets, truth) -> float:
+    """A combination refitted on all training rows, scored as the job scores its test bags."""
     fitted = clone(estimator).set_params(**params).fit(x, target_rows)
-    return float(spearmanr(bag_means(fitted.predict(test_x), test_sizes), truth).statistic)
+    return float(spearmanr(model.bag_predictions(fitted, test_x, test_offsets), truth).statistic)
 
 
 def select_output(model, data, p: int, refit_all: bool) -> dict:
     """Output p: both criteria's CV scores of every combination, each criterion's choice and its test score."""
     train, test = data.bags("train"), data.bags("test")
     x, sizes = model.features(train), train.sizes.numpy()
-    test_x, test_sizes = model.features(test), test.sizes.numpy()
+    test_x, test_offsets = model.features(test), test.offsets.numpy()
     start = time.perf_counter()
     table, estimator = replay_search(model, x, data.y_train[:, p], sizes, p)
     target_rows = np.repeat(model._target(data.y_train[:, p]), sizes)
@@ -116,7 +117,7 @@ def select_output(model, data, p: int, refit_all: bool) -> dict:
     to_score = range(len(table)) if refit_all else sorted(set(choices.values()))
     scores = Parallel(n_jobs=model.config.n_jobs)(
         delayed(held_out_score)(
-            model, estimator, table[c]["params"], x, target_rows, test_x, test_sizes, data.u_test[:, p]
+            model, estimator, table[c]["params"], x, target_rows, test_x, test_offsets, data.u_test[:, p]
         )
         for c in to_score
     )

@@ -178,7 +178,7 @@ def test_instance_level_selection_replays_the_jobs_search(small_sim, monkeypatch
     assert table[bench.chosen(table, "rows")]["params"] == params
     target_rows = np.repeat(model._target(y), sizes)
     rho = bench.held_out_score(
-        model, estimator, params, x, target_rows, model.features(test), test.sizes.numpy(), small_sim.u_test[:, 1]
+        model, estimator, params, x, target_rows, model.features(test), test.offsets.numpy(), small_sim.u_test[:, 1]
     )
     expected = spearman_per_output(model.bag_predictions(fitted, model.features(test), test.offsets.numpy())[:, None],
                                    small_sim.u_test[:, 1:2])[0]  # fmt: skip
