@@ -69,17 +69,17 @@ def fit_one(
     repeat: str,
     threads: int,
     sampling: str | None = None,
-    library_defaults: bool = False,
+    overrides: dict | None = None,
 ) -> dict:
     """Output p of the workflow's <kind>_<pooling> job on the default scenario of this repeat (XGBoost:
-    with ``learning_rate_sampling`` = ``sampling`` when given; ``library_defaults``: one fit with the
-    estimator's default hyperparameters instead of the search)."""
+    with ``learning_rate_sampling`` = ``sampling`` when given; ``overrides``: one fit with these
+    hyperparameters instead of the search, e.g. LIBRARY_DEFAULTS[kind])."""
     name = f"{MODEL_NAMES[kind]}_{pooling}"
     spec = dict(config["models"][name])
     if sampling is not None:
         spec["learning_rate_sampling"] = sampling
-    if library_defaults:
-        spec["overrides"] = LIBRARY_DEFAULTS[kind]
+    if overrides is not None:
+        spec["overrides"] = dict(overrides)
     model = build_model(spec, derive_seed(config["seed"], "fit", name, DEFAULT_SCENARIO, repeat))
     model.config.n_jobs = threads
     train, test = data.bags("train"), data.bags("test")
@@ -120,7 +120,7 @@ def main() -> None:
     suffix += "_library_defaults" if args.library_defaults else ""
     args.out = args.out or ROOT / "benchmarks" / "results" / f"instance_level_trees_{args.kind}{suffix}"
     if args.combine:
-        parts = [json.loads(path.read_text()) for path in args.combine]
+        parts = [as_trees_record(json.loads(path.read_text())) for path in args.combine]
         keys = ("kind", "repeat", "seed", "learning_rate_sampling", "library_defaults")
         settings = {tuple(record_settings(part).get(k) for k in keys) for part in parts}
         if len(settings) != 1:
@@ -144,13 +144,30 @@ def main() -> None:
     rows: list[dict] = []
     for p in args.outputs:
         for pooling in args.poolings:
-            rows.append(
-                fit_one(args.kind, pooling, data, p, config, args.repeat, args.threads, sampling, args.library_defaults)
-            )
+            overrides = LIBRARY_DEFAULTS[args.kind] if args.library_defaults else None
+            rows.append(fit_one(args.kind, pooling, data, p, config, args.repeat, args.threads, sampling, overrides))
             row = rows[-1]
             print(f"output {p} {pooling}: rho {row['spearman']:.3f} ({row['seconds'] / 60:.1f} min)", flush=True)
             # Written after every fit: a run stopped early keeps what it finished.
             write_results(args, config["seed"], rows, [args.threads], None)
+
+
+def as_trees_record(record: dict) -> dict:
+    """A record of this script, or one of benchmarks/instance_level_selection.py as this script's: its replay
+    of the instance-level search gives the job's model (its row-scored choice), so each replayed output is
+    an instance row (seconds: the replay's, which also refits the bag-scored choice where it differs)."""
+    if "outputs" not in record:
+        return record
+    rows = []
+    for output in record["outputs"]:
+        choice = output["choice"]["rows"]
+        params = output["combinations"][choice["combination"]]["params"]
+        rows.append(
+            {"output": output["output"], "pooling": "instance", "spearman": choice["test"], "params": params,
+             "seconds": output["seconds"]}
+        )  # fmt: skip
+    settings = {**record["settings"], "learning_rate_sampling": None, "library_defaults": False}
+    return {"settings": settings, "rows": rows}
 
 
 def record_settings(record: dict) -> dict:

@@ -222,3 +222,75 @@ def test_benchmark_combine_merges_parts_and_keeps_the_first_runs_sources(tmp_pat
     ]  # fmt: skip
     assert record["summary"]["mean"]["n_outputs"] == 3 and record["summary"]["instance"]["n_outputs"] == 2
     assert record["summary"]["instance_minus_mean"]["spearman"] == pytest.approx(((0.4 - 0.3) + (0.1 - 0.3)) / 2)
+
+
+def test_forest_leaves_benchmark_fits_the_rf_jobs_with_its_leaf_size(small_sim, monkeypatch):
+    """benchmarks/instance_level_forest_leaves.py fits the workflow's rf_instance / rf_mean models (their
+    seeds) with FOREST and the given leaf size in place of the search."""
+    from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_forest_leaves")
+    config = {"seed": 4, "models": {f"rf_{p}": {"type": "random_forest", "pooling": p} for p in ("instance", "mean")}}
+    train, test = small_sim.bags("train"), small_sim.bags("test")
+    for pooling, leaf in (("instance", 16), ("mean", 1)):
+        row = bench.fit_leaf(small_sim, 1, pooling, leaf, config, "0", 2)
+        assert row["params"] == {**bench.FOREST, "min_samples_leaf": leaf} and row["min_samples_leaf"] == leaf
+        seed = derive_seed(4, "fit", f"rf_{pooling}", DEFAULT_SCENARIO, "0")
+        model = TreeMIL(kind="random_forest", pooling=pooling, seed=seed, overrides=bench.forest(leaf))
+        fitted, _ = model.fit_output(model.features(train), small_sim.y_train[:, 1], train.sizes.numpy(), 1)
+        expected = model.bag_predictions(fitted, model.features(test), test.offsets.numpy())
+        assert row["spearman"] == spearman_per_output(expected[:, None], small_sim.u_test[:, 1:2])[0]
+
+
+def test_forest_leaves_summary_pairs_each_leaf_with_the_mean_pooled_forest(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_forest_leaves")
+
+    def row(p, pooling, leaf, rho):
+        return {"output": p, "pooling": pooling, "min_samples_leaf": leaf, "spearman": rho}
+
+    rows = [row(0, "mean", 1, 0.5), row(1, "mean", 1, 0.3), row(0, "instance", 64, 0.6), row(1, "instance", 64, 0.2)]
+    rows += [row(0, "instance", 1, 0.1), row(2, "instance", 1, 0.4)]  # output 2 has no mean-pooled fit
+    summary = {(s["pooling"], s["min_samples_leaf"]): s for s in bench.summarise(rows)}
+    assert list(summary) == [("instance", 1), ("instance", 64), ("mean", 1)]
+    assert summary[("instance", 64)]["minus_mean"] == pytest.approx(((0.6 - 0.5) + (0.2 - 0.3)) / 2)
+    assert summary[("instance", 1)]["n_paired"] == 1 and summary[("instance", 1)]["n_outputs"] == 2
+    assert summary[("instance", 1)]["minus_mean"] == pytest.approx(0.1 - 0.5)
+    assert "minus_mean" not in summary[("mean", 1)]
+
+
+def test_benchmark_combine_takes_the_selection_replays_row_scored_choice_as_the_instance_row(tmp_path, monkeypatch):
+    """An instance_level_selection.py record joins instance_level_trees.py's: its row-scored choice is the job's."""
+    bench = instance_level_trees_benchmark()
+    trees = {
+        "settings": {"kind": "random_forest", "repeat": "0", "seed": 0, "learning_rate_sampling": None, "threads": 2},
+        "rows": [{"output": 5, "pooling": "mean", "spearman": 0.45, "params": {}, "seconds": 60.0}],
+    }
+    combos = [{"combination": 0, "params": {"max_depth": 10}}, {"combination": 1, "params": {"max_depth": 20}}]
+    selection = {
+        "settings": {"kind": "random_forest", "repeat": "0", "seed": 0, "threads": 2},
+        "outputs": [
+            {"output": 5, "seconds": 600.0, "combinations": combos,
+             "choice": {"rows": {"combination": 1, "test": 0.28}, "bags": {"combination": 0, "test": 0.3}}}
+        ],
+    }  # fmt: skip
+    (tmp_path / "trees.json").write_text(json.dumps(trees))
+    (tmp_path / "selection.json").write_text(json.dumps(selection))
+    out = tmp_path / "combined"
+    parts = [str(tmp_path / "trees.json"), str(tmp_path / "selection.json")]
+    monkeypatch.setattr("sys.argv", ["x", "--kind", "random_forest", "--out", str(out), "--combine", *parts])
+    bench.main()
+    record = json.loads(out.with_suffix(".json").read_text())
+    instance = [r for r in record["rows"] if r["pooling"] == "instance"]
+    assert instance == [
+        {
+            "threads": 2,
+            "output": 5,
+            "pooling": "instance",
+            "spearman": 0.28,
+            "params": {"max_depth": 20},
+            "seconds": 600.0,
+        }
+    ]
+    assert record["summary"]["instance_minus_mean"]["spearman"] == pytest.approx(0.28 - 0.45)
