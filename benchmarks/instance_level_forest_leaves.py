@@ -7,11 +7,16 @@ three outputs against the paper's 0.45 (README, Table E.1). This script fits one
 size instead of the search (``min_samples_leaf`` swept, the other hyperparameters fixed: FOREST), on the
 same default dataset and with the job's seeds (``instance_level_trees.fit_one`` with overrides), and the
 same forest on mean-pooled bag features as a reference, so each leaf size is compared with mean pooling
-output by output. Minutes per output instead of the search's hours. Results go to
+output by output. Minutes per output instead of the search's hours. ``--cv`` also scores every leaf size
+by the workflow's 5-fold cross-validation over training bags (instance_level_selection.replay_search:
+the job's folds and estimator; each fold scored on instance rows, as the workflow's search does, and on
+bag means) and reports the test score of the leaf size each criterion picks: whether the search would
+find large leaves if its space held them. Results go to
 benchmarks/results/instance_level_forest_leaves.{json,md}, rewritten after every output.
 
     python benchmarks/instance_level_forest_leaves.py                     # outputs 0-9 of repeat 0
     python benchmarks/instance_level_forest_leaves.py --outputs 0 1 --leaves 1 64 --threads 2
+    python benchmarks/instance_level_forest_leaves.py --cv --outputs 0 1 2 3 4   # + the CV choice of leaf
 """
 
 from __future__ import annotations
@@ -45,6 +50,36 @@ def fit_leaf(data, p: int, pooling: str, leaf: int, config: dict, repeat: str, t
     return {**row, "min_samples_leaf": leaf}
 
 
+def cross_validate_leaves(data, p: int, leaves: list[int], config: dict, repeat: str, threads: int) -> dict:
+    """Output p: each leaf size's mean 5-fold CV Spearman on the rf_instance job's folds, scored on rows (as
+    the workflow's search) and on bag means, and the leaf size each criterion picks."""
+    from instance_level_selection import CRITERIA, chosen, instance_model, replay_search
+
+    model = instance_model("random_forest", config, repeat, threads)
+    train = data.bags("train")
+    combos = [forest(leaf) for leaf in leaves]
+    table, _ = replay_search(model, model.features(train), data.y_train[:, p], train.sizes.numpy(), p, combos)
+    return {
+        "output": p,
+        "cv": [
+            {"min_samples_leaf": leaf, "cv_rows": r["cv_rows"], "cv_bags": r["cv_bags"]}
+            for leaf, r in zip(leaves, table, strict=True)
+        ],
+        "chosen": {criterion: leaves[chosen(table, criterion)] for criterion in CRITERIA},
+    }
+
+
+def summarise_cv(rows: list[dict], cv: list[dict]) -> dict:
+    """Per criterion: the leaf sizes chosen per output and the mean +- s.e. test Spearman of the choices."""
+    test = {(r["output"], r["min_samples_leaf"]): r["spearman"] for r in rows if r["pooling"] == "instance"}
+    summary = {}
+    for criterion in ("rows", "bags"):
+        chosen = {c["output"]: c["chosen"][criterion] for c in cv}
+        mean, se = mean_and_se(np.array([test[(p, leaf)] for p, leaf in chosen.items()]))
+        summary[criterion] = {"spearman": mean, "spearman_se": se, "n_outputs": len(chosen), "chosen": chosen}
+    return summary
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """Mean +- s.e. over outputs per (pooling, leaf), and each instance-level leaf size minus the
     mean-pooled reference on the outputs both have (paired)."""
@@ -70,10 +105,12 @@ def summarise(rows: list[dict]) -> list[dict]:
     return summary
 
 
-def write_results(out: Path, args, seed: int, rows: list[dict]) -> None:
+def write_results(out: Path, args, seed: int, rows: list[dict], cv: list[dict]) -> None:
     rows = sorted(rows, key=lambda r: (r["output"], r["pooling"], r["min_samples_leaf"]))
     summary = summarise(rows)
-    command = "python benchmarks/instance_level_forest_leaves.py --outputs " + " ".join(map(str, args.outputs))
+    cv_summary = summarise_cv(rows, cv) if cv else None
+    command = "python benchmarks/instance_level_forest_leaves.py " + ("--cv " if args.cv else "")
+    command += "--outputs " + " ".join(map(str, args.outputs))
     command += (
         " --leaves " + " ".join(map(str, args.leaves)) + (f" --repeat {args.repeat}" if args.repeat != "0" else "")
     )
@@ -88,6 +125,8 @@ def write_results(out: Path, args, seed: int, rows: list[dict]) -> None:
         "command": command,
         "rows": rows,
         "summary": summary,
+        "cv": cv,
+        "cv_summary": cv_summary,
         "paper": PAPER["random_forest"],
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -114,6 +153,24 @@ def write_results(out: Path, args, seed: int, rows: list[dict]) -> None:
             f"| {s['pooling']} | {s['min_samples_leaf']} | {s['spearman']:.3f} +- {s['spearman_se']:.3f} | {diff} | "
             f"{s['n_outputs']} |"
         )
+    if cv_summary:
+        lines += [
+            "",
+            "Leaf size chosen by 5-fold CV over the training bags (the `rf_instance` job's folds; a fold scored on "
+            "instance rows, as the workflow's search, or on bag means), and the test Spearman of that choice:",
+            "",
+            "| CV scored on | test Spearman of the chosen leaf | chosen min_samples_leaf per output |",
+            "|---|---|---|",
+        ]
+        for criterion, c in cv_summary.items():
+            chosen = ", ".join(f"{p}: {leaf}" for p, leaf in sorted(c["chosen"].items()))
+            lines.append(
+                f"| {criterion} | {c['spearman']:.3f} +- {c['spearman_se']:.3f} ({c['n_outputs']} outputs) | {chosen} |"
+            )
+        lines += ["", "| output | min_samples_leaf | CV rows | CV bags |", "|---|---|---|---|"]
+        for c in cv:
+            for r in c["cv"]:
+                lines.append(f"| {c['output']} | {r['min_samples_leaf']} | {r['cv_rows']:.3f} | {r['cv_bags']:.3f} |")
     lines += ["", "| output | features | min_samples_leaf | Spearman | fit seconds |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(
@@ -128,6 +185,7 @@ def main() -> None:
     parser.add_argument("--outputs", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--leaves", type=int, nargs="+", default=list(LEAVES), help="instance-level min_samples_leaf")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads building each forest's trees")
+    parser.add_argument("--cv", action="store_true", help="also choose the leaf size by the search's 5-fold CV")
     parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
     args = parser.parse_args()
     if min(args.leaves) < 1:
@@ -136,6 +194,7 @@ def main() -> None:
     config = paper_config()
     data = default_dataset(config, args.repeat)
     rows: list[dict] = []
+    cv: list[dict] = []
     for p in args.outputs:
         fits = [("mean", MEAN_LEAF)] + [("instance", leaf) for leaf in args.leaves]
         for pooling, leaf in fits:
@@ -144,7 +203,10 @@ def main() -> None:
                 f"output {p} {pooling} leaf {leaf}: rho {rows[-1]['spearman']:.3f} ({rows[-1]['seconds']:.0f} s)",
                 flush=True,
             )
-        write_results(out, args, config["seed"], rows)  # after every output: a stopped run keeps what it finished
+        if args.cv:
+            cv.append(cross_validate_leaves(data, p, args.leaves, config, args.repeat, args.threads))
+            print(f"output {p}: CV chooses leaf {cv[-1]['chosen']}", flush=True)
+        write_results(out, args, config["seed"], rows, cv)  # after every output: a stopped run keeps what it finished
 
 
 if __name__ == "__main__":

@@ -62,17 +62,19 @@ def fold_scores(estimator, params: dict, x, target, sizes, train_rows, test_rows
     return rows, (-1.0 if not np.isfinite(rho) else float(rho))
 
 
-def replay_search(model, x: np.ndarray, y: np.ndarray, sizes: np.ndarray, p: int) -> tuple[list[dict], object]:
+def replay_search(
+    model, x: np.ndarray, y: np.ndarray, sizes: np.ndarray, p: int, combos: list[dict] | None = None
+) -> tuple[list[dict], object]:
     """Every combination of output p's search with its mean CV score under both criteria, and the base
-    estimator (``TreeMIL.fit_output``'s: seed + p, one thread per fit)."""
+    estimator (``TreeMIL.fit_output``'s: seed + p, one thread per fit). ``combos``: score these
+    combinations on the search's folds instead of the ones the search draws."""
     cfg = model.config
     target = np.repeat(model._target(y), sizes)
     folds = list(_bag_folds(len(sizes), sizes, cfg.cv_folds, cfg.seed))
     bag_of_fold = [np.sort(b) for _, b in _bag_folds(len(sizes), None, cfg.cv_folds, cfg.seed)]
-    # RandomizedSearchCV draws its combinations with exactly this sampler and random_state.
-    combos = list(
-        ParameterSampler(search_space(cfg.kind, cfg.learning_rate_sampling), cfg.n_iter, random_state=cfg.seed + p)
-    )
+    if combos is None:  # RandomizedSearchCV draws its combinations with exactly this sampler and random_state.
+        space = search_space(cfg.kind, cfg.learning_rate_sampling)
+        combos = list(ParameterSampler(space, cfg.n_iter, random_state=cfg.seed + p))
     estimator = model._estimator(cfg.seed + p)
     jobs = [(c, f) for c in range(len(combos)) for f in range(len(folds))]
     # verbose: joblib reports finished fits on stderr (the 100 fits of a Random Forest output take hours).

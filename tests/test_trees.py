@@ -294,3 +294,40 @@ def test_benchmark_combine_takes_the_selection_replays_row_scored_choice_as_the_
         }
     ]
     assert record["summary"]["instance_minus_mean"]["spearman"] == pytest.approx(0.28 - 0.45)
+
+
+def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_sim, monkeypatch):
+    """--cv's row-scored CV of each leaf size equals scikit-learn's own search over those leaf sizes on the
+    rf_instance job's folds and scorer, and each criterion's choice is the test score reported for it."""
+    from sklearn.model_selection import GridSearchCV
+
+    from mixmil_workflow.baselines.trees import _bag_folds, _spearman_scorer
+    from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_forest_leaves")
+    monkeypatch.setattr(bench, "FOREST", {**bench.FOREST, "n_estimators": 20})  # seconds, not minutes
+    config = {"seed": 4, "models": {"rf_instance": {"type": "random_forest", "pooling": "instance"}}}
+    leaves, p = [1, 64, 512], 1
+    result = bench.cross_validate_leaves(small_sim, p, leaves, config, "0", 2)
+    train = small_sim.bags("train")
+    sizes = train.sizes.numpy()
+    seed = derive_seed(4, "fit", "rf_instance", DEFAULT_SCENARIO, "0")
+    model = TreeMIL(kind="random_forest", pooling="instance", seed=seed)
+    grid = GridSearchCV(
+        model._estimator(seed + p),
+        [{k: [v] for k, v in bench.forest(leaf).items()} for leaf in leaves],
+        cv=list(_bag_folds(len(sizes), sizes, 5, seed)),
+        scoring=_spearman_scorer,
+    ).fit(model.features(train), np.repeat(small_sim.y_train[:, p], sizes))
+    np.testing.assert_allclose(
+        [r["cv_rows"] for r in result["cv"]], grid.cv_results_["mean_test_score"], rtol=0, atol=1e-12
+    )
+    assert result["chosen"]["rows"] == leaves[int(np.argmax(grid.cv_results_["mean_test_score"]))]
+    rows = [
+        {"output": p, "pooling": "instance", "min_samples_leaf": leaf, "spearman": 0.1 * i}
+        for i, leaf in enumerate(leaves)
+    ]
+    summary = bench.summarise_cv(rows, [result])
+    for criterion in ("rows", "bags"):
+        assert summary[criterion]["spearman"] == 0.1 * leaves.index(result["chosen"][criterion])
