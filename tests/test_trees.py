@@ -167,7 +167,9 @@ def test_instance_level_selection_replays_the_jobs_search(small_sim, monkeypatch
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     bench = load_benchmark("instance_level_selection")
     model = TreeMIL(kind=kind, pooling="instance", n_iter=3, cv_folds=3, seed=2)
-    model.config.n_jobs = 2
+    # One process: joblib's worker processes (reused across tests) would have to import the benchmark
+    # module from the sys.path of whichever test started them.
+    model.config.n_jobs = 1
     train, test = small_sim.bags("train"), small_sim.bags("test")
     # 60 bags keep the search's fits (up to 500 trees) to seconds.
     sizes, y = train.sizes.numpy()[:60], small_sim.y_train[:60, 1]
@@ -309,7 +311,7 @@ def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_s
     monkeypatch.setattr(bench, "FOREST", {**bench.FOREST, "n_estimators": 20})  # seconds, not minutes
     config = {"seed": 4, "models": {"rf_instance": {"type": "random_forest", "pooling": "instance"}}}
     leaves, p = [1, 64, 512], 1
-    result = bench.cross_validate_leaves(small_sim, p, leaves, config, "0", 2)
+    result = bench.cross_validate_leaves(small_sim, p, leaves, config, "0", 1)  # in-process (see above)
     train = small_sim.bags("train")
     sizes = train.sizes.numpy()
     seed = derive_seed(4, "fit", "rf_instance", DEFAULT_SCENARIO, "0")
