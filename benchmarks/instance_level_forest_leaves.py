@@ -12,11 +12,12 @@ by the workflow's 5-fold cross-validation over training bags (instance_level_sel
 the job's folds and estimator; each fold scored on instance rows, as the workflow's search does, and on
 bag means) and reports the test score of the leaf size each criterion picks: whether the search would
 find large leaves if its space held them. Results go to
-benchmarks/results/instance_level_forest_leaves.{json,md}, rewritten after every output.
+benchmarks/results/instance_level_forest_leaves{,_cv}.{json,md}, rewritten after every output.
 
     python benchmarks/instance_level_forest_leaves.py                     # outputs 0-9 of repeat 0
     python benchmarks/instance_level_forest_leaves.py --outputs 0 1 --leaves 1 64 --threads 2
     python benchmarks/instance_level_forest_leaves.py --cv --outputs 0 1 2 3 4   # + the CV choice of leaf
+    python benchmarks/instance_level_forest_leaves.py --cv --combine part_a.json part_b.json  # runs on other outputs
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def summarise(rows: list[dict]) -> list[dict]:
     return summary
 
 
-def write_results(out: Path, args, seed: int, rows: list[dict], cv: list[dict]) -> None:
+def write_results(
+    out: Path, args, seed: int, rows: list[dict], cv: list[dict], parts: list[Path] | None = None
+) -> None:
     rows = sorted(rows, key=lambda r: (r["output"], r["pooling"], r["min_samples_leaf"]))
     summary = summarise(rows)
     cv_summary = summarise_cv(rows, cv) if cv else None
@@ -121,6 +124,7 @@ def write_results(out: Path, args, seed: int, rows: list[dict], cv: list[dict]) 
             "threads": args.threads,
             "forest": FOREST,
             "mean_leaf": MEAN_LEAF,
+            "combined_from": [str(path) for path in parts or []],
         },
         "command": command,
         "rows": rows,
@@ -140,8 +144,9 @@ def write_results(out: Path, args, seed: int, rows: list[dict], cv: list[dict]) 
         f"and leaf size, no search ({fixed}; the job's seeds), on instance rows (a bag predicted by the mean of "
         f"its instances) and, as the reference, on mean-pooled bag features (min_samples_leaf={MEAN_LEAF}). "
         f"Spearman between the test prediction and the true bag effect, mean +- s.e. over outputs; "
-        f"`instance - mean`: paired by output. {args.threads} thread(s). Command: `{command}`. "
-        f"Paper (Table E.1, searched over Table C.3, leaves of at most 4): instance "
+        f"`instance - mean`: paired by output. {args.threads} thread(s). Command: `{command}`"
+        + (f" (in {len(parts)} parts, combined with --combine). " if parts else ". ")
+        + f"Paper (Table E.1, searched over Table C.3, leaves of at most 4): instance "
         f"{PAPER['random_forest']['instance']:.2f}, mean {PAPER['random_forest']['mean']:.2f}.",
         "",
         "| features | min_samples_leaf | Spearman | instance - mean | outputs |",
@@ -179,6 +184,32 @@ def write_results(out: Path, args, seed: int, rows: list[dict], cv: list[dict]) 
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+def combine(paths: list[Path], out: Path) -> None:
+    """One record from runs on different outputs of the same settings (e.g. two processes in parallel)."""
+    parts = [json.loads(path.read_text()) for path in paths]
+
+    def settings(part: dict) -> str:
+        leaves = sorted({r["min_samples_leaf"] for r in part["rows"] if r["pooling"] == "instance"})
+        fixed = {k: part["settings"][k] for k in ("repeat", "seed", "forest", "mean_leaf")}
+        return json.dumps({**fixed, "leaves": leaves, "cv": bool(part["cv"])}, sort_keys=True)
+
+    if len({settings(part) for part in parts}) != 1:
+        raise SystemExit("--combine: the parts differ in repeat, seed, forest, leaf sizes or --cv: " + ", ".join(
+            f"{path}: {settings(part)}" for path, part in zip(paths, parts, strict=True)))  # fmt: skip
+    outputs = [r["output"] for part in parts for r in part["rows"] if r["pooling"] == "mean"]
+    if len(set(outputs)) != len(outputs):
+        raise SystemExit(f"--combine: an output appears in more than one part: {sorted(outputs)}")
+    first = json.loads(settings(parts[0]))
+    threads = sorted({part["settings"]["threads"] for part in parts})
+    args = argparse.Namespace(
+        repeat=first["repeat"], outputs=sorted(outputs), leaves=first["leaves"], cv=first["cv"],
+        threads=threads[0] if len(threads) == 1 else threads,
+    )  # fmt: skip
+    rows = [r for part in parts for r in part["rows"]]
+    cv = sorted((c for part in parts for c in part["cv"]), key=lambda c: c["output"])
+    write_results(out, args, first["seed"], rows, cv, paths)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", default="0", help="the workflow's repeat of the default scenario")
@@ -187,10 +218,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads building each forest's trees")
     parser.add_argument("--cv", action="store_true", help="also choose the leaf size by the search's 5-fold CV")
     parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
+    parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of runs on other outputs")
     args = parser.parse_args()
     if min(args.leaves) < 1:
         raise SystemExit(f"--leaves: a leaf holds at least one row, got {min(args.leaves)}")
-    out = args.out or ROOT / "benchmarks" / "results" / "instance_level_forest_leaves"
+    out = args.out or ROOT / "benchmarks" / "results" / ("instance_level_forest_leaves" + ("_cv" if args.cv else ""))
+    if args.combine:
+        combine(args.combine, out)
+        return
     config = paper_config()
     data = default_dataset(config, args.repeat)
     rows: list[dict] = []

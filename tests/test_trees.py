@@ -333,3 +333,31 @@ def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_s
     summary = bench.summarise_cv(rows, [result])
     for criterion in ("rows", "bags"):
         assert summary[criterion]["spearman"] == 0.1 * leaves.index(result["chosen"][criterion])
+
+
+def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_forest_leaves")
+    settings = {"repeat": "0", "seed": 0, "threads": 1, "forest": bench.FOREST, "mean_leaf": 1}
+
+    def part(name, p, rho, chosen):
+        rows = [{"output": p, "pooling": "mean", "min_samples_leaf": 1, "spearman": 0.4, "seconds": 1.0}]
+        rows += [{"output": p, "pooling": "instance", "min_samples_leaf": leaf, "spearman": rho + leaf / 1e4,
+                  "seconds": 1.0} for leaf in (1, 64)]  # fmt: skip
+        cv = [{"output": p, "cv": [], "chosen": {"rows": chosen, "bags": 64}}]
+        (tmp_path / name).write_text(json.dumps({"settings": settings, "rows": rows, "cv": cv}))
+        return tmp_path / name
+
+    a, b = part("a.json", 3, 0.2, 1), part("b.json", 0, 0.3, 64)
+    bench.combine([a, b], tmp_path / "both")
+    record = json.loads((tmp_path / "both.json").read_text())
+    assert [c["output"] for c in record["cv"]] == [0, 3]
+    assert record["settings"]["combined_from"] == [str(a), str(b)]
+    assert record["cv_summary"]["rows"]["spearman"] == pytest.approx(((0.3 + 0.0064) + (0.2 + 0.0001)) / 2)
+    assert record["cv_summary"]["bags"]["chosen"] == {"0": 64, "3": 64}
+    assert "--outputs 0 3 --leaves 1 64" in record["command"]
+    with pytest.raises(SystemExit, match="more than one part"):
+        bench.combine([a, part("c.json", 3, 0.1, 1)], tmp_path / "clash")
+    with pytest.raises(SystemExit, match="differ"):
+        settings["seed"] = 1
+        bench.combine([a, part("d.json", 5, 0.1, 1)], tmp_path / "other_seed")
