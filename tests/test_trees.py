@@ -329,10 +329,11 @@ def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_s
     rows = [
         {"output": p, "pooling": "instance", "min_samples_leaf": leaf, "spearman": 0.1 * i}
         for i, leaf in enumerate(leaves)
-    ]
+    ] + [{"output": p, "pooling": "mean", "min_samples_leaf": 1, "spearman": 0.05}]
     summary = bench.summarise_cv(rows, [result])
     for criterion in ("rows", "bags"):
         assert summary[criterion]["spearman"] == 0.1 * leaves.index(result["chosen"][criterion])
+        assert summary[criterion]["minus_mean"] == pytest.approx(0.1 * leaves.index(result["chosen"][criterion]) - 0.05)
 
 
 def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatch):
@@ -355,6 +356,7 @@ def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatc
     assert record["settings"]["combined_from"] == [str(a), str(b)]
     assert record["cv_summary"]["rows"]["spearman"] == pytest.approx(((0.3 + 0.0064) + (0.2 + 0.0001)) / 2)
     assert record["cv_summary"]["bags"]["chosen"] == {"0": 64, "3": 64}
+    assert record["cv_summary"]["bags"]["minus_mean"] == pytest.approx(((0.3 + 0.0064) + (0.2 + 0.0064)) / 2 - 0.4)
     assert "--outputs 0 3 --leaves 1 64" in record["command"]
     with pytest.raises(SystemExit, match="more than one part"):
         bench.combine([a, part("c.json", 3, 0.1, 1)], tmp_path / "clash")
