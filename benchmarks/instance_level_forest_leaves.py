@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from instance_level_trees import PAPER, default_dataset, fit_one, paper_config  # benchmarks/, beside this script
+from instance_level_selection import CRITERIA, chosen, instance_model, replay_search  # benchmarks/, beside this
+from instance_level_trees import PAPER, default_dataset, fit_one, paper_config
 
 from mixmil_workflow.metrics import mean_and_se
 
@@ -54,8 +55,6 @@ def fit_leaf(data, p: int, pooling: str, leaf: int, config: dict, repeat: str, t
 def cross_validate_leaves(data, p: int, leaves: list[int], config: dict, repeat: str, threads: int) -> dict:
     """Output p: each leaf size's mean 5-fold CV Spearman on the rf_instance job's folds, scored on rows (as
     the workflow's search) and on bag means, and the leaf size each criterion picks."""
-    from instance_level_selection import CRITERIA, chosen, instance_model, replay_search
-
     model = instance_model("random_forest", config, repeat, threads)
     train = data.bags("train")
     combos = [forest(leaf) for leaf in leaves]
@@ -75,13 +74,13 @@ def summarise_cv(rows: list[dict], cv: list[dict]) -> dict:
     test = {(r["output"], r["min_samples_leaf"]): r["spearman"] for r in rows if r["pooling"] == "instance"}
     reference = {r["output"]: r["spearman"] for r in rows if r["pooling"] == "mean"}
     summary = {}
-    for criterion in ("rows", "bags"):
-        chosen = {c["output"]: c["chosen"][criterion] for c in cv}
-        mean, se = mean_and_se(np.array([test[(p, leaf)] for p, leaf in chosen.items()]))
-        diff, diff_se = mean_and_se(np.array([test[(p, leaf)] - reference[p] for p, leaf in chosen.items()]))
+    for criterion in CRITERIA:
+        picked = {c["output"]: c["chosen"][criterion] for c in cv}
+        mean, se = mean_and_se(np.array([test[(p, leaf)] for p, leaf in picked.items()]))
+        diff, diff_se = mean_and_se(np.array([test[(p, leaf)] - reference[p] for p, leaf in picked.items()]))
         summary[criterion] = {
             "spearman": mean, "spearman_se": se, "minus_mean": diff, "minus_mean_se": diff_se,
-            "n_outputs": len(chosen), "chosen": chosen,
+            "n_outputs": len(picked), "chosen": picked,
         }  # fmt: skip
     return summary
 
