@@ -363,3 +363,85 @@ def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="differ"):
         settings["seed"] = 1
         bench.combine([a, part("d.json", 5, 0.1, 1)], tmp_path / "other_seed")
+
+
+def test_search_space_searches_the_given_values_with_the_overrides_fixed(small_sim, monkeypatch):
+    """A spec's search_space replaces Table C.3: its choice is the forest-leaves benchmark's row-scored CV
+    choice on the same job's folds and seeds, refitted as that forest, and best_params names the whole model."""
+    from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, build_model, derive_seed
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_forest_leaves")
+    forest = {**bench.FOREST, "n_estimators": 20}  # seconds, not minutes
+    monkeypatch.setattr(bench, "FOREST", forest)
+    leaves, p = [1, 64, 512], 1
+    spec = {"type": "random_forest", "pooling": "instance", "overrides": forest}
+    spec["search_space"] = {"min_samples_leaf": leaves}
+    config = {"seed": 4, "models": {"rf_instance": spec}}
+    seed = derive_seed(4, "fit", "rf_instance", DEFAULT_SCENARIO, "0")
+    model = build_model(spec, seed)
+    train, test = small_sim.bags("train"), small_sim.bags("test")
+    model.fit(train, small_sim.y_train[:, : p + 1])
+    chosen = bench.cross_validate_leaves(small_sim, p, leaves, config, "0", 1)["chosen"]["rows"]
+    assert model.best_params[p] == {**forest, "min_samples_leaf": chosen}
+    fixed = TreeMIL(kind="random_forest", pooling="instance", seed=seed, overrides=bench.forest(chosen))
+    fixed_model, _ = fixed.fit_output(fixed.features(train), small_sim.y_train[:, p], train.sizes.numpy(), p)
+    np.testing.assert_array_equal(
+        model.predict(test).bag_effect[:, p],
+        fixed.bag_predictions(fixed_model, fixed.features(test), test.offsets.numpy()),
+    )
+
+
+def test_search_space_is_a_grid_up_to_n_iter_combinations_and_drawn_beyond():
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+    space = {"min_samples_leaf": [1, 2, 4], "max_depth": [3, 5]}
+    assert isinstance(TreeMIL(search_space=space, n_iter=6)._search(0, []), GridSearchCV)
+    drawn = TreeMIL(search_space=space, n_iter=4)._search(0, [])
+    assert isinstance(drawn, RandomizedSearchCV) and drawn.n_iter == 4
+    assert isinstance(TreeMIL()._search(0, []), RandomizedSearchCV)  # Table C.3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"search_space": {"min_leaf": [1, 2]}}, "'min_leaf' is not a random_forest hyperparameter"),
+        ({"search_space": {"min_samples_leaf": []}}, "min_samples_leaf must be a non-empty list"),
+        ({"search_space": {"min_samples_leaf": 4}}, "min_samples_leaf must be a non-empty list"),
+        ({"search_space": {}}, "must map hyperparameter names to lists"),
+        ({"search_space": {"max_depth": [3]}, "overrides": {"max_depth": 5}}, "max_depth both searched and fixed"),
+        ({"search_space": {"max_depth": [3]}, "overrides": {"depth": 5}}, "overrides: 'depth' is not"),
+        (
+            {"kind": "xgboost", "search_space": {"max_depth": [3]}, "learning_rate_sampling": "uniform"},
+            "with a search_space, list the rates",
+        ),
+    ],
+)
+def test_search_space_mistakes_are_named_at_construction(options, message):
+    with pytest.raises(ValueError, match=message):
+        TreeMIL(**options)
+
+
+def test_table_e1_rf_instance_leaves_is_the_forest_leaves_benchmarks_search(monkeypatch):
+    """The README reports config/table_e1.yaml's rf_instance_leaves as the benchmark's CV over leaf sizes."""
+    import yaml
+
+    from mixmil_workflow.simulation_study import build_model
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = load_benchmark("instance_level_forest_leaves")
+    config = yaml.safe_load((REPO / "config" / "table_e1.yaml").read_text())
+    spec = config["models"]["rf_instance_leaves"]
+    assert spec["overrides"] == bench.FOREST and spec["search_space"] == {"min_samples_leaf": list(bench.LEAVES)}
+    assert spec["pooling"] == "instance" and "rf_instance_leaves" in config["simulation"]["models"]
+    assert build_model(spec, 0).config.search_space == {"min_samples_leaf": list(bench.LEAVES)}
+
+
+def test_fit_shows_one_progress_line_per_output_unless_switched_off(small_sim, capsys):
+    train, y = small_sim.bags("train"), small_sim.y_train[:, :2]
+    TreeMIL(kind="random_forest", pooling="mean", overrides=QUICK["random_forest"], seed=1).fit(train, y)
+    shown = capsys.readouterr().err
+    assert "random_forest (mean)" in shown and "2/2" in shown and "output 1: {'n_estimators': 50" in shown
+    quiet = TreeMIL(kind="random_forest", pooling="mean", overrides=QUICK["random_forest"], seed=1, progress=False)
+    quiet.fit(train, y)
+    assert capsys.readouterr().err == ""

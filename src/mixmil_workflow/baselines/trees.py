@@ -13,6 +13,10 @@ drawn. ``learning_rate_sampling="log_uniform"`` (the default) draws it log-unifo
 default simulation the uniform reading gives the paper's XGBoost row of Table E.1 (0.380 vs 0.36) and the
 log-uniform one a better model (0.435); benchmarks/xgboost_learning_rate.py measures both.
 
+``search_space`` replaces Tables C.3/C.4 with lists of values per hyperparameter (e.g. leaf sizes past
+Table C.3's 4 rows for the instance-level Random Forest); ``overrides`` then fix the hyperparameters it
+does not search. Without a ``search_space``, ``overrides`` fix the model and there is no search.
+
 The ``instance`` level (Table E.1) instead copies each bag's label to its instances, fits on instances
 and predicts a bag by the mean of its instance predictions (features are the raw embeddings).
 
@@ -29,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import loguniform, spearmanr, uniform
 from scipy.stats import randint as randint_dist
-from sklearn.model_selection import KFold, RandomizedSearchCV
+from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, RandomizedSearchCV
+from tqdm.auto import tqdm
 
 from ..bags import Bags
 from ..io import atomic_path
@@ -97,10 +102,12 @@ class TreeMILConfig:
     n_trials: int | None = 2
     n_iter: int = 20  # random-search combinations (paper: 20)
     cv_folds: int = 5  # (paper: 5)
-    n_jobs: int = 1  # parallel fits of the search's folds x combinations (with overrides: the trees' threads)
+    n_jobs: int = 1  # parallel fits of the search's folds x combinations (with overrides alone: the trees' threads)
     seed: int = 0
-    overrides: dict = field(default_factory=dict)  # fixed hyperparameters instead of searching them
+    overrides: dict = field(default_factory=dict)  # fixed hyperparameters (no search, unless search_space is set)
     learning_rate_sampling: str = "log_uniform"  # XGBoost: how Table C.4's learning rate is drawn (or "uniform")
+    search_space: dict | None = None  # {hyperparameter: [values]} searched instead of Table C.3 / C.4
+    progress: bool = True  # one line per fitted output (an instance-level search takes minutes to hours each)
 
 
 class TreeMIL(MILModel):
@@ -113,12 +120,51 @@ class TreeMIL(MILModel):
         search_space(self.config.kind, self.config.learning_rate_sampling)  # rejects an unknown kind or sampling
         if self.config.kind != "xgboost" and self.config.learning_rate_sampling != "log_uniform":
             raise ValueError("learning_rate_sampling applies to XGBoost only; remove it from the Random Forest's spec")
+        if self.config.search_space is not None:
+            self._check_search_space()
         self.likelihood = make_likelihood(self.config.likelihood, self.config.n_trials)
         if not isinstance(self.likelihood, Binomial):
             raise ValueError("tree baselines support binomial and Bernoulli labels")
         self.models: list = []
         self.best_params: list[dict] = []
         self.covariate_coef: np.ndarray | None = None
+
+    def _check_search_space(self) -> None:
+        """A clear error at construction instead of a failed search hours into a job."""
+        cfg, where = self.config, f"{self.config.kind} search_space"
+        if not isinstance(cfg.search_space, dict) or not cfg.search_space:
+            raise ValueError(f"{where} must map hyperparameter names to lists of values, got {cfg.search_space!r}")
+        known = set(self._estimator(0).get_params())
+        for name, values in cfg.search_space.items():
+            if name not in known:
+                raise ValueError(f"{where}: {name!r} is not a {cfg.kind} hyperparameter; check its spelling")
+            if not isinstance(values, list | tuple) or not values:
+                raise ValueError(f"{where}: {name} must be a non-empty list of values, got {values!r}")
+        both = sorted(set(cfg.search_space) & set(cfg.overrides))
+        if both:
+            raise ValueError(f"{where}: {', '.join(both)} both searched and fixed; remove them from overrides")
+        for name in cfg.overrides:
+            if name not in known:
+                raise ValueError(f"{cfg.kind} overrides: {name!r} is not a {cfg.kind} hyperparameter")
+        if cfg.learning_rate_sampling != "log_uniform":
+            raise ValueError(
+                "learning_rate_sampling draws Table C.4's learning rate; with a search_space, list the rates"
+            )
+
+    def _search(self, seed: int, folds: list):
+        """Table C.3 / C.4's random search of ``n_iter`` combinations, or the ``search_space``: every
+        combination when there are at most ``n_iter`` (a grid, so none is drawn twice or left out), else
+        ``n_iter`` drawn without replacement. Either scores each fold by Spearman and refits the best."""
+        cfg = self.config
+        common = dict(cv=folds, scoring=_spearman_scorer, refit=True, n_jobs=cfg.n_jobs)
+        if cfg.search_space is None:
+            space = search_space(cfg.kind, cfg.learning_rate_sampling)
+            return RandomizedSearchCV(self._estimator(seed), space, n_iter=cfg.n_iter, random_state=seed, **common)
+        estimator = self._estimator(seed).set_params(**cfg.overrides)
+        space = {name: list(values) for name, values in cfg.search_space.items()}
+        if len(ParameterGrid(space)) <= cfg.n_iter:
+            return GridSearchCV(estimator, space, **common)
+        return RandomizedSearchCV(estimator, space, n_iter=cfg.n_iter, random_state=seed, **common)
 
     def _estimator(self, seed: int, n_jobs: int = 1):
         if self.config.kind == "random_forest":
@@ -147,10 +193,13 @@ class TreeMIL(MILModel):
         bags, self.covariate_coef = regress_out_covariates(bags, covariates)
         features, sizes = self.features(bags), bags.sizes.cpu().numpy()
         self.models, self.best_params = [], []
-        for p in range(y_arr.shape[1]):
+        name = f"{self.config.kind} ({self.config.pooling})"
+        outputs = tqdm(range(y_arr.shape[1]), desc=name, unit="output", disable=not self.config.progress)
+        for p in outputs:
             model, params = self.fit_output(features, y_arr[:, p], sizes, p)
             self.models.append(model)
             self.best_params.append(params)
+            outputs.set_postfix_str(f"output {p}: {params}", refresh=False)
         return self
 
     def fit_output(self, features: np.ndarray, y: np.ndarray, sizes: np.ndarray, p: int) -> tuple[object, dict]:
@@ -169,24 +218,15 @@ class TreeMIL(MILModel):
         # trees' predictions in the order the threads finish, so its last bits (and a search's scores) would
         # vary from run to run. The search runs its folds x combinations in parallel instead, each fit on one
         # thread; a fixed-hyperparameter fit builds its trees in parallel and predicts on one thread.
-        if cfg.overrides:
+        if cfg.overrides and cfg.search_space is None:
             estimator = self._estimator(cfg.seed + p, cfg.n_jobs).set_params(**cfg.overrides)
             return estimator.fit(features, target).set_params(n_jobs=1), dict(cfg.overrides)
         # Folds over bags: at the instance level a bag's instances stay on one side of each split.
         folds = list(_bag_folds(len(sizes), sizes if instance_level else None, cfg.cv_folds, cfg.seed))
-        search = RandomizedSearchCV(
-            self._estimator(cfg.seed + p),
-            search_space(cfg.kind, cfg.learning_rate_sampling),
-            n_iter=cfg.n_iter,
-            cv=folds,
-            scoring=_spearman_scorer,
-            random_state=cfg.seed + p,
-            refit=True,
-            n_jobs=cfg.n_jobs,
-        )
+        search = self._search(cfg.seed + p, folds)
         search.fit(features, target)
         params = {k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()}
-        return search.best_estimator_, params
+        return search.best_estimator_, {**cfg.overrides, **params} if cfg.search_space is not None else params
 
     def bag_predictions(self, model, features: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """One output's bag scores from its fitted estimator (instance level: mean over each bag)."""
