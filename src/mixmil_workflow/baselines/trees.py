@@ -226,7 +226,7 @@ class TreeMIL(MILModel):
         search = self._search(cfg.seed + p, folds)
         search.fit(features, target)
         params = {k: (v.item() if hasattr(v, "item") else v) for k, v in search.best_params_.items()}
-        return search.best_estimator_, {**cfg.overrides, **params} if cfg.search_space is not None else params
+        return search.best_estimator_, {**cfg.overrides, **params}  # overrides: the searched model's fixed part
 
     def bag_predictions(self, model, features: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """One output's bag scores from its fitted estimator (instance level: mean over each bag)."""
