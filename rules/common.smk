@@ -36,6 +36,7 @@ from mixmil_workflow.simulation_study import (  # noqa: E402
     cost_models,
     derive_seed,
     model_runs,
+    reference_model,
     scenario_grid,
 )
 
@@ -45,6 +46,7 @@ SIMULATION = config["simulation"]
 SCENARIOS = scenario_grid(SIMULATION)
 REPEATS = list(range(SIMULATION["n_repeats"]))
 SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
+SIMULATION_REFERENCE = reference_model(SIMULATION, config["models"])
 COSTS = config.get("costs", {})
 COST_MODELS = cost_models(COSTS, config["models"], SIMULATION["models"])
 SWEEP = config.get("sweep", {})

@@ -55,6 +55,12 @@ rule aggregate_simulation:
             category="Simulation",
         ),
         summary_md="results/simulation/tables/simulation_summary.md",
+        paired="results/simulation/tables/simulation_paired.tsv",
+        paired_md=report(
+            "results/simulation/tables/simulation_paired.md",
+            caption="../report/simulation_paired.rst",
+            category="Simulation",
+        ),
     log:
         "logs/simulation/aggregate.log",
     conda:
@@ -63,6 +69,7 @@ rule aggregate_simulation:
         runs=SIMULATION_RUNS,
         run_data=simulation_run_data_files(),
         top_fraction=SIMULATION["top_fraction"],
+        reference=SIMULATION_REFERENCE,
         provenance=table_provenance(SIMULATION["models"], simulation=SIMULATION),
         simulation=SIMULATION,
     script:

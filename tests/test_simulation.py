@@ -83,3 +83,81 @@ def test_evaluate_runs_scores_every_run_as_evaluate_does_and_names_a_bad_predict
     save_npz(tmp_path / "old.npz", bag_score=np.zeros((40, 2)))
     with pytest.raises(ValueError, match=r"old\.npz.*instance_score.*rerun"):
         evaluate_runs([("old", "default", 0)], [tmp_path / "rep0.npz"], [tmp_path / "old.npz"], 0.1)
+
+
+def _long_table(values: dict, repeats: int, outputs: int, scenario: str = "default"):
+    """A long table (the shape ``evaluate_runs`` writes) from model -> (spearman, auc) arrays of repeats x outputs."""
+    import pandas as pd
+
+    rows = []
+    for model, (rho, auc) in values.items():
+        for r in range(repeats):
+            for o in range(outputs):
+                rows.append(
+                    {
+                        "model": model,
+                        "scenario": scenario,
+                        "repeat": r,
+                        "output": o,
+                        "spearman": rho[r][o],
+                        "instance_auc": auc[r][o],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_table_pairs_outputs_within_repeats_and_counts_where_the_reference_is_ahead():
+    import pandas as pd
+
+    from mixmil_workflow.simulation_study import paired_markdown_table, paired_table
+
+    ref_rho = np.array([[0.8, 0.6, 0.7], [0.5, 0.9, 0.4]])
+    ref_auc = np.array([[0.9, 0.8, 0.7], [0.6, 0.9, 0.8]])
+    other_rho = np.array([[0.7, 0.7, 0.5], [0.6, 0.6, 0.7]])
+    nan = np.full((2, 3), np.nan)
+    long = _long_table({"mixmil": (ref_rho, ref_auc), "glmm": (other_rho, nan)}, repeats=2, outputs=3)
+    # Rows in another order must not change the pairing (it is on scenario, repeat and output).
+    paired = paired_table(long.sample(frac=1.0, random_state=0), "mixmil").set_index("model")
+    per_repeat = (ref_rho - other_rho).mean(axis=1)
+    assert paired.loc["glmm", "unit"] == "repeat" and paired.loc["glmm", "n_units"] == 2
+    assert np.isclose(paired.loc["glmm", "spearman_difference_mean"], per_repeat.mean())
+    assert np.isclose(paired.loc["glmm", "spearman_difference_se"], mean_and_se(per_repeat)[1])
+    assert paired.loc["glmm", "spearman_reference_ahead"] == int((per_repeat > 0).sum()) == 1
+    assert np.isnan(paired.loc["glmm", "instance_auc_difference_mean"])
+    assert paired.loc["glmm", "instance_auc_n_paired"] == 0
+    assert "mixmil" not in paired.index
+
+    # One repeat: the units are the outputs, and AUC pairs where both models have instance scores.
+    one = _long_table(
+        {"mixmil": (ref_rho[:1], ref_auc[:1]), "mean_field": (other_rho[:1], np.array([[0.95, 0.7, np.nan]]))},
+        repeats=1,
+        outputs=3,
+    )
+    paired = paired_table(one, "mixmil").set_index("model")
+    assert paired.loc["mean_field", "unit"] == "output" and paired.loc["mean_field", "n_units"] == 3
+    assert np.isclose(paired.loc["mean_field", "spearman_difference_mean"], (ref_rho[0] - other_rho[0]).mean())
+    assert paired.loc["mean_field", "spearman_reference_ahead"] == 2
+    assert np.isclose(paired.loc["mean_field", "instance_auc_difference_mean"], np.mean([0.9 - 0.95, 0.8 - 0.7]))
+    assert paired.loc["mean_field", "instance_auc_n_paired"] == 2
+    assert paired.loc["mean_field", "instance_auc_reference_ahead"] == 1
+    markdown = paired_markdown_table(paired.reset_index(), "mixmil")
+    assert markdown.loc[0, "mixmil ahead (Spearman)"] == "2 / 3 outputs"
+    assert markdown.loc[0, "mixmil ahead (AUC)"] == "1 / 2 outputs"
+
+    # A model fitted on other scenarios only (e.g. the instance-level trees) pairs only where both ran.
+    extra = _long_table({"rf_instance": (other_rho, nan)}, repeats=2, outputs=3, scenario="n_train-250")
+    paired = paired_table(pd.concat([long, extra]), "mixmil")
+    assert list(paired["model"]) == ["glmm"]
+
+
+def test_reference_model_defaults_to_the_first_mixmil_and_names_a_bad_choice():
+    import pytest
+
+    from mixmil_workflow.simulation_study import reference_model
+
+    models = {"glmm": {"type": "glmm"}, "mf": {"type": "mixmil"}, "fr": {"type": "mixmil"}}
+    assert reference_model({"models": ["glmm", "mf", "fr"]}, models) == "mf"
+    assert reference_model({"models": ["glmm"]}, models) == "glmm"
+    assert reference_model({"models": ["glmm", "fr"], "reference_model": "glmm"}, models) == "glmm"
+    with pytest.raises(ValueError, match=r"simulation.reference_model is 'abmil'.*not in simulation.models"):
+        reference_model({"models": ["glmm", "fr"], "reference_model": "abmil"}, models)

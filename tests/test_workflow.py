@@ -170,6 +170,13 @@ def test_invalid_config_is_rejected_naming_the_field(tmp_path):
     assert "simulation.models lists 'no_such_model'" in result.stdout + result.stderr
 
     bad = yaml.safe_load(TINY.read_text())
+    bad["simulation"]["reference_model"] = "abmil_not_run"
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert "simulation.reference_model is 'abmil_not_run'" in result.stdout + result.stderr
+
+    bad = yaml.safe_load(TINY.read_text())
     bad["costs"]["models"].append("rf_mean")
     path.write_text(yaml.safe_dump(bad))
     result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
@@ -192,10 +199,24 @@ def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
         assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (figures / f"{name}.svg").stat().st_size > 1000
     assert "mixmil" in (tables / "default_scenario.md").read_text()
+    # Every other model against MixMIL on the same outputs, recomputed from the long table.
+    from mixmil_workflow.simulation_study import paired_table
+
+    paired = pd.read_csv(tables / "simulation_paired.tsv", sep="\t", comment="#")
+    assert set(paired["model"]) == set(models) - {"mixmil"}
+    expected = paired_table(long, "mixmil").round(4)
+    pd.testing.assert_frame_equal(paired, expected, check_dtype=False)
+    assert "mixmil − model" in (tables / "simulation_paired.md").read_text()
     # Provenance: the same digest of the simulation's config sections on every simulation table, the seed,
     # the code revision and package versions; another digest (other sections) on the costs table.
     digests = set()
-    for name in ("default_scenario.md", "simulation_summary.md", "simulation_summary.tsv", "simulation_axes.tsv"):
+    for name in (
+        "default_scenario.md",
+        "simulation_summary.md",
+        "simulation_summary.tsv",
+        "simulation_axes.tsv",
+        "simulation_paired.tsv",
+    ):
         text = (tables / name).read_text()
         found = re.search(r"config sha256 \(models, simulation, seed\): ([0-9a-f]{64}); seed (\d+)", text)
         assert found and int(found.group(2)) == config["seed"], name

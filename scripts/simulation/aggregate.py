@@ -1,7 +1,14 @@
 """Evaluate every simulation run on its test bags; write the long table, the summary and the per-axis table."""
 
 from mixmil_workflow.io import log_to, save_table
-from mixmil_workflow.simulation_study import axis_table, default_scenario_table, evaluate_runs, summarise_runs
+from mixmil_workflow.simulation_study import (
+    axis_table,
+    default_scenario_table,
+    evaluate_runs,
+    paired_markdown_table,
+    paired_table,
+    summarise_runs,
+)
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -21,3 +28,10 @@ with log_to(snakemake.log[0]):
     default = default_scenario_table(summary)
     print(default.to_string(index=False))
     save_table(snakemake.output.default_md, default, provenance=snakemake.params.provenance)
+    paired = paired_table(long, snakemake.params.reference)
+    save_table(snakemake.output.paired, paired.round(4), provenance=snakemake.params.provenance)
+    save_table(
+        snakemake.output.paired_md,
+        paired_markdown_table(paired, snakemake.params.reference),
+        provenance=snakemake.params.provenance,
+    )

@@ -307,6 +307,107 @@ def summarise_runs(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def reference_model(simulation: Mapping, models: Mapping) -> str:
+    """The model that the paired table compares every other with: ``simulation.reference_model``, else the
+    first MixMIL model of ``simulation.models``, else its first model."""
+    names = list(simulation["models"])
+    chosen = simulation.get("reference_model")
+    if chosen is not None:
+        if chosen not in names:
+            raise ValueError(
+                f"config: simulation.reference_model is {chosen!r}, which is not in simulation.models ({names}); "
+                "name one of those models or remove the field (default: the first MixMIL model)"
+            )
+        return chosen
+    return next((name for name in names if models[name]["type"] == "mixmil"), names[0])
+
+
+def paired_table(long: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Every model against ``reference``, paired on the same simulated outputs of each scenario.
+
+    The paper's claims are comparisons (MixMIL above every MIL baseline, the mean-field posterior slightly
+    below the full-rank one); the difference of the summary means hides how often and how consistently one
+    model is ahead, so this table pairs them: the reference's metric minus the model's, on each (repeat,
+    output) that both were fitted on, averaged within a repeat; mean and standard error over repeats (over
+    outputs when there is one repeat, as ``summarise_runs``), and on how many of those units the reference
+    is ahead. Retrieval AUC is paired where both models have instance scores (NaN otherwise).
+    """
+    from .metrics import mean_and_se
+
+    keys = ["scenario", "repeat", "output"]
+    metrics = ["spearman", "instance_auc"]
+    ref = long[long["model"] == reference][keys + metrics]
+    rows = []
+    for (model, scenario), group in long[long["model"] != reference].groupby(["model", "scenario"], sort=False):
+        pairs = group[keys + metrics].merge(ref, on=keys, suffixes=("", "_reference"))
+        if pairs.empty:
+            continue
+        one_repeat = pairs["repeat"].nunique() == 1
+        row = {
+            "model": model,
+            "scenario": scenario,
+            "unit": "output" if one_repeat else "repeat",
+            "n_units": len(pairs) if one_repeat else pairs["repeat"].nunique(),
+        }
+        for metric in metrics:
+            both = pairs[np.isfinite(pairs[metric]) & np.isfinite(pairs[f"{metric}_reference"])]
+            difference = both[f"{metric}_reference"] - both[metric]
+            values = difference.to_numpy() if one_repeat else difference.groupby(both["repeat"]).mean().to_numpy()
+            row[f"{metric}_difference_mean"], row[f"{metric}_difference_se"] = mean_and_se(values)
+            row[f"{metric}_reference_ahead"] = int((values > 0).sum()) if len(values) else np.nan
+            row[f"{metric}_n_paired"] = len(values)
+        rows.append(row)
+    columns = ["model", "scenario", "unit", "n_units"] + [
+        f"{metric}_{part}"
+        for metric in metrics
+        for part in ("difference_mean", "difference_se", "reference_ahead", "n_paired")
+    ]
+    table = pd.DataFrame(rows, columns=columns)
+    # Scenarios in the long table's order, models within a scenario too (groupby above ran model-major).
+    scenario_order = {name: i for i, name in enumerate(dict.fromkeys(long["scenario"]))}
+    model_order = {name: i for i, name in enumerate(dict.fromkeys(long["model"]))}
+    return table.sort_values(
+        ["scenario", "model"],
+        key=lambda column: column.map(scenario_order if column.name == "scenario" else model_order),
+    ).reset_index(drop=True)
+
+
+def paired_markdown_table(paired: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """``paired_table`` for reading: differences as mean ± s.e., and "ahead on k / n" units."""
+
+    def ahead(count: float, total: int, unit: str) -> str:
+        return "–" if not total else f"{int(count)} / {total} {unit}s"
+
+    return pd.DataFrame(
+        {
+            "model": paired["model"],
+            "scenario": paired["scenario"],
+            f"Spearman, {reference} − model": [
+                format_mean_se(m, s)
+                for m, s in zip(paired["spearman_difference_mean"], paired["spearman_difference_se"], strict=True)
+            ],
+            f"{reference} ahead (Spearman)": [
+                ahead(c, n, u)
+                for c, n, u in zip(
+                    paired["spearman_reference_ahead"], paired["spearman_n_paired"], paired["unit"], strict=True
+                )
+            ],
+            f"AUC, {reference} − model": [
+                format_mean_se(m, s)
+                for m, s in zip(
+                    paired["instance_auc_difference_mean"], paired["instance_auc_difference_se"], strict=True
+                )
+            ],
+            f"{reference} ahead (AUC)": [
+                ahead(c, n, u)
+                for c, n, u in zip(
+                    paired["instance_auc_reference_ahead"], paired["instance_auc_n_paired"], paired["unit"], strict=True
+                )
+            ],
+        }
+    )
+
+
 def axis_table(summary: pd.DataFrame, simulation: Mapping) -> pd.DataFrame:
     """Summary rows laid out per axis point (the data behind Fig. 2 / E.1 / E.2)."""
     points = pd.DataFrame(scenario_axis_values(simulation), columns=["axis", "scenario", "value"])
