@@ -56,6 +56,7 @@ rule aggregate_simulation:
         ),
         summary_md="results/simulation/tables/simulation_summary.md",
         paired="results/simulation/tables/simulation_paired.tsv",
+        hyperparameters="results/simulation/tables/simulation_hyperparameters.tsv",
         paired_md=report(
             "results/simulation/tables/simulation_paired.md",
             caption="../report/simulation_paired.rst",

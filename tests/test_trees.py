@@ -445,3 +445,35 @@ def test_fit_shows_one_progress_line_per_output_unless_switched_off(small_sim, c
     quiet = TreeMIL(kind="random_forest", pooling="mean", overrides=QUICK["random_forest"], seed=1, progress=False)
     quiet.fit(train, y)
     assert capsys.readouterr().err == ""
+
+
+def test_simulation_fit_keeps_each_outputs_choice_and_the_aggregate_tabulates_it(small_sim, tmp_path):
+    from mixmil_workflow.io import save_npz
+    from mixmil_workflow.simulation_study import hyperparameter_table, run_model
+
+    spec = {
+        "type": "random_forest",
+        "pooling": "mean",
+        "overrides": {"n_estimators": 20, "max_features": "log2"},
+        "search_space": {"min_samples_leaf": [1, 8, 32]},
+        "progress": False,
+    }
+    result = run_model(spec, small_sim, seed=4)
+    chosen = json.loads(str(result["hyperparameters"]))
+    assert len(chosen) == small_sim.y_train.shape[1]
+    assert all(c["n_estimators"] == 20 and c["min_samples_leaf"] in (1, 8, 32) for c in chosen)
+    # The same choice as the model's own fit with the same seed.
+    model = TreeMIL(kind="random_forest", seed=4, **{k: v for k, v in spec.items() if k != "type"})
+    assert chosen == model.fit(small_sim.bags("train"), small_sim.y_train).best_params
+    save_npz(tmp_path / "rf.npz", **result)
+    glmm = run_model({"type": "glmm"}, small_sim, seed=4)
+    assert "hyperparameters" not in glmm
+    save_npz(tmp_path / "glmm.npz", **glmm)
+    table = hyperparameter_table(
+        [("rf", "default", 0), ("glmm", "default", 0)], [tmp_path / "rf.npz", tmp_path / "glmm.npz"]
+    )
+    assert list(table["model"]) == ["rf", "rf"] and list(table["output"]) == [0, 1]
+    assert list(table["min_samples_leaf"]) == [c["min_samples_leaf"] for c in chosen]
+    assert list(table["max_features"]) == ["log2", "log2"]
+    empty = hyperparameter_table([("glmm", "default", 0)], [tmp_path / "glmm.npz"])
+    assert empty.empty and list(empty.columns) == ["model", "scenario", "repeat", "output"]

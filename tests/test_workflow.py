@@ -207,6 +207,14 @@ def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
     expected = paired_table(long, "mixmil").round(4)
     pd.testing.assert_frame_equal(paired, expected, check_dtype=False)
     assert "mixmil − model" in (tables / "simulation_paired.md").read_text()
+    # The trees' hyperparameters per run and output (fixed by overrides here: the choice is those values).
+    chosen = pd.read_csv(tables / "simulation_hyperparameters.tsv", sep="\t", comment="#")
+    trees = [m for m in models if config["models"][m]["type"] in ("random_forest", "xgboost")]
+    tree_runs = long[long["model"].isin(trees)][["model", "scenario", "repeat", "output"]]
+    assert sorted(map(tuple, chosen[tree_runs.columns].to_numpy())) == sorted(map(tuple, tree_runs.to_numpy()))
+    for model in trees:
+        for name, value in config["models"][model].get("overrides", {}).items():
+            assert (chosen.loc[chosen["model"] == model, name] == value).all(), (model, name)
     # Provenance: the same digest of the simulation's config sections on every simulation table, the seed,
     # the code revision and package versions; another digest (other sections) on the costs table.
     digests = set()

@@ -5,6 +5,7 @@ from mixmil_workflow.simulation_study import (
     axis_table,
     default_scenario_table,
     evaluate_runs,
+    hyperparameter_table,
     paired_markdown_table,
     paired_table,
     summarise_runs,
@@ -33,5 +34,10 @@ with log_to(snakemake.log[0]):
     save_table(
         snakemake.output.paired_md,
         paired_markdown_table(paired, snakemake.params.reference),
+        provenance=snakemake.params.provenance,
+    )
+    save_table(
+        snakemake.output.hyperparameters,
+        hyperparameter_table(snakemake.params.runs, snakemake.input.predictions),
         provenance=snakemake.params.provenance,
     )

@@ -7,6 +7,7 @@ aggregates. This module is imported when Snakemake parses the workflow, so torch
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -199,7 +200,9 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
     """Fit one configured model on the training bags; predict the test bags.
 
     Returns ``bag_score`` (test bags, P), ``instance_score`` (test instances, P; empty when the model has
-    none), ``train_seconds``, ``predict_seconds``, ``n_parameters`` and ``loss_history``.
+    none), ``train_seconds``, ``predict_seconds``, ``n_parameters``, ``loss_history`` and, for models that
+    choose hyperparameters per output (the trees' searches), ``hyperparameters``: a JSON list with one dict
+    per output (a 0-d string array, so the file loads without pickle).
     """
     model = build_model(spec, seed, device)
     start = time.perf_counter()
@@ -210,12 +213,13 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
     bag_score = _bag_scores(model, test)
     instance_score = _instance_scores(model, test, bag_score.shape[1])
     predict_seconds = time.perf_counter() - start
-    if getattr(model, "best_params", None):
-        print(f"selected hyperparameters per output: {model.best_params}")
+    chosen = getattr(model, "best_params", None)
+    if chosen:
+        print(f"selected hyperparameters per output: {chosen}")
     # MixMIL keeps a dict of per-epoch curves, the neural baselines one loss curve, GLMM and trees none.
     history = getattr(model, "history", None)
     losses = history.get("loss", []) if isinstance(history, dict) else ([] if history is None else history)
-    return {
+    result = {
         "bag_score": bag_score,
         "instance_score": instance_score,
         "train_seconds": np.array(train_seconds),
@@ -223,6 +227,25 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
         "n_parameters": _parameter_counts(model),
         "loss_history": np.asarray(losses, dtype=float),
     }
+    if chosen:
+        result["hyperparameters"] = np.array(json.dumps(chosen))
+    return result
+
+
+def hyperparameter_table(runs: Iterable[tuple[str, str, int]], prediction_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """The hyperparameters each run chose, one row per model, scenario, repeat and output and one column per
+    hyperparameter (the Table C.3 / C.4 searches'; a search's choice otherwise lives only in its job log).
+    Runs without choices (MixMIL, the neural baselines, the GLMM, predictions of older versions) add no rows.
+    """
+    rows = []
+    for (model, scenario, repeat), path in zip(runs, prediction_paths, strict=True):
+        with np.load(path) as arrays:
+            if "hyperparameters" not in arrays:
+                continue
+            chosen = json.loads(str(arrays["hyperparameters"]))
+        for output, params in enumerate(chosen):
+            rows.append({"model": model, "scenario": scenario, "repeat": repeat, "output": output, **params})
+    return pd.DataFrame(rows, columns=None if rows else ["model", "scenario", "repeat", "output"])
 
 
 # evaluation ------------------------------------------------------------------------------------
