@@ -50,7 +50,14 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    "configfile", ["config/config.yaml", "config/paper.yaml", "config/table_e1.yaml", "config/fig2_check.yaml"]
+    "configfile",
+    [
+        "config/config.yaml",
+        "config/paper.yaml",
+        "config/table_e1.yaml",
+        "config/fig2_check.yaml",
+        "config/mean_field_check.yaml",
+    ],
 )
 def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     config = yaml.safe_load((REPO / configfile).read_text())
