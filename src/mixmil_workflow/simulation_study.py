@@ -397,38 +397,15 @@ def paired_table(long: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 def paired_markdown_table(paired: pd.DataFrame, reference: str) -> pd.DataFrame:
     """``paired_table`` for reading: differences as mean ± s.e., and "ahead on k / n" units."""
-
-    def ahead(count: float, total: int, unit: str) -> str:
-        return "–" if not total else f"{int(count)} / {total} {unit}s"
-
-    return pd.DataFrame(
-        {
-            "model": paired["model"],
-            "scenario": paired["scenario"],
-            f"Spearman, {reference} − model": [
-                format_mean_se(m, s)
-                for m, s in zip(paired["spearman_difference_mean"], paired["spearman_difference_se"], strict=True)
-            ],
-            f"{reference} ahead (Spearman)": [
-                ahead(c, n, u)
-                for c, n, u in zip(
-                    paired["spearman_reference_ahead"], paired["spearman_n_paired"], paired["unit"], strict=True
-                )
-            ],
-            f"AUC, {reference} − model": [
-                format_mean_se(m, s)
-                for m, s in zip(
-                    paired["instance_auc_difference_mean"], paired["instance_auc_difference_se"], strict=True
-                )
-            ],
-            f"{reference} ahead (AUC)": [
-                ahead(c, n, u)
-                for c, n, u in zip(
-                    paired["instance_auc_reference_ahead"], paired["instance_auc_n_paired"], paired["unit"], strict=True
-                )
-            ],
-        }
-    )
+    table = paired[["model", "scenario"]].copy()
+    for metric, label in (("spearman", "Spearman"), ("instance_auc", "AUC")):
+        table[f"{label}, {reference} − model"] = [
+            format_mean_se(m, s)
+            for m, s in zip(paired[f"{metric}_difference_mean"], paired[f"{metric}_difference_se"], strict=True)
+        ]
+        counts = zip(paired[f"{metric}_reference_ahead"], paired[f"{metric}_n_paired"], paired["unit"], strict=True)
+        table[f"{reference} ahead ({label})"] = [f"{int(c)} / {n} {u}s" if n else "–" for c, n, u in counts]
+    return table
 
 
 def axis_table(summary: pd.DataFrame, simulation: Mapping) -> pd.DataFrame:
