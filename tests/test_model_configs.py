@@ -43,3 +43,12 @@ def test_paper_config_trains_camelyon16_with_the_table_c8_hyperparameters():
     assert paper["models"] | table == paper["models"]  # every Table C.8 entry, unchanged
     assert set(paper["camelyon16"]["models"]) == set(table)
     assert paper["camelyon16"]["source"] == "download" and paper["camelyon16"]["n_seeds"] == 5
+
+
+def test_config_readme_describes_every_shipped_configuration():
+    """Each config/*.yaml and config/models/*.yaml is named in config/README.md's list (a new one needs a line)."""
+    root = Path(__file__).resolve().parents[1] / "config"
+    readme = (root / "README.md").read_text()
+    shipped = [p.relative_to(root).as_posix() for p in [*root.glob("*.yaml"), *root.glob("models/*.yaml")]]
+    missing = [name for name in shipped if f"`{name}`" not in readme and name != "config.schema.yaml"]
+    assert not missing, f"config/README.md does not describe {missing}"

@@ -57,6 +57,7 @@ def job_counts(output: str) -> dict[str, int]:
         "config/table_e1.yaml",
         "config/fig2_check.yaml",
         "config/mean_field_check.yaml",
+        "config/fig_e1_trees_check.yaml",
     ],
 )
 def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
