@@ -111,7 +111,7 @@ rule simulation_figures:
         "../envs/report.yaml"
     params:
         models=SIMULATION["models"],
-        model_types={m: config["models"][m]["type"] for m in SIMULATION["models"]},
+        model_specs={m: config["models"][m] for m in SIMULATION["models"]},
         defaults=SCENARIOS["default"],
     script:
         "../scripts/simulation/figures.py"

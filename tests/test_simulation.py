@@ -1,7 +1,12 @@
+from pathlib import Path
+
 import numpy as np
+import yaml
 
 from mixmil_workflow.metrics import mean_and_se, retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.simulation import SimulationParams, simulate
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_simulation_shapes_and_moments():
@@ -42,6 +47,55 @@ def test_axis_figure_without_axes_says_so_instead_of_failing():
     fig = axis_figure(empty, "spearman", ["mixmil"], {}, title="t")
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("simulation.axes is empty" in t for t in texts)
+
+
+def test_figure_styles_label_models_by_type_pooling_and_posterior_and_keep_lines_apart():
+    from mixmil_workflow.plots import figure_model_sets, model_styles
+
+    config = yaml.safe_load((REPO / "config" / "table_e1.yaml").read_text())
+    specs = {**config["models"], "my_mean_field": {"type": "mixmil", "posterior": "mean_field"}}
+    specs["xgb_median"] = {"type": "xgboost", "pooling": "median"}
+    models = list(specs)
+    styles = model_styles(models, specs)
+    assert styles["mixmil"]["label"] == "MixMIL" and styles["my_mean_field"]["label"] == "MixMIL (mean field)"
+    assert styles["rf_mean"]["label"] == "Random Forest (mean)" and styles["xgb_median"]["label"] == "XGBoost (median)"
+    # xgboost_mean and xgboost_defaults are both mean-pooled XGBoost: their config names tell them apart
+    assert styles["xgboost_mean"]["label"] == "XGBoost (mean): xgboost_mean"
+    assert styles["xgboost_defaults"]["label"] == "XGBoost (mean): xgboost_defaults"
+    labels = [style["label"] for style in styles.values()]
+    assert len(set(labels)) == len(labels)
+    lines = [(style["color"], style["marker"]) for style in styles.values()]
+    assert len(set(lines)) == len(lines)
+
+    sets = figure_model_sets(models, specs)
+    assert sets["traditional"] == [
+        "mixmil", "glmm", "rf_mean", "xgboost_mean", "xgboost_defaults", "rf_instance_leaves", "xgb_median"
+    ]  # fmt: skip
+    assert sets["posteriors"] == ["mixmil", "my_mean_field"]
+    assert "rf_mean" not in sets["mil"] and "abmil" in sets["mil"]
+
+
+def test_axis_figure_legend_names_models_drawn_in_any_panel_with_the_title_above():
+    import pandas as pd
+
+    from mixmil_workflow.plots import axis_figure
+
+    rows = [
+        ("n_train", "n_train-100", 100, "glmm", 0.3),
+        ("n_train", "n_train-1000", 1000, "glmm", 0.5),
+        ("v_gamma", "v_gamma-0.1", 0.1, "glmm", 0.8),
+        ("v_gamma", "v_gamma-0.1", 0.1, "rf_mean", 0.6),  # only in the second panel
+    ]
+    table = pd.DataFrame(rows, columns=["axis", "scenario", "value", "model", "spearman_mean"])
+    table["spearman_se"] = 0.01
+    styles = {
+        "glmm": {"color": "k", "marker": "^", "label": "GLMM"},
+        "rf_mean": {"color": "g", "marker": "s", "label": "RF"},
+    }
+    fig = axis_figure(table, "spearman", ["glmm", "rf_mean"], {"n_train": 1000, "v_gamma": 0.8}, "T", styles)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["GLMM", "RF"]
+    assert legend.get_title().get_text() == "T"
 
 
 def test_evaluate_runs_scores_every_run_as_evaluate_does_and_names_a_bad_predictions_file(tmp_path):
