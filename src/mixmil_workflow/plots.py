@@ -97,8 +97,8 @@ def axis_figure(
     (styles from `model_styles`; by default the paper's names); the default value of each axis is marked
     with a star (as in the paper). The legend (with the title) sits above the panels, in as many rows as it
     needs, and names every model drawn in any panel."""
-    if styles is None:
-        styles = {m: dict(MODEL_STYLES.get(m, dict(color=f"C{i}", marker="D", label=m))) for i, m in enumerate(models)}
+    if styles is None:  # config names taken as model types: the paper's names get the paper's labels
+        styles = model_styles(models, {m: {"type": m} for m in models})
     axes_present = [a for a in AXES if a in set(table["axis"])]
     if not axes_present:  # a config may run the default scenario only; say so instead of failing
         fig, panel = plt.subplots(figsize=(4.5, 2.0))
