@@ -39,7 +39,36 @@ def _driver():
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or CHROMEDRIVER), options=options)
 
 
-def report_figures_render(report: Path, figures: dict[str, dict[str, str]], timeout: float = 20) -> dict[str, tuple]:
+def _click(driver, element) -> None:
+    """Dispatch the click on ``element`` itself. The report's menu animates its entries
+    (``transition-all``), so a pointer click at the point where Selenium found the entry can land on
+    its neighbour while the menu settles: that either raises ElementClickInterceptedException or, when
+    the layout moves between Selenium's check and the click, opens another category (one CI run on a
+    loaded machine then waited in vain for the result's row)."""
+    driver.execute_script("arguments[0].click()", element)
+
+
+def _open_category(driver, wait, report: Path, category: str, row: str, result: str) -> None:
+    """Load the report afresh (the details view replaces the result list), open ``category`` and wait
+    for ``result``'s row; the error names the result and lists the rows the category did show."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    driver.get(report.resolve().as_uri())
+    link = wait.until(
+        ec.presence_of_element_located((By.XPATH, f"//a[normalize-space()='{category}']")),
+        message=f"{result}: no '{category}' category in the report's menu",
+    )
+    _click(driver, link)
+    try:
+        wait.until(ec.presence_of_element_located((By.XPATH, row)))
+    except TimeoutException:
+        shown = [r.text.split("\n")[0] for r in driver.find_elements(By.XPATH, "//tr")]
+        raise AssertionError(f"{result}: no row for it after opening '{category}'; rows shown: {shown}") from None
+
+
+def report_figures_render(report: Path, figures: dict[str, dict[str, str]], timeout: float = 30) -> dict[str, tuple]:
     """``figures``: category -> {result path in the report: a phrase of its caption}. Returns, per
     result, the decoded image size; raises AssertionError naming the first figure that does not render."""
     from selenium.webdriver.common.by import By
@@ -52,12 +81,9 @@ def report_figures_render(report: Path, figures: dict[str, dict[str, str]], time
     try:
         for category, results in figures.items():
             for result, caption in results.items():
-                # A fresh page per result: the details view replaces the result list.
-                driver.get(report.resolve().as_uri())
-                wait.until(ec.element_to_be_clickable((By.XPATH, f"//a[normalize-space()='{category}']"))).click()
                 row = f"//td[normalize-space(text())='{result}']/ancestor::tr[1]"
-                wait.until(ec.presence_of_element_located((By.XPATH, row)))
-                driver.find_element(By.XPATH, row + "//a[@iconname='eye']").click()
+                _open_category(driver, wait, report, category, row, result)
+                _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='eye']"))
                 name = result.rsplit("/", 1)[-1]
                 image = wait.until(
                     ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name};']")),
@@ -73,7 +99,7 @@ def report_figures_render(report: Path, figures: dict[str, dict[str, str]], time
                 assert min(size) > 0, f"{result}: the browser could not decode the image ({size})"
                 assert image.is_displayed(), f"{result}: image not displayed"
                 sizes[result] = size
-                driver.find_element(By.XPATH, row + "//a[@iconname='information-circle']").click()
+                _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='information-circle']"))
                 wait.until(
                     lambda d, c=caption: c in d.find_element(By.TAG_NAME, "body").text,
                     message=f"{result}: caption ({caption!r}) not shown in its details",
