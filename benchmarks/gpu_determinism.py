@@ -31,8 +31,8 @@ import hashlib, json, sys, time
 import numpy as np, torch
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.io import use_deterministic_gpu_algorithms
-from mixmil_workflow.simulation import SimulationParams, simulate
-from mixmil_workflow.simulation_study import build_model, instance_scores_of, predict_scores
+from mixmil_workflow.simulate.paper import SimulationParams, simulate
+from mixmil_workflow.studies.engine import build as build_model, instance_scores as instance_scores_of, predict_scores
 
 model_type, mode, device, epochs, outputs, seed, threads = sys.argv[1:8]
 torch.set_num_threads(int(threads))

@@ -29,9 +29,10 @@ from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.model_selection import ParameterSampler
 
-from mixmil_workflow.baselines.trees import _bag_folds, _spearman_scorer, search_space
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, build_model, derive_seed
+from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer, search_space
+from mixmil_workflow.studies.engine import build as build_model
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA = ("rows", "bags")  # what a fold's Spearman compares: instance rows, or bag means

@@ -32,7 +32,8 @@ import yaml
 from scipy.stats import spearmanr
 
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, build_model, derive_seed, simulate_scenario
+from mixmil_workflow.studies.engine import build as build_model
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed, simulate_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAMES = {"xgboost": "xgboost", "random_forest": "rf"}  # config/paper.yaml: <prefix>_mean, <prefix>_instance

@@ -25,7 +25,7 @@ import torch
 
 from mixmil_workflow import GLMM, MixMIL
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
-from mixmil_workflow.simulation import SimulationParams, simulate
+from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
 AUTHORS_REFERENCE = {  # shared/reference/mixmil_reference_impl.md section 7.2, same machine class
     "full_rank": {"train_seconds": 372.0, "spearman": 0.832, "instance_auc": 0.936},

@@ -38,7 +38,7 @@ covariates = rng.standard_normal((n_bags, 6))
 """
 
 FIT = """
-from mixmil_workflow.mixmil import MixMIL
+from mixmil_workflow.models.mixmil import MixMIL
 epochs = int(sys.argv[5])
 start = time.perf_counter()
 model = MixMIL(likelihood="binomial", n_trials=2, n_epochs=epochs, batch_size=64, seed=0, device=sys.argv[6],

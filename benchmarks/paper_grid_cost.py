@@ -31,14 +31,9 @@ import yaml
 from instance_level_trees import default_dataset
 from threadpoolctl import threadpool_limits
 
-from mixmil_workflow.simulation_study import (
-    DEFAULT_SCENARIO,
-    MINIBATCH_MODEL_TYPES,
-    build_model,
-    derive_seed,
-    model_runs,
-    scenario_grid,
-)
+from mixmil_workflow.models.registry import build as build_model
+from mixmil_workflow.models.registry import spec_type
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed, model_runs, scenario_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED_INSTANCE_TREES = {
@@ -49,7 +44,7 @@ RECORDED_INSTANCE_TREES = {
 
 def sees_instances(spec: dict) -> bool:
     """Does the model's cost grow with the instances per bag (not only with the bags)?"""
-    return spec["type"] in MINIBATCH_MODEL_TYPES or spec.get("pooling") == "instance"
+    return spec_type(spec).minibatch or spec.get("pooling") == "instance"
 
 
 def fits_per_output(spec: dict) -> bool:

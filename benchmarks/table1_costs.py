@@ -1,7 +1,7 @@
 """The paper's Table 1 on a GPU: batch training and prediction times and parameter counts of MixMIL and
 the MIL baselines, per device, against the paper's V100 numbers.
 
-It runs the workflow's `model_costs` measurement (mixmil_workflow.costs, the models and settings of
+It runs the workflow's `model_costs` measurement (mixmil_workflow.studies.costs, the models and settings of
 config/paper.yaml's `costs` block) on the default simulation scenario (repeat 0, Q = 30, 1,000 training
 bags of 50 instances), once per device in one process: the CPU and, where torch sees one, the GPU. The
 paper measured on the genetics data (bags of a donor's cells) on a V100, so absolute times differ; the
@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from instance_level_trees import default_dataset, paper_config  # a sibling script: benchmarks/ is on sys.path
 
-from mixmil_workflow.costs import measure_model_costs
-from mixmil_workflow.simulation_study import derive_seed
+from mixmil_workflow.studies.costs import measure_model_costs
+from mixmil_workflow.studies.simulation import derive_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 # Table 1 of the paper (genetics dataset, V100 32 GB): batch ms, predict ms, likelihood / variational parameters.

@@ -41,9 +41,9 @@ from instance_level_trees import default_dataset, paper_config  # a sibling scri
 from scipy.stats import spearmanr
 from sklearn.model_selection import ParameterSampler
 
-from mixmil_workflow.baselines.trees import _bag_folds, pool_bags, search_space
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed
+from mixmil_workflow.models.trees import _bag_folds, pool_bags, search_space
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
 VARIANTS = ("soft", "classifier_labels", "classifier_expected", "carrier")
 PAPER = 0.36

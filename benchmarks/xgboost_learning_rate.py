@@ -40,9 +40,10 @@ from instance_level_trees import default_dataset, paper_config  # a sibling scri
 from scipy.stats import spearmanr
 from sklearn.model_selection import RandomizedSearchCV
 
-from mixmil_workflow.baselines.trees import _bag_folds, _spearman_scorer, pool_bags, search_space
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, build_model, derive_seed
+from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer, pool_bags, search_space
+from mixmil_workflow.studies.engine import build as build_model
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
 PAPER = 0.36
 # The package's two readings (TreeMIL's learning_rate_sampling) and one more a reader could have used.

@@ -17,22 +17,26 @@ os.environ.update(
 )
 
 from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402
-from mixmil_workflow.dataset_study import check_models, protocol_folds  # noqa: E402
-from mixmil_workflow.datasets import LabelSpec  # noqa: E402
+from mixmil_workflow.own_bags.study import check_models, protocol_folds  # noqa: E402
+from mixmil_workflow.own_bags.input import LabelSpec  # noqa: E402
 from mixmil_workflow.download import read_source_sheet  # noqa: E402
 from mixmil_workflow.genetics.demo import (
     LYMPHOID_ESNP_CODES,
     OTHER_ESNP_CODES,
 )  # noqa: E402
 from mixmil_workflow.genetics.training import (
-    MIL_BASELINE_TYPES,
     genetics_covariates,
     genetics_models,
 )  # noqa: E402
+from mixmil_workflow.models.registry import (  # noqa: E402
+    gpus as model_gpus,
+    spec_type,
+    threads as model_threads,
+)
 from mixmil_workflow.microscopy.study import microscopy_models  # noqa: E402
-from mixmil_workflow.provenance import config_provenance  # noqa: E402
-from mixmil_workflow.sweep import sweep_combinations, sweep_runs  # noqa: E402
-from mixmil_workflow.simulation_study import (  # noqa: E402
+from mixmil_workflow.workflow.provenance import config_provenance  # noqa: E402
+from mixmil_workflow.studies.sweep import sweep_combinations, sweep_runs  # noqa: E402
+from mixmil_workflow.studies.simulation import (  # noqa: E402
     cost_models,
     derive_seed,
     model_runs,
@@ -198,7 +202,7 @@ GENETICS_COVARIATES = genetics_covariates(GENETICS.get("n_genetic_pcs", 4))
 GENETICS_COST_MODELS = [
     m
     for m in GENETICS_MODELS
-    if config["models"][m]["type"] in ("mixmil", *MIL_BASELINE_TYPES)
+    if spec_type(config["models"][m]).minibatch
 ]
 
 
@@ -249,21 +253,6 @@ def genetics_outputs():
 
 def simulation_seed(wildcards):
     return derive_seed(config["seed"], "simulate", wildcards.scenario, wildcards.repeat)
-
-
-def model_threads(spec):
-    """CPU threads of a training job: the model spec's ``threads`` (default 1)."""
-    return int(spec.get("threads", 1))
-
-
-# Model types that never use a GPU: their training jobs ask for none, so on a cluster (or with
-# --resources gpu=N) they neither wait for nor hold one.
-CPU_ONLY_MODEL_TYPES = ("glmm", "random_forest", "xgboost")
-
-
-def model_gpus(spec):
-    """GPUs of a training job: 1 for the torch models (used when the job sees one), 0 for the rest."""
-    return 0 if spec["type"] in CPU_ONLY_MODEL_TYPES else 1
 
 
 def fit_seed(wildcards):

@@ -403,7 +403,7 @@ rule genetics_cell_states:
         baselines=[
             m
             for m in GENETICS_MODELS
-            if config["models"][m]["type"] in MIL_BASELINE_TYPES
+            if spec_type(config["models"][m]).family == "mil"
         ],
         covariates=GENETICS_COVARIATES,
         settings=GENETICS.get("cell_states", {}),

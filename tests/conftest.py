@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mixmil_workflow.simulation import SimulationParams, simulate
+from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
 
 @pytest.fixture(autouse=True)

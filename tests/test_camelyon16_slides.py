@@ -210,7 +210,7 @@ def test_release_errors_name_the_file_and_the_fix(tmp_path, demo_release):
 def test_localisation_ignores_excluded_patches():
     import pandas as pd
 
-    from mixmil_workflow.spatial_study import localisation_metrics
+    from mixmil_workflow.studies.smmile import localisation_metrics
 
     slides = pd.DataFrame({"slide": [0, 1], "label": [1, 0], "prob": [0.9, 0.2]})
     patches = pd.DataFrame(

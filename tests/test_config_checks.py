@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mixmil_workflow.camelyon16.study import camelyon16_models
-from mixmil_workflow.config_checks import check_model_names
-from mixmil_workflow.dataset_study import check_models
-from mixmil_workflow.datasets import LabelSpec
+from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.study import check_models
+from mixmil_workflow.workflow.config_checks import check_model_names
 
 MODELS = {"mixmil": {"type": "mixmil"}, "rf": {"type": "random_forest"}, "abmil": {"type": "abmil"}}
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixmil_workflow.costs import cost_markdown, measure_model_costs
-from mixmil_workflow.simulation_study import build_model
+from mixmil_workflow.studies.costs import cost_markdown, measure_model_costs
+from mixmil_workflow.studies.engine import build as build_model
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_cost_markdown_has_the_table_1_columns():
 
 
 def test_cost_models_default_to_the_simulations_mil_models_and_can_be_switched_off():
-    from mixmil_workflow.simulation_study import cost_models
+    from mixmil_workflow.studies.simulation import cost_models
 
     models = {"mixmil": {"type": "mixmil"}, "glmm": {"type": "glmm"}, "abmil": {"type": "abmil"}}
     assert cost_models({}, models, ["glmm", "abmil", "mixmil"]) == ["abmil", "mixmil"]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mixmil_workflow import MixMIL
-from mixmil_workflow.datasets import DatasetError, _gather_checked, load_bag_dataset, stacked_folds
+from mixmil_workflow.own_bags.input import DatasetError, _gather_checked, load_bag_dataset, stacked_folds
 
 
 def write_dataset(root, n_bags=12, q=4, seed=0, shuffle=True, table_format="tsv"):
@@ -167,7 +167,7 @@ def test_stacked_folds_balance_bags_and_keep_groups_together():
 
 @pytest.mark.parametrize("likelihood", ["categorical", "gaussian"])
 def test_folds_fit_categorical_and_gaussian_labels(tmp_path, likelihood):
-    from mixmil_workflow.dataset_study import assign_folds, comparison_table, fit_fold, load_prepared, save_prepared
+    from mixmil_workflow.own_bags.study import assign_folds, comparison_table, fit_fold, load_prepared, save_prepared
 
     _, _, table, path = write_dataset(tmp_path, n_bags=60)
     if likelihood == "gaussian":

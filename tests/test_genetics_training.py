@@ -9,8 +9,6 @@ import pytest
 import torch
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.dataset_study import fit_fold_outputs
-from mixmil_workflow.datasets import DatasetError, LabelSpec
 from mixmil_workflow.genetics.cell_states import (
     choose_examples,
     odds_ratios,
@@ -27,6 +25,8 @@ from mixmil_workflow.genetics.training import (
     negative_controls,
     trained_variants,
 )
+from mixmil_workflow.own_bags.input import DatasetError, LabelSpec
+from mixmil_workflow.own_bags.study import fit_fold_outputs
 
 MODELS = {
     "mixmil": {"type": "mixmil", "n_epochs": 60, "batch_size": 32},
@@ -249,7 +249,7 @@ def test_examples_are_the_largest_gains_over_the_best_baseline():
 
 
 def test_costs_on_bags_with_covariates_count_the_fixed_effects():
-    from mixmil_workflow.costs import measure_bag_costs
+    from mixmil_workflow.studies.costs import measure_bag_costs
 
     bags, table, _ = planted_bags(n_bags=80)
     train, test = np.flatnonzero(table["fold"] != 0), np.flatnonzero(table["fold"] == 0)

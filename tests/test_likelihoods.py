@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.distributions import Binomial, Categorical, Normal
 
-from mixmil_workflow.likelihoods import LabelError, make_likelihood
+from mixmil_workflow.models.likelihoods import LabelError, make_likelihood
 
 
 def test_binomial_log_prob_matches_torch():
@@ -45,7 +45,7 @@ def test_labels_outside_support_are_rejected(name, labels, match):
 
 
 def test_missing_labels_contribute_nothing_to_the_likelihood_or_its_gradient():
-    from mixmil_workflow.likelihoods import Binomial
+    from mixmil_workflow.models.likelihoods import Binomial
 
     lik = Binomial(2, allow_missing=True)
     y = lik.prepare_labels(np.array([[0.0, np.nan], [2.0, 1.0], [np.nan, 0.0]]))
@@ -63,7 +63,7 @@ def test_missing_labels_contribute_nothing_to_the_likelihood_or_its_gradient():
 
 
 def test_missing_labels_need_the_option_and_an_observed_label_per_output():
-    from mixmil_workflow.likelihoods import LabelError, make_likelihood
+    from mixmil_workflow.models.likelihoods import LabelError, make_likelihood
 
     with pytest.raises(LabelError, match="missing_labels=True"):
         make_likelihood("bernoulli").prepare_labels([0.0, np.nan])

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from mixmil_workflow import GLMM, Bags, MixMIL
-from mixmil_workflow.likelihoods import LabelError
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
-from mixmil_workflow.mixmil_module import DenseAttentionPool, MixMILModule
+from mixmil_workflow.models.likelihoods import LabelError
+from mixmil_workflow.models.mixmil_module import DenseAttentionPool, MixMILModule
 
 from .conftest import ragged_bags
 
@@ -23,7 +23,7 @@ def test_dense_fast_path_matches_segment_path_values_and_gradients():
     bags = Bags.from_dense(x, dtype=torch.float64)
     # Reference: plain autograd over the segment ops.
     gamma, beta = directions.view(2, 6, 4).unbind(0)
-    from mixmil_workflow.segment import segment_softmax, segment_sum
+    from mixmil_workflow.models.segment import segment_softmax, segment_sum
 
     w = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index)
     ref = segment_sum(w * (bags.x @ beta.T), bags.offsets, bags.index).T

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.baselines.momil import MoMIL
-from mixmil_workflow.likelihoods import LabelError
+from mixmil_workflow.models.likelihoods import LabelError
+from mixmil_workflow.models.momil import MoMIL
 
 
 def _tasks(n_bags=160, n_inst=12, q=8, n_tasks=3, missing=0.0, seed=0):
@@ -104,7 +104,7 @@ def test_bad_labels_name_the_problem():
 
 
 def test_imputation_thresholds_use_correct_validation_bags_and_stricter_secondary_levels():
-    from mixmil_workflow.momil import imputation_thresholds, impute_labels, performance_selection
+    from mixmil_workflow.models.momil_tasks import imputation_thresholds, impute_labels, performance_selection
 
     rng = np.random.default_rng(0)
     probs = rng.uniform(size=(200, 2))
@@ -132,7 +132,7 @@ def test_imputation_thresholds_use_correct_validation_bags_and_stricter_secondar
 
 
 def test_influence_keeps_tasks_whose_head_embeddings_predict_the_primary_task():
-    from mixmil_workflow.momil import influence_score, influence_selection
+    from mixmil_workflow.models.momil_tasks import influence_score, influence_selection
 
     bags, y, _ = _tasks(n_bags=160, n_tasks=3, seed=2)
     # task 2 is a copy of task 0's activity (a related assay); task 1 is unrelated
@@ -150,7 +150,7 @@ def test_influence_keeps_tasks_whose_head_embeddings_predict_the_primary_task():
 
 
 def test_multitask_simulation_is_sparse_structured_and_seeded():
-    from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+    from mixmil_workflow.simulate.multitask import MultitaskParams, simulate_multitask
 
     params = MultitaskParams(n_bags=400)
     data = simulate_multitask(params, seed=0)
@@ -173,8 +173,8 @@ def test_multitask_simulation_is_sparse_structured_and_seeded():
 
 
 def test_momil_comparison_runs_every_variant_and_records_the_selection():
-    from mixmil_workflow.momil_study import VARIANTS, run_comparison, summarise
-    from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+    from mixmil_workflow.simulate.multitask import MultitaskParams, simulate_multitask
+    from mixmil_workflow.studies.momil import VARIANTS, run_comparison, summarise
 
     data = simulate_multitask(
         MultitaskParams(n_bags=160, n_instances=10, n_programs=2, tasks_per_program=2, n_unrelated=1), seed=1
@@ -193,7 +193,7 @@ def test_momil_comparison_runs_every_variant_and_records_the_selection():
 def test_momil_through_the_model_interface_fits_binomial_labels_as_tasks(small_sim):
     """Genotype-like Binomial(2) labels: each output is a task (BCE on y / 2), fitted at once."""
     from mixmil_workflow.metrics import spearman_per_output
-    from mixmil_workflow.simulation_study import build_model
+    from mixmil_workflow.studies.engine import build as build_model
 
     spec = {"type": "momil", **{k: v for k, v in FAST.items() if k != "device"}, "n_epochs": 40, "dropout": 0.0}
     model = build_model(spec, seed=0, device="cpu", likelihood="binomial", n_trials=2)
@@ -211,7 +211,7 @@ def test_momil_through_the_model_interface_fits_binomial_labels_as_tasks(small_s
 
 
 def test_task_similarity_table_is_read_symmetric_and_checked(tmp_path):
-    from mixmil_workflow.momil import SimilarityTableError, read_task_similarity, similarity_selection
+    from mixmil_workflow.models.momil_tasks import SimilarityTableError, read_task_similarity, similarity_selection
 
     tasks = ["task0", "task1", "task2", "task3"]
     path = tmp_path / "similarity.tsv"
@@ -235,9 +235,9 @@ def test_task_similarity_table_is_read_symmetric_and_checked(tmp_path):
 def test_similarity_table_restricts_the_selection_and_the_shipped_table_fits_its_config():
     import yaml
 
-    from mixmil_workflow.momil import read_task_similarity
-    from mixmil_workflow.momil_study import select_tasks, single_task_fits
-    from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+    from mixmil_workflow.models.momil_tasks import read_task_similarity
+    from mixmil_workflow.simulate.multitask import MultitaskParams, simulate_multitask
+    from mixmil_workflow.studies.momil import select_tasks, single_task_fits
 
     repo = Path(__file__).resolve().parents[1]
     config = yaml.safe_load((repo / "config/momil.yaml").read_text())["momil"]

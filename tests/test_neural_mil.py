@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mixmil_workflow import Bags
-from mixmil_workflow.baselines import DSMIL, AdditiveMIL, AttentionMIL, BayesMIL, regress_out_covariates
 from mixmil_workflow.metrics import spearman_per_output
+from mixmil_workflow.models import DSMIL, AdditiveMIL, AttentionMIL, BayesMIL, regress_out_covariates
 
 from .conftest import ragged_bags
 
@@ -183,7 +183,7 @@ def test_bayes_mil_predictions_average_seeded_stochastic_passes(small_sim):
 
 
 def test_bayes_mil_ard_penalty_follows_log_alpha():
-    from mixmil_workflow.baselines.bayes_mil import StackedLinearVDO
+    from mixmil_workflow.models.bayes_mil import StackedLinearVDO
 
     layer = StackedLinearVDO(2, 4, 3, ard_init=-1.0, generator=torch.Generator().manual_seed(0))
     low = layer.ard_kl().item()

@@ -1,7 +1,7 @@
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from mixmil_workflow.posterior import GaussianPosterior
+from mixmil_workflow.models.posterior import GaussianPosterior
 
 
 def _random_posterior(kind):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mixmil_workflow import __version__
 from mixmil_workflow.io import read_table, save_table
-from mixmil_workflow.provenance import (
+from mixmil_workflow.workflow.provenance import (
     SCIENCE_DISTRIBUTIONS,
     config_digest,
     config_provenance,
@@ -72,7 +72,7 @@ def test_a_distribution_listed_twice_still_counts(monkeypatch):
     names torch's distribution several times; that is one distribution, not a shared namespace."""
     from importlib import metadata
 
-    from mixmil_workflow import provenance
+    from mixmil_workflow.workflow import provenance
 
     real = metadata.packages_distributions()
     doubled = {k: v * 2 for k, v in real.items()}

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.segment import has_torch_scatter, segment_softmax, segment_sum
+from mixmil_workflow.models.segment import has_torch_scatter, segment_softmax, segment_sum
 
 from .conftest import ragged_bags
 

@@ -4,7 +4,7 @@ import numpy as np
 import yaml
 
 from mixmil_workflow.metrics import mean_and_se, retrieval_auc_per_output, spearman_per_output
-from mixmil_workflow.simulation import SimulationParams, simulate
+from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_metrics_on_known_cases():
 def test_axis_figure_without_axes_says_so_instead_of_failing():
     import pandas as pd
 
-    from mixmil_workflow.plots import axis_figure
+    from mixmil_workflow.studies.simulation_plots import axis_figure
 
     empty = pd.DataFrame(columns=["axis", "scenario", "value", "model", "spearman_mean", "spearman_se"])
     fig = axis_figure(empty, "spearman", ["mixmil"], {}, title="t")
@@ -50,7 +50,7 @@ def test_axis_figure_without_axes_says_so_instead_of_failing():
 
 
 def test_figure_styles_label_models_by_type_pooling_and_posterior_and_keep_lines_apart():
-    from mixmil_workflow.plots import figure_model_sets, model_styles
+    from mixmil_workflow.studies.simulation_plots import figure_model_sets, model_styles
 
     config = yaml.safe_load((REPO / "config" / "table_e1.yaml").read_text())
     specs = {**config["models"], "my_mean_field": {"type": "mixmil", "posterior": "mean_field"}}
@@ -78,7 +78,7 @@ def test_figure_styles_label_models_by_type_pooling_and_posterior_and_keep_lines
 def test_axis_figure_legend_names_models_drawn_in_any_panel_with_the_title_above():
     import pandas as pd
 
-    from mixmil_workflow.plots import axis_figure
+    from mixmil_workflow.studies.simulation_plots import axis_figure
 
     rows = [
         ("n_train", "n_train-100", 100, "glmm", 0.3),
@@ -102,7 +102,7 @@ def test_evaluate_runs_scores_every_run_as_evaluate_does_and_names_a_bad_predict
     import pytest
 
     from mixmil_workflow.io import save_npz
-    from mixmil_workflow.simulation_study import evaluate, evaluate_runs, summarise_runs
+    from mixmil_workflow.studies.simulation import evaluate, evaluate_runs, summarise_runs
 
     params = SimulationParams(n_train=30, n_test=40, n_instances=6, n_features=4, n_outputs=2)
     datasets = {}
@@ -163,7 +163,7 @@ def _long_table(values: dict, repeats: int, outputs: int, scenario: str = "defau
 def test_paired_table_pairs_outputs_within_repeats_and_counts_where_the_reference_is_ahead():
     import pandas as pd
 
-    from mixmil_workflow.simulation_study import paired_markdown_table, paired_table
+    from mixmil_workflow.studies.simulation import paired_markdown_table, paired_table
 
     ref_rho = np.array([[0.8, 0.6, 0.7], [0.5, 0.9, 0.4]])
     ref_auc = np.array([[0.9, 0.8, 0.7], [0.6, 0.9, 0.8]])
@@ -207,7 +207,7 @@ def test_paired_table_pairs_outputs_within_repeats_and_counts_where_the_referenc
 def test_reference_model_defaults_to_the_first_mixmil_and_names_a_bad_choice():
     import pytest
 
-    from mixmil_workflow.simulation_study import reference_model
+    from mixmil_workflow.studies.simulation import reference_model
 
     models = {"glmm": {"type": "glmm"}, "mf": {"type": "mixmil"}, "fr": {"type": "mixmil"}}
     assert reference_model({"models": ["glmm", "mf", "fr"]}, models) == "mf"

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mixmil_workflow.baselines.smmile import SMMILe, add_superpatches, slide_grids
-from mixmil_workflow.spatial_simulation import SpatialData, SpatialParams, simulate_spatial
-from mixmil_workflow.spatial_study import fit_and_score, localisation_metrics, split_bags, summarise_spatial
+from mixmil_workflow.models.smmile import SMMILe, add_superpatches, slide_grids
+from mixmil_workflow.simulate.spatial import SpatialData, SpatialParams, simulate_spatial
+from mixmil_workflow.studies.smmile import fit_and_score, localisation_metrics, split_bags, summarise_spatial
 
 SMALL = SpatialParams(n_train=40, n_test=20, grid_size=(12, 16), n_features=8, min_patches=40, signal=2.5)
 FAST = dict(
@@ -153,7 +153,7 @@ def test_negative_slides_get_the_consistency_loss_instead_of_copies():
 def test_a_short_fit_localises_tumour_and_is_seeded_permutation_invariant_and_saved(small, tmp_path):
     torch.set_num_threads(1)
     model = SMMILe(seed=0, n_epochs_stage1=25, n_epochs_stage2=5, device="cpu", **FAST)
-    slides, patches = fit_and_score(model, small)
+    slides, patches = fit_and_score(model, {"type": "smmile"}, small)
     metrics = localisation_metrics(slides, patches)
     assert metrics["slide_auc"] > 0.75 and metrics["patch_auc"] > 0.8, metrics
     assert model.refined and patches["score"].between(0, 1).all()

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from mixmil_workflow.sweep import expand_grid, summarise_sweep, sweep_combinations, sweep_runs
+from mixmil_workflow.studies.sweep import expand_grid, summarise_sweep, sweep_combinations, sweep_runs
 
 MODELS = {"abmil": {"type": "abmil", "lr": 5e-4, "n_epochs": 100, "scenarios": ["default"]}, "glmm": {"type": "glmm"}}
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mixmil_workflow import Bags
-from mixmil_workflow.baselines import TreeMIL, pool_bags
 from mixmil_workflow.metrics import spearman_per_output
+from mixmil_workflow.models import TreeMIL, pool_bags
 
 from .conftest import ragged_bags
 
@@ -69,7 +69,7 @@ def test_one_output_fitted_alone_equals_that_output_of_the_full_fit(small_sim, p
 @pytest.mark.parametrize("search", [False, True])
 def test_spec_threads_parallelise_the_trees_without_changing_the_numbers(small_sim, kind, search):
     """A job's numbers must not depend on how many cores Snakemake gave it (nor vary between runs)."""
-    from mixmil_workflow.simulation_study import build_model
+    from mixmil_workflow.studies.engine import build as build_model
 
     spec = {"type": kind, "pooling": "mean"}
     spec |= {"n_iter": 2, "cv_folds": 2} if search else {"pooling": "instance", "overrides": QUICK[kind]}
@@ -91,7 +91,7 @@ def test_learning_rate_sampling_changes_only_how_the_learning_rate_is_drawn():
     from scipy.stats import loguniform
     from sklearn.model_selection import ParameterSampler
 
-    from mixmil_workflow.baselines.trees import search_space
+    from mixmil_workflow.models.trees import search_space
 
     draws = {
         sampling: list(ParameterSampler(search_space("xgboost", sampling), n_iter=2000, random_state=0))
@@ -229,7 +229,7 @@ def test_benchmark_combine_merges_parts_and_keeps_the_first_runs_sources(tmp_pat
 def test_forest_leaves_benchmark_fits_the_rf_jobs_with_its_leaf_size(small_sim, monkeypatch):
     """benchmarks/instance_level_forest_leaves.py fits the workflow's rf_instance / rf_mean models (their
     seeds) with FOREST and the given leaf size in place of the search."""
-    from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed
+    from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     bench = load_benchmark("instance_level_forest_leaves")
@@ -303,8 +303,8 @@ def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_s
     rf_instance job's folds and scorer, and each criterion's choice is the test score reported for it."""
     from sklearn.model_selection import GridSearchCV
 
-    from mixmil_workflow.baselines.trees import _bag_folds, _spearman_scorer
-    from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, derive_seed
+    from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer
+    from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     bench = load_benchmark("instance_level_forest_leaves")
@@ -368,7 +368,8 @@ def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatc
 def test_search_space_searches_the_given_values_with_the_overrides_fixed(small_sim, monkeypatch):
     """A spec's search_space replaces Table C.3: its choice is the forest-leaves benchmark's row-scored CV
     choice on the same job's folds and seeds, refitted as that forest, and best_params names the whole model."""
-    from mixmil_workflow.simulation_study import DEFAULT_SCENARIO, build_model, derive_seed
+    from mixmil_workflow.studies.engine import build as build_model
+    from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     bench = load_benchmark("instance_level_forest_leaves")
@@ -426,7 +427,7 @@ def test_table_e1_rf_instance_leaves_is_the_forest_leaves_benchmarks_search(monk
     """The README reports config/table_e1.yaml's rf_instance_leaves as the benchmark's CV over leaf sizes."""
     import yaml
 
-    from mixmil_workflow.simulation_study import build_model
+    from mixmil_workflow.studies.engine import build as build_model
 
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     bench = load_benchmark("instance_level_forest_leaves")
@@ -449,7 +450,7 @@ def test_fit_shows_one_progress_line_per_output_unless_switched_off(small_sim, c
 
 def test_simulation_fit_keeps_each_outputs_choice_and_the_aggregate_tabulates_it(small_sim, tmp_path):
     from mixmil_workflow.io import save_npz
-    from mixmil_workflow.simulation_study import hyperparameter_table, run_model
+    from mixmil_workflow.studies.simulation import hyperparameter_table, run_model
 
     spec = {
         "type": "random_forest",

@@ -208,7 +208,7 @@ def _check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
         assert (figures / f"{name}.svg").stat().st_size > 1000
     assert "mixmil" in (tables / "default_scenario.md").read_text()
     # Every other model against MixMIL on the same outputs, recomputed from the long table.
-    from mixmil_workflow.simulation_study import paired_table
+    from mixmil_workflow.studies.simulation import paired_table
 
     paired = pd.read_csv(tables / "simulation_paired.tsv", sep="\t", comment="#")
     assert set(paired["model"]) == set(models) - {"mixmil"}

@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from mixmil_workflow.costs import measure_model_costs, save_cost_tables
 from mixmil_workflow.io import log_to, resolve_device
-from mixmil_workflow.simulation import SimulatedData
+from mixmil_workflow.simulate.paper import SimulatedData
+from mixmil_workflow.studies.costs import measure_model_costs, save_cost_tables
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

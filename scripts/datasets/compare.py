@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from mixmil_workflow.dataset_study import comparison_figure, comparison_table, instance_weight_table
-from mixmil_workflow.datasets import LabelSpec
 from mixmil_workflow.io import atomic_path, log_to, save_table
+from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.study import comparison_figure, comparison_table, instance_weight_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

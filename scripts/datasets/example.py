@@ -1,7 +1,7 @@
 """Generate the bring-your-own-bags example dataset (cells.h5ad + bags.tsv)."""
 
-from mixmil_workflow.example_dataset import write_example_dataset
 from mixmil_workflow.io import log_to
+from mixmil_workflow.own_bags.example import write_example_dataset
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -2,9 +2,9 @@
 
 import torch
 
-from mixmil_workflow.dataset_study import fit_fold, load_prepared
-from mixmil_workflow.datasets import LabelSpec
 from mixmil_workflow.io import job_device, log_to, save_npz, save_table
+from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.study import fit_fold, load_prepared
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -1,8 +1,8 @@
 """Check a bring-your-own-bags dataset and write it in bag order with its folds (before any training)."""
 
-from mixmil_workflow.dataset_study import assign_folds, save_prepared
-from mixmil_workflow.datasets import load_bag_dataset
 from mixmil_workflow.io import log_to
+from mixmil_workflow.own_bags.input import load_bag_dataset
+from mixmil_workflow.own_bags.study import assign_folds, save_prepared
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

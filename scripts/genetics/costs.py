@@ -4,9 +4,9 @@ MIL models on the first genetic label (one output, covariates as in training; fo
 import numpy as np
 import torch
 
-from mixmil_workflow.costs import measure_bag_costs, save_cost_tables
-from mixmil_workflow.dataset_study import load_prepared
 from mixmil_workflow.io import log_to, read_table, resolve_device
+from mixmil_workflow.own_bags.study import load_prepared
+from mixmil_workflow.studies.costs import measure_bag_costs, save_cost_tables
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

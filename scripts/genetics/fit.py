@@ -3,10 +3,10 @@ predict the held-out donors and weigh their cells."""
 
 import torch
 
-from mixmil_workflow.dataset_study import fit_fold_outputs, load_prepared
-from mixmil_workflow.datasets import LabelSpec
 from mixmil_workflow.genetics.training import LABEL_LIKELIHOOD
 from mixmil_workflow.io import job_device, log_to, read_table, save_npz, save_table
+from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.study import fit_fold_outputs, load_prepared
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -3,8 +3,6 @@ controls) as Binomial(2) outputs, covariates, and the stacked cross-validation f
 
 import pandas as pd
 
-from mixmil_workflow.dataset_study import save_prepared
-from mixmil_workflow.datasets import load_bag_dataset, stacked_folds
 from mixmil_workflow.genetics.training import (
     LABEL_LIKELIHOOD,
     genetics_bag_table,
@@ -12,6 +10,8 @@ from mixmil_workflow.genetics.training import (
     trained_variants,
 )
 from mixmil_workflow.io import log_to, read_table, save_table
+from mixmil_workflow.own_bags.input import load_bag_dataset, stacked_folds
+from mixmil_workflow.own_bags.study import save_prepared
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

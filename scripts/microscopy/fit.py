@@ -4,10 +4,10 @@ predict the MoA of the held-out wells and weigh their cells."""
 import torch
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.dataset_study import fit_fold
-from mixmil_workflow.datasets import LabelSpec
 from mixmil_workflow.io import job_device, log_to, save_npz, save_table
 from mixmil_workflow.microscopy.features import load_repeat, plate_columns
+from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.study import fit_fold
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

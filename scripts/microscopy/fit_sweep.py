@@ -4,10 +4,10 @@ predicting the validation wells (Appendix C.2)."""
 import numpy as np
 import torch
 
-from mixmil_workflow.dataset_study import fit_fold
-from mixmil_workflow.datasets import LabelSpec
 from mixmil_workflow.io import job_device, log_to, save_table
 from mixmil_workflow.microscopy.features import load_repeat, plate_columns
+from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.study import fit_fold
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

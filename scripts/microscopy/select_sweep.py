@@ -2,7 +2,7 @@
 
 from mixmil_workflow.io import log_to
 from mixmil_workflow.microscopy.study import summarise_microscopy_sweep
-from mixmil_workflow.sweep import save_sweep_tables
+from mixmil_workflow.studies.sweep import save_sweep_tables
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -3,9 +3,9 @@
 import torch
 
 from mixmil_workflow.io import job_device, log_to, save_table
-from mixmil_workflow.momil import read_task_similarity
-from mixmil_workflow.momil_study import VARIANTS, run_comparison, summarise
-from mixmil_workflow.multitask_simulation import MultitaskParams, simulate_multitask
+from mixmil_workflow.models.momil_tasks import read_task_similarity
+from mixmil_workflow.simulate.multitask import MultitaskParams, simulate_multitask
+from mixmil_workflow.studies.momil import VARIANTS, run_comparison, summarise
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

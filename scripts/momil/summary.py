@@ -3,7 +3,7 @@
 import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table, save_table
-from mixmil_workflow.momil_study import summarise
+from mixmil_workflow.studies.momil import summarise
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

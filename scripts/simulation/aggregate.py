@@ -1,7 +1,7 @@
 """Evaluate every simulation run on its test bags; write the long table, the summary and the per-axis table."""
 
 from mixmil_workflow.io import log_to, save_table
-from mixmil_workflow.simulation_study import (
+from mixmil_workflow.studies.simulation import (
     axis_table,
     default_scenario_table,
     evaluate_runs,

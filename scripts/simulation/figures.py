@@ -2,7 +2,7 @@
 and Fig. E.2 (mean-field vs full-rank retrieval)."""
 
 from mixmil_workflow.io import log_to, read_table
-from mixmil_workflow.plots import axis_figure, figure_model_sets, model_styles, save_figure
+from mixmil_workflow.studies.simulation_plots import axis_figure, figure_model_sets, model_styles, save_figure
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

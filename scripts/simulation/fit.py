@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from mixmil_workflow.io import job_device, log_to, save_npz
-from mixmil_workflow.simulation import SimulatedData
-from mixmil_workflow.simulation_study import run_model
+from mixmil_workflow.simulate.paper import SimulatedData
+from mixmil_workflow.studies.simulation import run_model
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -1,7 +1,7 @@
 """Simulate one scenario x repeat of the simulation study."""
 
 from mixmil_workflow.io import log_to, save_npz
-from mixmil_workflow.simulation_study import simulate_scenario
+from mixmil_workflow.studies.simulation import simulate_scenario
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

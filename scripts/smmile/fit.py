@@ -4,8 +4,8 @@ import pandas as pd
 import torch
 
 from mixmil_workflow.io import job_device, log_to, save_table
-from mixmil_workflow.spatial_simulation import SpatialData
-from mixmil_workflow.spatial_study import build_spatial_model, fit_and_score, localisation_metrics
+from mixmil_workflow.simulate.spatial import SpatialData
+from mixmil_workflow.studies.smmile import build_spatial_model, fit_and_score, localisation_metrics
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -15,7 +15,7 @@ with log_to(snakemake.log[0]):
     data = SpatialData.load(snakemake.input[0])
     model = build_spatial_model(dict(params.spec), params.seed, job_device(params.device))
     print(f"{snakemake.wildcards.model}: {dict(params.spec)}; seed {params.seed}")
-    slides, patches = fit_and_score(model, data)
+    slides, patches = fit_and_score(model, dict(params.spec), data)
     metrics = localisation_metrics(slides, patches)
     print(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     save_table(snakemake.output.slides, slides)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from mixmil_workflow.io import log_to
-from mixmil_workflow.spatial_simulation import SpatialParams, simulate_spatial
+from mixmil_workflow.simulate.spatial import SpatialParams, simulate_spatial
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

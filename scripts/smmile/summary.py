@@ -3,8 +3,8 @@
 import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table, save_table
-from mixmil_workflow.plots import save_figure
-from mixmil_workflow.spatial_study import spatial_maps, summarise_spatial
+from mixmil_workflow.studies.simulation_plots import save_figure
+from mixmil_workflow.studies.smmile import spatial_maps, summarise_spatial
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

@@ -2,8 +2,8 @@
 model's best combination (Table C.2)."""
 
 from mixmil_workflow.io import log_to, save_table
-from mixmil_workflow.simulation_study import evaluate_runs
-from mixmil_workflow.sweep import save_sweep_tables, summarise_sweep
+from mixmil_workflow.studies.simulation import evaluate_runs
+from mixmil_workflow.studies.sweep import save_sweep_tables, summarise_sweep
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 

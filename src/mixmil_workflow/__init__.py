@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Bags": "bags",
     "BagError": "bags",
-    "GLMM": "glmm",
-    "MixMIL": "mixmil",
-    "MixMILConfig": "mixmil",
-    "Prediction": "mixmil",
-    "InstanceWeights": "mixmil",
+    "GLMM": "models.glmm",
+    "MixMIL": "models.mixmil",
+    "MixMILConfig": "models.mixmil",
+    "Prediction": "models.base",
+    "InstanceWeights": "models.base",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

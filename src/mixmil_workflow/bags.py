@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .segment import segment_sum
+from mixmil_workflow.models.segment import segment_sum
 
 
 class BagError(ValueError):

@@ -44,7 +44,7 @@ def save_table(path: str | Path, table: pd.DataFrame, provenance: Mapping[str, A
 
     A result table passes its ``provenance`` (the rule's ``params.provenance``): a Markdown table gets it
     as a footer, a TSV as leading ``#`` lines (read it back with :func:`read_table`)."""
-    from .provenance import provenance_footer, provenance_lines
+    from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 
     path = Path(path)
     lines = provenance_lines(provenance) if provenance is not None else []
@@ -74,7 +74,7 @@ def log_to(path: str | Path) -> Iterator[None]:
         logging.captureWarnings(True)
         try:
             yield
-            from .provenance import science_packages
+            from mixmil_workflow.workflow.provenance import science_packages
 
             # The job's own record of what it ran with (and what tests/test_envs.py checks envs against).
             print("packages used: " + ", ".join(f"{n}=={v}" for n, v in science_packages().items()))
@@ -117,7 +117,7 @@ def use_deterministic_gpu_algorithms() -> None:
     """Switch torch to its deterministic algorithms for a job that runs on a GPU.
 
     On the CPU every op the package uses is deterministic already. On CUDA, ``index_add_`` (the per-bag
-    sums of ragged bags, :mod:`mixmil_workflow.segment`) accumulates with atomic adds in whatever order the
+    sums of ragged bags, :mod:`mixmil_workflow.models.segment`) accumulates with atomic adds in whatever order the
     threads finish, so two runs of one configuration could differ in the last bits and then drift apart over
     training. In deterministic mode it takes torch's sort-based path, and cuBLAS needs a fixed workspace
     (``CUBLAS_WORKSPACE_CONFIG``, kept if the user set it; it must be set before the first cuBLAS call,

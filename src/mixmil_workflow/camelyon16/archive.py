@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from mixmil_workflow.io import atomic_path
 
 INDEX_NAME = "Camelyon16.csv"
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from mixmil_workflow.io import atomic_path
 
 
 @dataclass(frozen=True)

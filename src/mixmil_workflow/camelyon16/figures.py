@@ -12,11 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..plots import MODEL_STYLES, save_figure  # noqa: E402
+from mixmil_workflow.studies.simulation_plots import save_figure, spec_style  # noqa: E402
 
 
 def _style(kind: str, k: int) -> dict:
-    return MODEL_STYLES.get(kind, {"color": f"C{k}", "label": kind})
+    return spec_style({"type": kind}, kind, k)
 
 
 def roc_figure(

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from mixmil_workflow.io import atomic_path
 
 if TYPE_CHECKING:
-    from ..bags import Bags
+    from mixmil_workflow.bags import Bags
 
 SPLITS = ("train", "validation", "test")
 
@@ -135,7 +135,7 @@ def load_split(
     import h5py
     import torch  # here, not at the top: splitting and PCA run in the torch-free data environment
 
-    from ..bags import Bags
+    from mixmil_workflow.bags import Bags
 
     part = slides[slides["split"] == split]
     if part.empty:

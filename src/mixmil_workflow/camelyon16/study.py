@@ -7,16 +7,16 @@ instance scores are attention weights or instance logits, kept per slide for hea
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..metrics import mean_and_se
-from ..simulation_study import build_model, format_mean_se, instance_scores_of, predict_scores
-from .preprocess import SplitBags
+from mixmil_workflow.camelyon16.preprocess import SplitBags
+from mixmil_workflow.metrics import mean_and_se
+from mixmil_workflow.studies.engine import build, fit_timed, instance_scores, predict_scores
+from mixmil_workflow.studies.simulation import format_mean_se
 
 EVALUATED_SPLITS = ("validation", "test")
 
@@ -24,7 +24,7 @@ EVALUATED_SPLITS = ("validation", "test")
 def _scores(model, split: SplitBags) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(slide logits, slide probabilities, instance scores or None) of one split."""
     eta, mean = predict_scores(model, split.bags)
-    instance = instance_scores_of(model, split.bags)
+    instance = instance_scores(model, split.bags)
     return eta[:, 0], mean[:, 0], None if instance is None else instance[:, 0]
 
 
@@ -37,10 +37,8 @@ def run_model(
     ``train_seconds``) and the test slides' instance scores (``slides``, ``offsets``, ``first_row``,
     ``scores``; empty ``scores`` for models without them)."""
     train = splits["train"]
-    model = build_model(spec, seed, device, likelihood="binomial", n_trials=1)
-    start = time.perf_counter()
-    model.fit(train.bags, train.labels.astype(np.float32))
-    train_seconds = time.perf_counter() - start
+    model = build(spec, seed, device, likelihood="binomial", n_trials=1)
+    train_seconds = fit_timed(model, train.bags, train.labels.astype(np.float32))
     rows, instance = [], {}
     for name in EVALUATED_SPLITS:
         if name not in splits:
@@ -157,9 +155,6 @@ def instance_auc(instance_files: Iterable[tuple[str, int, str | Path]], truth: p
     return pd.DataFrame(rows, columns=["model", "seed", "instance_auc"])
 
 
-CAMELYON16_MODEL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
-
-
 def camelyon16_models(section: Mapping, models: Mapping) -> list[str]:
     """The models the Camelyon16 branch trains (none when it is not activated), checked against the
     ``models:`` definitions and the types that fit Bernoulli slide labels on bags of patches."""
@@ -168,11 +163,11 @@ def camelyon16_models(section: Mapping, models: Mapping) -> list[str]:
     names = list(section.get("models") or [])
     if not names:
         raise ValueError("config: camelyon16.models is empty; list the models to train (names under models:)")
-    from ..config_checks import check_model_names
+    from mixmil_workflow.models.registry import model_types
+    from mixmil_workflow.workflow.config_checks import check_model_names
 
-    return check_model_names(
-        "camelyon16.models", names, models, CAMELYON16_MODEL_TYPES, purpose="Camelyon16 trains the MIL models"
-    )
+    allowed = model_types(study="camelyon16")
+    return check_model_names("camelyon16.models", names, models, allowed, purpose="Camelyon16 trains the MIL models")
 
 
 def validation_loss(predictions: pd.DataFrame) -> float:
@@ -192,7 +187,7 @@ def summarise_camelyon16_sweep(
     """``runs``: (model, combination, predictions TSV). Returns the grid (Table C.7 analogue: every
     combination with its validation loss and AUC) and the selection (Table C.8 analogue: the lowest
     validation loss per model; the validation AUC breaks ties)."""
-    from ..sweep import SWEEPABLE
+    from mixmil_workflow.studies.sweep import SWEEPABLE
 
     rows = []
     for model, combo, path in runs:

@@ -106,7 +106,7 @@ def subset_means(x: np.ndarray, sizes: np.ndarray, mask: np.ndarray) -> np.ndarr
 
 def stacked_glmm(means: np.ndarray, y: np.ndarray, covariates: np.ndarray, folds: np.ndarray, seed: int) -> np.ndarray:
     """Out-of-fold linear predictor of a Binomial(2) GLMM on bag features (the paper's label model)."""
-    from ..glmm import GLMM
+    from mixmil_workflow.models.glmm import GLMM
 
     prediction = np.empty(len(y))
     for fold in np.unique(folds):
@@ -203,7 +203,7 @@ def figure_e3(
     top cells and from the bottom cells against the observed allele count (box plots)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import save_figure
+    from mixmil_workflow.studies.simulation_plots import save_figure
 
     shown = cell_map[cell_map["umap1"].notna()]
     groups = sorted(cell_map["cell_group"].astype(str).unique())

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .demo import LYMPHOID_CELL_TYPES
+from mixmil_workflow.genetics.demo import LYMPHOID_CELL_TYPES
 
 REQUIRED_OBS = ("donor_id", "pool_number", "cell_type", "sex", "age")
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
-from .bgzf import write_bgzf
+from mixmil_workflow.genetics.bgzf import write_bgzf
+from mixmil_workflow.io import atomic_path
 
 # CELLxGENE cell_type labels of the lymphoid groups (data_sources.md 1.1).
 LYMPHOID_CELL_TYPES = {

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from .plink import run_plink
-from .samples import vcf_sample_of
+from mixmil_workflow.genetics.plink import run_plink
+from mixmil_workflow.genetics.samples import vcf_sample_of
 
 
 def read_dosages(
@@ -101,7 +101,7 @@ def _parse_dosages(lines: Iterable[str], wanted: set[str], samples: Sequence[str
 
 def donor_table(obs: pd.DataFrame, pcs: pd.DataFrame) -> pd.DataFrame:
     """One row per donor (index donor_id): VCF sample, sex (1 = male), age and the genetic PCs."""
-    from .cells import donor_covariates
+    from mixmil_workflow.genetics.cells import donor_covariates
 
     donors = donor_covariates(obs)
     donors.insert(0, "sample", [vcf_sample_of(d) for d in donors.index])
@@ -129,8 +129,8 @@ def glmm_screen(
     embeddings with the covariates as fixed effects, 5-fold stacked as in the paper's evaluation.
     ``first``: the universe index of the first column (a chunk's offset), so that each variant's seed,
     and hence the result, does not depend on how the universe is chunked."""
-    from ..datasets import stacked_folds
-    from ..glmm import GLMM
+    from mixmil_workflow.models.glmm import GLMM
+    from mixmil_workflow.own_bags.input import stacked_folds
 
     folds = stacked_folds(len(means), n_folds, seed)
     rows = []

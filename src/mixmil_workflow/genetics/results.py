@@ -14,9 +14,9 @@ from scipy.stats import binomtest, spearmanr, ttest_rel
 
 def display_name(model: str, kind: str) -> str:
     """The paper's name of a model type; the config name when a type is used more than once."""
-    from ..plots import MODEL_STYLES
+    from mixmil_workflow.studies.simulation_plots import spec_style
 
-    label = MODEL_STYLES.get(kind, {}).get("label", kind)
+    label = spec_style({"type": kind}, kind)["label"]
     return label if model == kind else f"{label} ({model})"
 
 
@@ -112,7 +112,7 @@ def figure_3(matrix: pd.DataFrame, reference: str, counts: pd.DataFrame, names: 
     reference is better in red; the count and binomial P in the title."""
     import matplotlib.pyplot as plt
 
-    from ..plots import save_figure
+    from mixmil_workflow.studies.simulation_plots import save_figure
 
     n = len(counts)
     fig, axes = plt.subplots(1, max(n, 1), figsize=(3.3 * max(n, 1), 3.4), squeeze=False)

@@ -53,15 +53,11 @@ def genetics_bag_table(donors: pd.DataFrame, dosages: pd.DataFrame, variants: Se
     return table
 
 
-GENETICS_MODEL_TYPES = ("mixmil", "glmm", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", "momil")
-# MoMIL: the genetic labels as its tasks (one head per variant on a shared projector)
-MIL_BASELINE_TYPES = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil", "momil")
-
-
 def genetics_models(section: Mapping, models: Mapping) -> tuple[list[str], str | None]:
     """The models trained on the genetic labels and the reference (the first MixMIL among them), checked
     at parse time. Empty (and no reference) when the branch is off or trains nothing."""
-    from ..config_checks import check_model_names
+    from mixmil_workflow.models.registry import model_types, spec_type
+    from mixmil_workflow.workflow.config_checks import check_model_names
 
     if not section.get("activate", False) or not section.get("models"):
         return [], None
@@ -69,16 +65,16 @@ def genetics_models(section: Mapping, models: Mapping) -> tuple[list[str], str |
         "genetics.models",
         section["models"],
         models,
-        GENETICS_MODEL_TYPES,
+        model_types(study="genetics"),
         purpose="the genetic labels are fitted by MixMIL, the GLMM and the MIL baselines",
     )
-    mixmils = [m for m in names if models[m]["type"] == "mixmil"]
-    if not mixmils:
+    references = [m for m in names if spec_type(models[m]).is_reference]
+    if not references:
         raise ValueError(
-            "config: genetics.models has no model of type 'mixmil'; Fig. 3 and Table E.2 compare the baselines "
-            "with MixMIL, so list one (e.g. mixmil)"
+            f"config: genetics.models has no model of type {', '.join(model_types(is_reference=True))}; Fig. 3 "
+            "and Table E.2 compare the baselines with MixMIL, so list one"
         )
-    return names, mixmils[0]
+    return names, references[0]
 
 
 def genetics_covariates(n_genetic_pcs: int) -> list[str]:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..io import atomic_path
-from .bbbc021 import CHANNELS, MicroscopyError, bag_id
-from .illumination import correct, read_tiff
+from mixmil_workflow.io import atomic_path
+from mixmil_workflow.microscopy.bbbc021 import CHANNELS, MicroscopyError, bag_id
+from mixmil_workflow.microscopy.illumination import correct, read_tiff
 
 CROP_COLUMNS = ["plate", "well", "site", "x", "y", "bag", "compound", "concentration", "moa", "replicate"]
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
-from .bbbc021 import IMAGE_COLUMNS
+from mixmil_workflow.io import atomic_path
+from mixmil_workflow.microscopy.bbbc021 import IMAGE_COLUMNS
 
 CHANNEL_CODES = {"DAPI": 1, "Tubulin": 2, "Actin": 4}
 # Real BBBC021 MoAs and compounds (data_sources.md 2.1); the phenotypes are the demo's invention.

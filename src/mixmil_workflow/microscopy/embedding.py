@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bbbc021 import MicroscopyError
+from mixmil_workflow.microscopy.bbbc021 import MicroscopyError
 
 # Normalisation of the SimCLR reference's feature extraction (Normalize on ToTensor() inputs).
 SIMCLR_MEAN = (0.7469, 0.7403, 0.7307)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bbbc021 import MicroscopyError
-from .crops import read_crop_table
+from mixmil_workflow.microscopy.bbbc021 import MicroscopyError
+from mixmil_workflow.microscopy.crops import read_crop_table
 
 
 def gather_cells(
@@ -107,8 +107,8 @@ def load_repeat(matrix_path: str | Path, bags_path: str | Path, n_components: in
     """A repeat's bags on its leading ``n_components`` PCs and its bag table (``bag`` as text)."""
     import torch
 
-    from ..bags import Bags
-    from ..io import read_table
+    from mixmil_workflow.bags import Bags
+    from mixmil_workflow.io import read_table
 
     matrix = np.load(matrix_path, mmap_mode="r")
     if n_components > matrix.shape[1]:

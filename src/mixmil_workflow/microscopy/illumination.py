@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .bbbc021 import CHANNELS, MicroscopyError
+from mixmil_workflow.microscopy.bbbc021 import CHANNELS, MicroscopyError
 
 CHANNEL_OF_CODE = {"1": "DAPI", "2": "Tubulin", "4": "Actin"}
 MEMBER_PATTERN = re.compile(r"_s\d+_w(\d)[^/]*\.tiff?$", re.IGNORECASE)
@@ -85,6 +85,6 @@ def correct(image: np.ndarray, function: np.ndarray, low: float = 0.1, high: flo
 
 
 def save_functions(path: str | Path, functions: Mapping[str, np.ndarray]) -> None:
-    from ..io import save_npz
+    from mixmil_workflow.io import save_npz
 
     save_npz(path, **{channel: functions[channel] for channel in CHANNELS})

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bbbc021 import MicroscopyError
+from mixmil_workflow.microscopy.bbbc021 import MicroscopyError
 
 METRICS = {"balanced_accuracy": "Bal. Accuracy", "f1_macro": "F1 Macro", "f1_micro": "F1 Micro"}
 
@@ -200,9 +200,6 @@ def montage_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], title: 
     plt.close(fig)
 
 
-MICROSCOPY_MODEL_TYPES = ("mixmil", "abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
-
-
 def microscopy_models(section, models) -> list[str]:
     """The models the microscopy branch trains (none when it is not activated), checked at parse time:
     defined under ``models:``, of a type that fits categorical labels with instance weights, and the
@@ -216,13 +213,14 @@ def microscopy_models(section, models) -> list[str]:
     main = section.get("main_components", 256)
     if main not in components:
         raise ValueError(f"config: microscopy.main_components ({main}) must be one of pca_components {components}")
-    from ..config_checks import check_model_names
+    from mixmil_workflow.models.registry import model_types
+    from mixmil_workflow.workflow.config_checks import check_model_names
 
     return check_model_names(
         "microscopy.models",
         names,
         models,
-        MICROSCOPY_MODEL_TYPES,
+        model_types(study="microscopy"),
         purpose="the MoA task trains the attention MIL models",
     )
 
@@ -246,7 +244,7 @@ def summarise_microscopy_sweep(runs, combos) -> tuple[pd.DataFrame, pd.DataFrame
     selection (Table C.6 analogue: the best F1 per model; balanced accuracy breaks ties)."""
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    from ..sweep import SWEEPABLE
+    from mixmil_workflow.studies.sweep import SWEEPABLE
 
     rows = []
     for model, combo, repeat, path in runs:

@@ -1,0 +1,73 @@
+"""Additive MIL (Javed et al., NeurIPS 2022) in its attention-MIL form, the paper's "Additive ABMIL".
+
+Per network: the ABMIL encoder and attention give h_i and a_i (softmax over the bag); each attention-scaled
+instance gets its own logits from an MLP, p_i = psi(a_i h_i) with psi = Linear -> ReLU -> Linear
+(``classifier_hidden_dim`` wide), and the bag logits are their plain sum, y_hat = sum_i p_i. Because the
+pooling is a sum of instance logits, p_{i,c} is exactly instance i's contribution to the class-c bag
+logit: the model's instance scores (``instance_score = "contribution"``, the heatmap Javed et al.
+recommend). ``instance_score = "attention"`` returns the attention weights instead.
+
+The MLP psi must be nonlinear: with a linear psi, sum_i psi(a_i h_i) = psi(sum_i a_i h_i) + (N - 1) b would be
+ABMIL again. The paper uses Additive MIL for the microscopy task only (Tables 2, C.5, C.6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mixmil_workflow.bags import Bags
+from mixmil_workflow.models.attention_mil import StackedAttention
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, NeuralMILConfig, stacked_uniform
+from mixmil_workflow.models.segment import segment_sum
+
+INSTANCE_SCORES = ("contribution", "attention")
+
+
+@dataclass
+class AdditiveMILConfig(NeuralMILConfig):
+    hidden_dim: int = 100  # instance encoder width (Table C.6: "Dim. Encoder" 100)
+    attention_dim: int = 100  # attention hidden size
+    classifier_hidden_dim: int = 100  # hidden width of the instance-logit MLP psi
+    lr: float = 5e-4  # Table C.6
+    weight_decay: float = 1e-5  # Table C.6
+    instance_score: str = "contribution"
+
+    def __post_init__(self):
+        if self.instance_score not in INSTANCE_SCORES:
+            raise ValueError(f"instance_score must be one of {INSTANCE_SCORES}, got {self.instance_score!r}")
+
+
+class StackedAdditiveNet(nn.Module):
+    def __init__(self, n_nets: int, n_features: int, config: AdditiveMILConfig, n_logits: int):
+        super().__init__()
+        gen = torch.Generator().manual_seed(config.seed)
+        hidden, width = config.hidden_dim, config.classifier_hidden_dim
+        self.attention = StackedAttention(n_nets, n_features, hidden, config.attention_dim, False, gen)
+        self.psi1_w = stacked_uniform(n_nets, hidden, hidden, width, generator=gen)
+        self.psi1_b = stacked_uniform(n_nets, hidden, width, generator=gen)
+        self.psi2_w = stacked_uniform(n_nets, width, width, n_logits, generator=gen)
+        self.psi2_b = stacked_uniform(n_nets, width, n_logits, generator=gen)
+        self.return_attention = config.instance_score == "attention"
+
+    def forward(self, bags: Bags) -> NetOutput:
+        h, weights = self.attention(bags)
+        hidden = F.relu(torch.einsum("inm,nmk->ink", weights.unsqueeze(-1) * h, self.psi1_w) + self.psi1_b)
+        contributions = torch.einsum("ink,nkc->inc", hidden, self.psi2_w) + self.psi2_b  # (instances, nets, C)
+        logits = segment_sum(contributions, bags.offsets, bags.index)
+        scores = weights if self.return_attention else contributions
+        return NetOutput(logits, scores)
+
+
+class AdditiveMIL(NeuralMIL):
+    """Additive ABMIL; instance scores are the additive logit contributions (or the attention weights)."""
+
+    config_class = AdditiveMILConfig
+    format = "mixmil_workflow.AdditiveMIL/1"
+    display_name = "Additive MIL"
+
+    def build_net(self, n_nets: int, n_features: int, n_logits: int) -> nn.Module:
+        return StackedAdditiveNet(n_nets, n_features, self.config, n_logits)

@@ -1,0 +1,272 @@
+"""MixMIL's generative model and ELBO (paper Eq. 3-11, Appendix A), as a torch module.
+
+For bag n with instances X_n (I_n x Q), covariates F_n and output p:
+
+    w_n = softmax(X_n gamma_p)                  attention over the bag's instances
+    t_n = w_n^T X_n beta_p                      attention-pooled embedding projected on beta_p
+    u_n = b_p (t_n - m_p) / s_p                 Appendix A: standardised, scaled by b_p = RMS(beta_p)
+    eta_n = F_n alpha_p + u_n                   linear predictor, y_np ~ likelihood(eta_n)
+
+with random effects gamma_p ~ N(0, sigma_gamma_p^2 I), beta_p ~ N(0, sigma_beta_p^2 I). During training
+m_p, s_p are the mean and standard deviation of t over the minibatch (per posterior sample). For
+prediction they are the training-set statistics, computed once after training for a fixed set of
+posterior samples, so a bag's prediction never depends on the other bags predicted with it.
+
+This module only holds parameters and computes; training and the user API live in ``mixmil.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mixmil_workflow.bags import Bags
+from mixmil_workflow.models.likelihoods import Likelihood
+from mixmil_workflow.models.posterior import GaussianPosterior
+from mixmil_workflow.models.segment import segment_softmax, segment_sum
+
+
+class MixMILModule(nn.Module):
+    def __init__(
+        self,
+        likelihood: Likelihood,
+        alpha: torch.Tensor,
+        posterior_mean: torch.Tensor,
+        posterior_sd: torch.Tensor,
+        prior_var_gamma: torch.Tensor,
+        prior_var_beta: torch.Tensor,
+        posterior: str = "full_rank",
+        segment_backend: str = "torch",
+    ):
+        """``alpha`` (K, P); ``posterior_mean``/``posterior_sd`` (P, 2Q) for [gamma; beta]; prior
+        variances (P,)."""
+        super().__init__()
+        self.likelihood = likelihood
+        self.n_features = posterior_mean.shape[1] // 2
+        self.segment_backend = segment_backend
+        self.alpha = nn.Parameter(alpha.clone())
+        # Prior log standard deviations per output: column 0 for gamma, column 1 for beta.
+        self.log_sigma = nn.Parameter(0.5 * torch.log(torch.stack([prior_var_gamma, prior_var_beta], 1)))
+        self.q = GaussianPosterior(posterior_mean, posterior_sd, posterior)
+        # Prediction state, filled by set_prediction_state() after training.
+        p = alpha.shape[1]
+        self.register_buffer("pred_theta", posterior_mean.new_zeros(0, p, 2 * self.n_features))
+        self.register_buffer("pred_center", posterior_mean.new_zeros(p, 0))
+        self.register_buffer("pred_scale", posterior_mean.new_zeros(p, 0))
+        self.register_buffer("mean_center", posterior_mean.new_zeros(p))
+        self.register_buffer("mean_scale", posterior_mean.new_ones(p))
+
+    @property
+    def n_outputs(self) -> int:
+        return self.alpha.shape[1]
+
+    # core computation --------------------------------------------------------------------------
+    def _directions(self, theta: torch.Tensor) -> torch.Tensor:
+        """theta (S, P, 2Q) -> (2*S*P, Q): the S*P attention directions gamma, then the effects beta."""
+        s, p, _ = theta.shape
+        return theta.view(s, p, 2, self.n_features).permute(2, 0, 1, 3).reshape(2 * s * p, self.n_features)
+
+    def pooled_scores(
+        self, bags: Bags | None, theta: torch.Tensor, dense_x: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """t = w^T X beta for every bag and posterior sample, shape (B, S, P).
+
+        ``dense_x`` (B, I, Q) is the equal-size fast path (equal-size ``bags`` take it through their
+        zero-copy dense view); otherwise the segment ops run on the flat instance matrix of ``bags``.
+        """
+        s, p, _ = theta.shape
+        directions = self._directions(theta)
+        if dense_x is None and bags.is_equal_size:
+            dense_x = bags.dense()
+        if dense_x is not None:
+            t = DenseAttentionPool.apply(directions, dense_x)  # (S*P, B)
+        else:
+            t = self._segment_pool(bags, directions)
+        return t.view(s, p, -1).permute(2, 0, 1)
+
+    def _segment_pool(self, bags: Bags, directions: torch.Tensor) -> torch.Tensor:
+        """The pooled scores (K, B) for stacked directions (2K, Q) over bags of any sizes."""
+        gamma, beta = directions.view(2, directions.shape[0] // 2, -1).unbind(0)
+        weights = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index, self.segment_backend)
+        return segment_sum(weights * (bags.x @ beta.T), bags.offsets, bags.index, self.segment_backend).T
+
+    def attention(self, bags: Bags, theta: torch.Tensor) -> torch.Tensor:
+        """Instance weights softmax(X gamma) per posterior sample, shape (n_instances, S, P)."""
+        s, p, _ = theta.shape
+        gamma = theta[:, :, : self.n_features].reshape(s * p, -1).T
+        logits = (bags.x @ gamma).view(bags.n_instances, s, p)
+        return segment_softmax(logits, bags.offsets, bags.index, self.segment_backend)
+
+    def effect_scale(self, theta: torch.Tensor) -> torch.Tensor:
+        """b = RMS(beta) per sample and output, shape (S, P)."""
+        return theta[:, :, self.n_features :].square().mean(-1).sqrt()
+
+    # training ---------------------------------------------------------------------------------
+    def loss(
+        self,
+        bags: Bags,
+        fe: torch.Tensor,
+        y: torch.Tensor,
+        n_train: int,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        dense_x: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Negative ELBO per training bag on one minibatch (>= 2 bags): (loss, -loglik, KL/N), as an
+        autograd graph. Training uses :meth:`training_step`, its closed-form twin (the tests hold the two
+        to the same values and gradients)."""
+        scale_tril = self.q.scale_tril()
+        theta = self.q.rsample(n_samples, generator, scale_tril)
+        t = self.pooled_scores(bags, theta, dense_x)
+        # Appendix A with minibatch statistics (unbiased sd, as a batch-norm layer in training).
+        u = self.effect_scale(theta) * (t - t.mean(0)) / t.std(0).clamp_min(1e-8)
+        eta = (fe @ self.alpha).unsqueeze(1) + u  # (B, S, P)
+        # The label-only normalising constant is left out here (no gradient); fit() adds it per epoch.
+        nll = -self.likelihood.log_prob(eta.transpose(1, 2), y, constant=False).mean()
+        kl = self.q.kl_to_prior(self.log_sigma, scale_tril).sum() / n_train
+        return nll + kl, nll.detach(), kl.detach()
+
+    @torch.no_grad()
+    def training_step(
+        self,
+        dense_x: torch.Tensor | None,
+        fe: torch.Tensor,
+        y: torch.Tensor,
+        n_train: int,
+        n_samples: int,
+        generator: torch.Generator | None = None,
+        bags: Bags | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`loss` on one minibatch (``dense_x`` (B, I, Q) for equal-size bags, else ``bags``) with
+        its gradients written into ``.grad`` of every parameter; returns (loss, -loglik, KL/N).
+
+        Why not ``loss().backward()``: at the paper's sizes a step is a few hundred small tensor ops, and
+        on a CPU the autograd graph costs as much as the arithmetic. Here only the likelihood, the one
+        part that differs between likelihoods, goes through autograd (a leaf eta); the standardisation of
+        Appendix A, the attention pooling, the reparameterised samples and the KL have their derivatives
+        written out below and in :meth:`GaussianPosterior.backward_with_kl`.
+        """
+        theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
+        s, p, d = theta.shape
+        q = d // 2
+        directions = self._directions(theta)
+        if dense_x is not None:
+            t, cache = attention_pool_forward(directions, dense_x)
+        else:  # ragged bags: autograd through the segment ops for the pooling alone
+            directions.requires_grad_(True)
+            with torch.enable_grad():
+                t_graph = self._segment_pool(bags, directions)
+            t = t_graph.detach()
+        n_bags = t.shape[1]
+        t = t.view(s, p, n_bags)
+        # Appendix A: u = b (t - m) / sd with minibatch mean and unbiased sd per sample and output.
+        beta = theta[..., q:]
+        effect = beta.square().mean(-1).sqrt()  # b = RMS(beta), (S, P)
+        centred = t - t.mean(-1, keepdim=True)
+        raw_sd = centred.square().sum(-1, keepdim=True).div_(n_bags - 1).sqrt_()
+        sd = raw_sd.clamp_min(1e-8)
+        xhat = centred / sd
+        eta = ((fe @ self.alpha).unsqueeze(-1) + (effect.unsqueeze(-1) * xhat).permute(2, 1, 0)).requires_grad_(True)
+        lik_params = list(self.likelihood.parameters())
+        with torch.enable_grad():
+            # The label-only normalising constant is left out (no gradient), as in loss().
+            nll = -self.likelihood.log_prob(eta, y, constant=False).mean()
+            grad_eta, *grad_lik = torch.autograd.grad(nll, [eta, *lik_params])
+        for param, grad in zip(lik_params, grad_lik, strict=True):
+            param.grad = grad
+        self.alpha.grad = fe.T @ grad_eta.sum(-1)
+        grad_u = grad_eta.permute(2, 1, 0)  # (S, P, B)
+        grad_effect = (grad_u * xhat).sum(-1)
+        grad_xhat = grad_u * effect.unsqueeze(-1)
+        # Through the standardisation (as batch norm's backward; no sd term where the sd was clamped).
+        along_xhat = (grad_xhat * xhat).sum(-1, keepdim=True).div_(n_bags - 1).masked_fill_(raw_sd < 1e-8, 0.0)
+        grad_t = (grad_xhat - grad_xhat.mean(-1, keepdim=True) - xhat * along_xhat).div_(sd).reshape(s * p, n_bags)
+        if dense_x is not None:
+            grad_directions = attention_pool_backward(cache, grad_t, in_place=True)
+        else:
+            (grad_directions,) = torch.autograd.grad(t_graph, directions, grad_t)
+        grad_theta = grad_directions.view(2, s, p, q).permute(1, 2, 0, 3).reshape(s, p, d)
+        grad_theta[..., q:] += (grad_effect / (q * effect)).unsqueeze(-1) * beta  # db/dbeta = beta / (Q b)
+        kl, grad_log_sigma = self.q.backward_with_kl(grad_theta, eps, factor, self.log_sigma, 1.0 / n_train)
+        self.log_sigma.grad = grad_log_sigma
+        kl = kl.sum() / n_train
+        return nll.detach() + kl, nll.detach(), kl
+
+    # prediction -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_prediction_state(self, bags: Bags, n_samples: int, generator: torch.Generator, chunk: int) -> None:
+        """Freeze ``n_samples`` posterior samples and the training-set mean/sd of t for each of them and
+        for the posterior mean (Appendix A: "keeping track of training set statistics for inference")."""
+        theta = torch.cat([self.q.mu.unsqueeze(0), self.q.rsample(n_samples, generator)], 0)
+        t = torch.cat([self.pooled_scores(bags.slice(a, b), theta) for a, b in bags.chunks(chunk)], 0)
+        center, scale = t.mean(0).T, t.std(0).clamp_min(1e-8).T  # (P, 1 + S)
+        self.pred_theta = theta[1:].clone()
+        self.pred_center, self.pred_scale = center[:, 1:].clone(), scale[:, 1:].clone()
+        self.mean_center, self.mean_scale = center[:, 0].clone(), scale[:, 0].clone()
+
+    @property
+    def has_prediction_state(self) -> bool:
+        return self.pred_theta.shape[0] > 0
+
+    @torch.no_grad()
+    def bag_effect_samples(self, bags: Bags, chunk: int) -> torch.Tensor:
+        """u for every frozen posterior sample, shape (B, P, S)."""
+        theta = self.pred_theta
+        b = self.effect_scale(theta)  # (S, P)
+        out = []
+        for lo, hi in bags.chunks(chunk):
+            t = self.pooled_scores(bags.slice(lo, hi), theta)  # (b, S, P)
+            out.append((b * (t - self.pred_center.T) / self.pred_scale.T).transpose(1, 2))
+        return torch.cat(out, 0)
+
+    @torch.no_grad()
+    def bag_effect_at_mean(self, bags: Bags, chunk: int) -> torch.Tensor:
+        """u at the posterior mean (plug-in), shape (B, P)."""
+        theta = self.q.mu.unsqueeze(0)
+        b = self.effect_scale(theta)[0]
+        t = torch.cat([self.pooled_scores(bags.slice(lo, hi), theta)[:, 0] for lo, hi in bags.chunks(chunk)], 0)
+        return b * (t - self.mean_center) / self.mean_scale
+
+
+def attention_pool_forward(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """t[k, b] = sum_i softmax_i(gamma_k^T x_bi) beta_k^T x_bi for equal-size bags.
+
+    ``directions`` stacks the K attention directions gamma_k over the K effect directions beta_k
+    (2K, Q); ``x`` holds the bags as (B, I, Q). Returns t (K, B) and what the backward needs. Both
+    projections are one matmul over the stacked directions and the softmax runs over a contiguous
+    last axis.
+    """
+    n_bags, n_inst, q = x.shape
+    flat = x.reshape(n_bags * n_inst, q)
+    scores = (directions @ flat.T).view(2, -1, n_bags, n_inst)
+    w = torch.softmax(scores[0], dim=-1)
+    t = torch.linalg.vecdot(w, scores[1])  # half the time of einsum here (which lowers to tiny bmms)
+    return t, (flat, w, scores, t)
+
+
+def attention_pool_backward(cache: tuple, grad_t: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """Gradient (2K, Q) of <grad_t, t> with respect to the stacked directions: dt/dz_i = w_i and
+    dt/da_i = w_i (z_i - t) for the effect scores z and attention logits a; one matmul, no autograd
+    intermediates. ``in_place`` reuses the forward's score buffer (the cache is spent afterwards)."""
+    flat, w, scores, t = cache
+    grad_scores = scores if in_place else torch.empty_like(scores)
+    torch.sub(scores[1], t.unsqueeze(-1), out=grad_scores[0])  # z - t, before z is overwritten
+    torch.mul(w, grad_t.unsqueeze(-1), out=grad_scores[1])  # d/dz = w g
+    grad_scores[0].mul_(grad_scores[1])  # d/da = w g (z - t)
+    return grad_scores.view(scores.shape[0] * scores.shape[1], -1) @ flat
+
+
+class DenseAttentionPool(torch.autograd.Function):
+    """:func:`attention_pool_forward` with :func:`attention_pool_backward` as its autograd backward.
+    On the 2-core CPU this step is memory-bound and the generic softmax/mul/sum autograd graph costs
+    about twice as much."""
+
+    @staticmethod
+    def forward(ctx, directions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        t, (flat, w, scores, t) = attention_pool_forward(directions, x)
+        ctx.save_for_backward(flat, w, scores, t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad_t: torch.Tensor):
+        return attention_pool_backward(ctx.saved_tensors, grad_t), None

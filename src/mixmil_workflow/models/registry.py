@@ -1,0 +1,248 @@
+"""The model registry: one table from a config ``type`` to its class and capabilities.
+
+Every study, the config schema's type list, the workflow's GPU / thread / partition choices and the
+figures read this table; adding a model is its class plus one :func:`register` call (and its tests).
+
+This module imports no torch (nor anything heavy): Snakemake reads it when it parses the workflow, so
+classes are named by import path and loaded only when a job builds a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# Studies a model type can be configured in (the config sections that list models).
+STUDIES = ("simulation", "costs", "sweep", "camelyon16", "microscopy", "genetics", "own_bags", "smmile")
+# Likelihoods of the labels (see models.likelihoods).
+LIKELIHOODS = ("binomial", "bernoulli", "categorical", "gaussian")
+# Keys of a model's config entry that the workflow consumes; the rest are the model's hyperparameters.
+WORKFLOW_KEYS = ("type", "scenarios", "threads")
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """One model type and what it can do."""
+
+    name: str  # the config's ``type``
+    label: str  # display name in tables and figures
+    class_path: str  # "module:Class" of the model (implements models.base.MILModel)
+    family: str  # "mixmil", "glmm", "mil" (neural MIL baselines), "tree" or "spatial"
+    studies: frozenset[str]  # the studies that accept it
+    likelihoods: tuple[str, ...] = LIKELIHOODS
+    uses_gpu: bool = True  # runs on a GPU when the job sees one (else CPU-only: no GPU requested)
+    minibatch: bool = True  # trained by optimiser steps on minibatches of bags (the cost table's models)
+    covariates: bool = True  # takes covariates (fixed effects, or regressed out of the embeddings)
+    instance_scores: bool = True  # gives a score per instance (attention weights, contributions)
+    needs_coords: bool = False  # fit / predict need each instance's grid position (``coords=``)
+    is_reference: bool = False  # the model the comparisons pair every other with (MixMIL)
+    sweepable: tuple[str, ...] = ()  # hyperparameters a sweep may vary
+    fixed_options: Mapping[str, object] = field(default_factory=dict)  # passed to the class, not configurable
+    threads_option: str | None = None  # constructor argument that receives the config entry's ``threads``
+    style: Mapping[str, str] = field(default_factory=dict)  # matplotlib color and marker of its line
+    # Variants of one type drawn as separate lines (a tree's pooling, MixMIL's posterior): the option that
+    # names the variant, its default, and each variant's style (color / marker / label) over ``style``.
+    variant_option: str | None = None
+    default_variant: str | None = None
+    variant_styles: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def variant(self, spec: Mapping) -> str | None:
+        return None if self.variant_option is None else spec.get(self.variant_option, self.default_variant)
+
+    def line_style(self, spec: Mapping) -> dict[str, str]:
+        """Color, marker and legend label of a config entry's line in the figures."""
+        return {"label": self.label, **self.style, **self.variant_styles.get(self.variant(spec), {})}
+
+    def load_class(self) -> type:
+        module, _, name = self.class_path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_REGISTRY: dict[str, ModelType] = {}
+
+
+def register(entry: ModelType, *, replace: bool = False) -> ModelType:
+    """Add a model type (``replace``: overwrite an existing one, e.g. in a test)."""
+    unknown = sorted(set(entry.studies) - set(STUDIES))
+    if unknown:
+        raise ValueError(f"model type {entry.name!r}: unknown studies {unknown} (known: {', '.join(STUDIES)})")
+    bad = sorted(set(entry.likelihoods) - set(LIKELIHOODS))
+    if bad:
+        raise ValueError(f"model type {entry.name!r}: unknown likelihoods {bad} (known: {', '.join(LIKELIHOODS)})")
+    if entry.name in _REGISTRY and not replace:
+        raise ValueError(f"model type {entry.name!r} is registered already")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def model_type(name: str) -> ModelType:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model type {name!r} (known: {', '.join(_REGISTRY)})") from None
+
+
+def model_types(*, study: str | None = None, family: str | None = None, **capabilities) -> list[str]:
+    """Registered type names, in registration order, that are accepted by ``study`` / of ``family`` and
+    have the given capabilities (e.g. ``minibatch=True``)."""
+    out = []
+    for entry in _REGISTRY.values():
+        if study is not None and study not in entry.studies:
+            continue
+        if family is not None and entry.family != family:
+            continue
+        if all(getattr(entry, key) == value for key, value in capabilities.items()):
+            out.append(entry.name)
+    return out
+
+
+def spec_type(spec: Mapping) -> ModelType:
+    """The registry entry of a config model entry."""
+    return model_type(spec["type"])
+
+
+def model_options(spec: Mapping) -> dict:
+    """A config model entry's hyperparameters (the keys the workflow does not consume)."""
+    return {k: v for k, v in spec.items() if k not in WORKFLOW_KEYS}
+
+
+def build(spec: Mapping, seed: int, device: str = "cpu", likelihood: str = "binomial", n_trials: int | None = 2):
+    """A configured, unfitted model of any registered type from its config entry.
+
+    By default for the binomial(2) simulation labels (Camelyon16: ``n_trials=1``, Bernoulli). A spec's
+    ``threads`` goes to the models that take a thread count (the trees' ``n_jobs``); torch models use the
+    process's threads (``torch.set_num_threads``, set by the jobs). A hyperparameter the type does not have
+    is one error naming the type and its hyperparameters.
+    """
+    entry = spec_type(spec)
+    cls = entry.load_class()
+    options = model_options(spec)
+    config_class = getattr(cls, "config_class", None)
+    if dataclasses.is_dataclass(config_class):
+        known = {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"model type {entry.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                f"its hyperparameters: {', '.join(sorted(known - {'seed', 'device', 'likelihood', 'n_trials'}))}"
+            )
+    kwargs = {**entry.fixed_options, **options, "likelihood": likelihood, "n_trials": n_trials, "seed": seed}
+    if entry.uses_gpu:
+        kwargs["device"] = device
+    if entry.threads_option:
+        kwargs[entry.threads_option] = int(spec.get("threads", 1))
+    return cls(**kwargs)
+
+
+def check_likelihood(field_name: str, name: str, spec: Mapping, likelihood: str, what: str) -> None:
+    """Parse-time check that model ``name`` can fit labels of ``likelihood`` (``what`` names the labels)."""
+    entry = spec_type(spec)
+    if likelihood not in entry.likelihoods:
+        raise ValueError(
+            f"config: {field_name}: model {name!r} ({entry.label}) fits {', '.join(entry.likelihoods)} labels, "
+            f"but {what} is {likelihood}; drop the model or the label"
+        )
+
+
+def gpus(spec: Mapping) -> int:
+    """GPUs a training job of this model asks for: 1 for the models that use one, 0 for CPU-only ones."""
+    return int(spec_type(spec).uses_gpu)
+
+
+def threads(spec: Mapping) -> int:
+    """CPU threads of a training job: the model entry's ``threads`` (default 1)."""
+    return int(spec.get("threads", 1))
+
+
+def types_of(models: Mapping[str, Mapping], names: Iterable[str]) -> dict[str, ModelType]:
+    return {name: spec_type(models[name]) for name in names}
+
+
+# The models of the paper and of the newer systems ---------------------------------------------------
+_ALL = frozenset(STUDIES) - {"sweep"}
+_NEURAL = frozenset({"simulation", "costs", "sweep", "camelyon16", "microscopy", "genetics", "own_bags", "smmile"})
+_NEURAL_SWEEP = (
+    "loss",
+    "lr",
+    "weight_decay",
+    "hidden_dim",
+    "attention_dim",
+    "kl_weight",
+    "dropout",
+    "n_epochs",
+    "batch_size",
+)  # fmt: skip (Tables C.1, C.5 and C.7 and the training length)
+
+
+def _tree_styles(label: str, *colours: str) -> dict[str, dict[str, str]]:
+    """A tree library's lines: one colour family per library, one marker per bag pooling (Fig. E.1 (ii))."""
+    markers = {"mean": "s", "median": "D", "moments": "P", "instance": "X"}
+    return {
+        pooling: {"color": colour, "marker": marker, "label": f"{label} ({pooling})"}
+        for (pooling, marker), colour in zip(markers.items(), colours, strict=True)
+    }
+
+
+register(ModelType(
+    "mixmil", "MixMIL", "mixmil_workflow.models.mixmil:MixMIL", "mixmil", _ALL,
+    is_reference=True, style={"color": "#c0392b", "marker": "o"}, variant_option="posterior",
+    default_variant="full_rank",
+    variant_styles={"mean_field": {"color": "#e67e22", "marker": "s", "label": "MixMIL (mean field)"}},
+))  # fmt: skip
+register(ModelType(
+    "glmm", "GLMM", "mixmil_workflow.models.glmm:GLMM", "glmm",
+    frozenset({"simulation", "camelyon16", "genetics", "own_bags"}),
+    uses_gpu=False, minibatch=False, instance_scores=False, style={"color": "#2c3e50", "marker": "^"},
+    variant_option="pooling", default_variant="mean",
+    variant_styles={"instance": {"marker": "X", "label": "GLMM (instance)"}},
+))  # fmt: skip
+register(ModelType(
+    "abmil", "ABMIL", "mixmil_workflow.models.attention_mil:AttentionMIL", "mil", _NEURAL,
+    sweepable=_NEURAL_SWEEP, fixed_options={"gated": False}, style={"color": "#2980b9", "marker": "v"},
+))  # fmt: skip
+register(ModelType(
+    "gated_abmil", "Gated ABMIL", "mixmil_workflow.models.attention_mil:AttentionMIL", "mil", _NEURAL,
+    sweepable=_NEURAL_SWEEP, fixed_options={"gated": True}, style={"color": "#16a085", "marker": "P"},
+))  # fmt: skip
+register(ModelType(
+    "dsmil", "DSMIL", "mixmil_workflow.models.dsmil:DSMIL", "mil", _NEURAL,
+    sweepable=_NEURAL_SWEEP, style={"color": "#8e44ad", "marker": "X"},
+))  # fmt: skip
+register(ModelType(
+    "bayes_mil", "Bayes-MIL", "mixmil_workflow.models.bayes_mil:BayesMIL", "mil", _NEURAL,
+    sweepable=_NEURAL_SWEEP, style={"color": "#7f8c8d", "marker": "D"},
+))  # fmt: skip
+register(ModelType(
+    "additive_mil", "Additive MIL", "mixmil_workflow.models.additive_mil:AdditiveMIL", "mil", _NEURAL,
+    sweepable=_NEURAL_SWEEP, style={"color": "#d35400", "marker": "*"},
+))  # fmt: skip
+register(ModelType(
+    "momil", "MoMIL", "mixmil_workflow.models.momil:MoMIL", "mil",
+    frozenset({"simulation", "costs", "genetics", "own_bags"}),
+    likelihoods=("binomial", "bernoulli"), style={"color": "#27ae60", "marker": "h"},
+))  # fmt: skip
+register(ModelType(
+    "random_forest", "Random Forest", "mixmil_workflow.models.trees:TreeMIL", "tree",
+    frozenset({"simulation", "own_bags"}), likelihoods=("binomial", "bernoulli"), uses_gpu=False,
+    minibatch=False, instance_scores=False, fixed_options={"kind": "random_forest"}, threads_option="n_jobs",
+    style={"color": "#1e8449", "marker": "s"}, variant_option="pooling", default_variant="mean",
+    variant_styles=_tree_styles("Random Forest", "#1e8449", "#52be80", "#0b5345", "#a9dfbf"),
+))  # fmt: skip
+register(ModelType(
+    "xgboost", "XGBoost", "mixmil_workflow.models.trees:TreeMIL", "tree",
+    frozenset({"simulation", "own_bags"}), likelihoods=("binomial", "bernoulli"), uses_gpu=False,
+    minibatch=False, instance_scores=False, fixed_options={"kind": "xgboost"}, threads_option="n_jobs",
+    style={"color": "#6c3483", "marker": "s"}, variant_option="pooling", default_variant="mean",
+    variant_styles=_tree_styles("XGBoost", "#6c3483", "#a569bd", "#4a235a", "#d2b4de"),
+))  # fmt: skip
+register(ModelType(
+    "smmile", "SMMILe", "mixmil_workflow.models.smmile:SMMILe", "spatial", frozenset({"smmile"}),
+    likelihoods=("bernoulli", "binomial"), minibatch=False, needs_coords=True,
+    style={"color": "#b7950b", "marker": "p"},
+))  # fmt: skip

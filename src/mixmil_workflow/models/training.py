@@ -1,0 +1,95 @@
+"""The one training loop of every torch model: epochs, a progress bar, per-epoch timing, the non-finite
+check, the loss history and an early-stopping hook.
+
+What an epoch does (minibatches of bags, a closed-form or autograd step, SMMILe's one-slide steps) is the
+model's: it passes ``run_epoch(epoch)``, which returns the epoch's mean loss, or several values whose
+first is the loss (MixMIL: loss, NLL, KL). The loop owns everything around it, so every model reports
+progress, timing and failures the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mixmil_workflow.bags import minibatches
+
+
+@dataclass
+class TrainingRecord:
+    losses: np.ndarray  # (epochs,) or (epochs, values): what run_epoch returned, in its dtype
+    epoch_seconds: np.ndarray  # (epochs,) wall time of each epoch
+    stopped_early: bool = False
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.losses if self.losses.ndim == 1 else self.losses[:, 0]
+
+
+class PatienceStopping:
+    """Stop when the monitored value has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``monitor(epoch, loss)`` gives the value (default: the training loss); ``mode`` "min" or "max" (e.g.
+    a validation AUC). ``best_epoch`` is the epoch of the best value seen."""
+
+    def __init__(self, patience: int, monitor: Callable[[int, float], float] | None = None, mode: str = "min",
+                 min_delta: float = 0.0):  # fmt: skip
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1, got {patience}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.patience, self.monitor, self.mode, self.min_delta = patience, monitor, mode, min_delta
+        self.best: float | None = None
+        self.best_epoch = -1
+
+    def __call__(self, epoch: int, loss: float) -> bool:
+        value = float(loss if self.monitor is None else self.monitor(epoch, loss))
+        sign = 1.0 if self.mode == "min" else -1.0
+        if self.best is None or sign * (self.best - value) > self.min_delta:
+            self.best, self.best_epoch = value, epoch
+        return epoch - self.best_epoch >= self.patience
+
+
+def train_epochs(
+    run_epoch: Callable[[int], float | Sequence[float] | np.ndarray],
+    n_epochs: int,
+    *,
+    name: str,
+    progress: bool = True,
+    early_stopping: Callable[[int, float], bool] | None = None,
+) -> TrainingRecord:
+    """Run ``run_epoch`` for ``n_epochs`` epochs (fewer when ``early_stopping(epoch, loss)`` says stop).
+
+    Raises FloatingPointError naming the model and epoch as soon as the loss is not finite."""
+    values, seconds = [], []
+    stopped = False
+    bar = tqdm(range(n_epochs), desc=name, disable=not progress, mininterval=5.0, unit="epoch")
+    for epoch in bar:
+        start = time.perf_counter()
+        out = run_epoch(epoch)
+        out = out.cpu().numpy() if isinstance(out, torch.Tensor) else out
+        seconds.append(time.perf_counter() - start)
+        values.append(out)
+        loss = float(np.ravel(out)[0])
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"{name} loss became {loss} at epoch {epoch}; lower the learning rate or check the inputs"
+            )
+        if progress and (epoch % 50 == 0 or epoch == n_epochs - 1):
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if early_stopping is not None and early_stopping(epoch, loss):
+            stopped = True
+            break
+    bar.close()
+    losses = np.asarray(values) if values else np.zeros(0)
+    return TrainingRecord(losses, np.asarray(seconds, dtype=float), stopped)
+
+
+def shuffled_minibatches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's minibatches of bag indices: a fresh permutation from ``generator``, cut in order."""
+    return minibatches(torch.randperm(n, generator=generator), batch_size)

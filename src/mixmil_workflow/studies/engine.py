@@ -1,0 +1,51 @@
+"""The shared engine of every study: build a configured model, fit it on a split, predict, score.
+
+Every model implements :class:`mixmil_workflow.models.base.MILModel`, so nothing here (nor in any study)
+asks which class a model is; what differs between types is read from the registry (e.g. whether fit and
+predict need the instances' grid positions).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from mixmil_workflow.models.registry import build, spec_type
+
+__all__ = ["build", "context", "fit_timed", "instance_scores", "parameter_counts", "predict_scores"]
+
+
+def context(spec: Mapping, coords: np.ndarray | None = None) -> dict:
+    """The extra keyword arguments a model of this config entry takes in fit / predict / instance_scores."""
+    if spec_type(spec).needs_coords:
+        if coords is None:
+            raise ValueError(f"model type {spec['type']!r} needs the instances' grid coordinates (coords)")
+        return {"coords": coords}
+    return {}
+
+
+def fit_timed(model, bags, y, covariates: np.ndarray | None = None, **extra) -> float:
+    """Fit ``model`` and return the wall-clock seconds it took."""
+    start = time.perf_counter()
+    model.fit(bags, y, covariates, **extra)
+    return time.perf_counter() - start
+
+
+def predict_scores(model, bags, covariates: np.ndarray | None = None, **extra) -> tuple[np.ndarray, np.ndarray]:
+    """(linear predictor, expected label) of any fitted model, each (bags, P) or (bags, C)."""
+    prediction = model.predict(bags, covariates, **extra)
+    return prediction.linear_predictor, prediction.mean
+
+
+def instance_scores(model, bags, covariates: np.ndarray | None = None, **extra) -> np.ndarray | None:
+    """(instances, outputs) instance scores (MixMIL: posterior-mean attention), or None when the model has
+    none (GLMM, trees)."""
+    return model.instance_scores(bags, covariates, **extra)
+
+
+def parameter_counts(model) -> np.ndarray:
+    """(likelihood / network parameters, variational parameters); zeros where not meaningful (trees)."""
+    counts = model.n_parameters()
+    return np.array([counts["likelihood"], counts["variational"]])
