@@ -11,6 +11,7 @@ rule camelyon16_demo_archive:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/camelyon16/demo_archive.py"),
         demo=CAMELYON16.get("demo", {}),
         seed=derive_seed(config["seed"], "camelyon16-demo"),
     script:
@@ -27,6 +28,7 @@ rule download_camelyon16:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/download.py"),
         source=lambda wc: camelyon16_source(),
         retries=5,
     script:
@@ -48,6 +50,8 @@ rule convert_camelyon16:
     resources:
         mem_mb=4000,
         runtime=240,
+    params:
+        code=package_code("scripts/camelyon16/convert.py"),
     script:
         "../scripts/camelyon16/convert.py"
 
@@ -67,6 +71,7 @@ rule prepare_camelyon16:
         mem_mb=4000,
         runtime=120,
     params:
+        code=package_code("scripts/camelyon16/prepare.py"),
         validation_fraction=CAMELYON16.get("validation_fraction", 0.1),
         pca_components=CAMELYON16.get("pca_components"),
         seed=derive_seed(config["seed"], "camelyon16-split"),
@@ -95,6 +100,7 @@ rule fit_camelyon16:
         mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),
         runtime=720,
     params:
+        code=package_code("scripts/camelyon16/fit.py"),
         model=lambda wc: config["models"][wc.model],
         seed=camelyon16_fit_seed,
         device=config["device"],
@@ -132,6 +138,7 @@ rule camelyon16_table3:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/camelyon16/table3.py"),
         runs=camelyon16_runs(),
         provenance=table_provenance(CAMELYON16_MODELS, camelyon16=CAMELYON16),
         types={m: config["models"][m]["type"] for m in CAMELYON16_MODELS},
@@ -166,6 +173,7 @@ rule fit_camelyon16_sweep:
         mem_mb=lambda wc, input: int(1500 + 1.5 * input.size_mb),
         runtime=720,
     params:
+        code=package_code("scripts/camelyon16/fit.py"),
         model=lambda wc: CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
         seed=camelyon16_sweep_seed,
         device=config["device"],
@@ -190,6 +198,7 @@ rule select_camelyon16_sweep:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/camelyon16/select_sweep.py"),
         runs=CAMELYON16_SWEEP_RUNS,
         provenance=table_provenance(
             list(CAMELYON16_SWEEP_COMBINATIONS), camelyon16=CAMELYON16

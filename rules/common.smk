@@ -44,7 +44,17 @@ from mixmil_workflow.studies.simulation import (  # noqa: E402
     scenario_grid,
 )
 
+from mixmil_workflow.workflow.code import code_digest  # noqa: E402
+
 validate(config, schema="../config/config.schema.yaml")
+
+
+def package_code(script):
+    """Digest of the package modules that a rule's script imports: a parameter, so that editing one of
+    them reruns exactly the rules that run it (Snakemake itself tracks only the script file).
+    """
+    return code_digest(Path(workflow.basedir) / script, SRC)
+
 
 SIMULATION = config["simulation"]
 SCENARIOS = scenario_grid(SIMULATION)
@@ -200,9 +210,7 @@ GENETICS_FOLDS = list(range(GENETICS.get("training", {}).get("n_folds", 5)))
 GENETICS_COVARIATES = genetics_covariates(GENETICS.get("n_genetic_pcs", 4))
 # Table 1 at OneK1K scale: the minibatch-trained MIL models among the genetics models.
 GENETICS_COST_MODELS = [
-    m
-    for m in GENETICS_MODELS
-    if spec_type(config["models"][m]).minibatch
+    m for m in GENETICS_MODELS if spec_type(config["models"][m]).minibatch
 ]
 
 

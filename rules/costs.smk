@@ -24,6 +24,7 @@ rule model_costs:
         mem_mb=4000,
         runtime=60,
     params:
+        code=package_code("scripts/costs/measure.py"),
         costs=COSTS,
         provenance=table_provenance(COST_MODELS, costs=COSTS, simulation=SIMULATION),
         models=lambda wc: {m: config["models"][m] for m in COST_MODELS},

@@ -11,6 +11,7 @@ rule example_dataset:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/datasets/example.py"),
         seed=derive_seed(config["seed"], "example-dataset"),
     script:
         "../scripts/datasets/example.py"
@@ -31,6 +32,7 @@ rule prepare_dataset:
     resources:
         mem_mb=lambda wc, input: int(1500 + 3 * input.size_mb),
     params:
+        code=package_code("scripts/datasets/prepare.py"),
         dataset=lambda wc: DATASETS[wc.dataset],
         seed=lambda wc: derive_seed(config["seed"], "dataset-folds", wc.dataset),
     script:
@@ -56,6 +58,7 @@ rule fit_dataset:
         mem_mb=lambda wc, input: int(1500 + 2 * input.size_mb),
         runtime=240,
     params:
+        code=package_code("scripts/datasets/fit.py"),
         model=lambda wc: config["models"][wc.model],
         label=lambda wc: vars(DATASET_LABELS[wc.dataset][wc.label]),
         covariates=lambda wc: DATASETS[wc.dataset].get("covariates", []),
@@ -93,6 +96,7 @@ rule compare_dataset:
     conda:
         "../envs/mil.yaml"
     params:
+        code=package_code("scripts/datasets/compare.py"),
         runs=lambda wc: DATASET_RUNS[wc.dataset],
         provenance=dataset_provenance,
         labels=lambda wc: {k: vars(v) for k, v in DATASET_LABELS[wc.dataset].items()},

@@ -18,6 +18,7 @@ rule onek1k_demo:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/genetics/demo.py"),
         demo=GENETICS.get("demo", {}),
         seed=derive_seed(config["seed"], "onek1k-demo"),
     script:
@@ -36,6 +37,7 @@ rule download_onek1k:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/download.py"),
         source=onek1k_download_source,
         retries=5,
     script:
@@ -54,6 +56,7 @@ rule select_cells:
     resources:
         mem_mb=lambda wc, input: int(2000 + 4 * input.size_mb),
     params:
+        code=package_code("scripts/genetics/select_cells.py"),
         n_top_genes=GENETICS.get("n_top_genes", 5000),
     script:
         "../scripts/genetics/select_cells.py"
@@ -76,6 +79,7 @@ rule embed_scvi:
         mem_mb=lambda wc, input: int(3000 + 3 * input.size_mb),
         runtime=240,
     params:
+        code=package_code("scripts/genetics/embed_scvi.py"),
         scvi=GENETICS.get("scvi", {}),
         seed=derive_seed(config["seed"], "scvi"),
         device=config["device"],
@@ -96,6 +100,8 @@ rule donor_genotypes:
         "../envs/genetics.yaml"
     resources:
         mem_mb=4000,
+    params:
+        code=package_code("scripts/genetics/donor_genotypes.py"),
     script:
         "../scripts/genetics/donor_genotypes.py"
 
@@ -110,6 +116,7 @@ rule genetic_pcs:
     conda:
         "../envs/genetics.yaml"
     params:
+        code=package_code("scripts/genetics/genetic_pcs.py"),
         n_pcs=GENETICS.get("n_genetic_pcs", 4),
     script:
         "../scripts/genetics/genetic_pcs.py"
@@ -131,6 +138,7 @@ rule variant_universe:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/genetics/variant_universe.py"),
         codes=GENETICS.get("esnp_cell_types", []),
         max_fdr=GENETICS.get("max_fdr", 0.05),
         provenance=table_provenance([], genetics=genetics_settings("universe")),
@@ -158,6 +166,8 @@ rule donor_dosages:
     resources:
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
         runtime=600,
+    params:
+        code=package_code("scripts/genetics/donor_dosages.py"),
     script:
         "../scripts/genetics/donor_dosages.py"
 
@@ -182,6 +192,7 @@ rule screen_variant_chunk:
         mem_mb=lambda wc, input: int(1500 + 2 * input.size_mb),
         runtime=600,
     params:
+        code=package_code("scripts/genetics/screen_chunk.py"),
         n_chunks=GENETICS_SCREEN_CHUNKS,
         n_folds=GENETICS.get("screen", {}).get("n_folds", 5),
         seed=derive_seed(config["seed"], "glmm-screen"),
@@ -203,6 +214,7 @@ rule screen_variants:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/genetics/screen_variants.py"),
         provenance=table_provenance([], genetics=genetics_settings("screen")),
     script:
         "../scripts/genetics/screen_variants.py"
@@ -226,6 +238,7 @@ rule clump_labels:
     conda:
         "../envs/genetics.yaml"
     params:
+        code=package_code("scripts/genetics/clump_labels.py"),
         min_spearman=GENETICS.get("screen", {}).get("min_spearman", 0.15),
         r2=GENETICS.get("clump", {}).get("r2", 0.1),
         kb=GENETICS.get("clump", {}).get("kb", 1000),
@@ -255,6 +268,7 @@ rule genetics_training_data:
     resources:
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
     params:
+        code=package_code("scripts/genetics/training_data.py"),
         covariates=GENETICS_COVARIATES,
         n_folds=len(GENETICS_FOLDS),
         n_controls=GENETICS.get("training", {}).get("negative_controls", 0),
@@ -286,6 +300,7 @@ rule fit_genetics:
         mem_mb=lambda wc, input: int(3000 + 4 * input.size_mb),
         runtime=360,
     params:
+        code=package_code("scripts/genetics/fit.py"),
         model=lambda wc: config["models"][wc.model],
         covariates=GENETICS_COVARIATES,
         seed=lambda wc: derive_seed(config["seed"], "genetics-fit", wc.model, wc.fold),
@@ -318,6 +333,7 @@ rule genetics_results:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/genetics/results.py"),
         models=GENETICS_MODELS,
         n_folds=len(GENETICS_FOLDS),
         reference=GENETICS_REFERENCE,
@@ -344,6 +360,7 @@ rule genetics_planted_recovery:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/genetics/planted_recovery.py"),
         models=GENETICS_MODELS,
         provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),
     script:
@@ -363,6 +380,7 @@ rule genetics_cell_map:
     resources:
         mem_mb=lambda wc, input: int(3000 + input.size_mb),
     params:
+        code=package_code("scripts/genetics/cell_map.py"),
         n_cells=GENETICS.get("cell_states", {}).get("umap_cells", 50000),
         n_neighbors=GENETICS.get("cell_states", {}).get("umap_neighbors", 15),
         seed=derive_seed(config["seed"], "genetics-umap"),
@@ -399,6 +417,7 @@ rule genetics_cell_states:
     resources:
         mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
     params:
+        code=package_code("scripts/genetics/cell_states.py"),
         reference=GENETICS_REFERENCE,
         baselines=[
             m
@@ -437,6 +456,7 @@ rule genetics_costs:
         mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
         runtime=120,
     params:
+        code=package_code("scripts/genetics/costs.py"),
         models=lambda wc: {m: config["models"][m] for m in GENETICS_COST_MODELS},
         covariates=GENETICS_COVARIATES,
         costs=COSTS,

@@ -20,6 +20,7 @@ rule bbbc021_demo:
     conda:
         "../envs/microscopy.yaml"
     params:
+        code=package_code("scripts/microscopy/demo.py"),
         demo=MICROSCOPY.get("demo", {}),
         seed=derive_seed(config["seed"], "bbbc021-demo"),
     script:
@@ -38,6 +39,7 @@ rule download_bbbc021:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/download.py"),
         source=bbbc021_download_source,
         retries=5,
     script:
@@ -63,6 +65,7 @@ rule microscopy_metadata:
         # four columns of the Ljosa et al. nucleus table (all 13,200 fields, about 1-2 million rows)
         mem_mb=4000,
     params:
+        code=package_code("scripts/microscopy/metadata.py"),
         plates=MICROSCOPY_PLATES,
         exclude_moas=MICROSCOPY.get("exclude_moas", ["DMSO"]),
         n_repeats=len(MICROSCOPY_REPEATS),
@@ -83,6 +86,7 @@ rule illumination_bbbc021:
     conda:
         "../envs/microscopy.yaml"
     params:
+        code=package_code("scripts/microscopy/illumination.py"),
         sigma=MICROSCOPY.get("illumination", {}).get("sigma", 500),
         robust_percentile=MICROSCOPY.get("illumination", {}).get(
             "robust_percentile", 0.02
@@ -110,6 +114,7 @@ rule crop_bbbc021:
         # the plate's crops are held in memory before writing (about 28 kB per cell)
         mem_mb=4000,
     params:
+        code=package_code("scripts/microscopy/crops.py"),
         box=MICROSCOPY.get("crop_size", 96),
     script:
         "../scripts/microscopy/crops.py"
@@ -138,6 +143,7 @@ rule embed_bbbc021:
         mem_mb=6000,
         runtime=240,
     params:
+        code=package_code("scripts/microscopy/embed.py"),
         batch_size=MICROSCOPY.get("embedding_batch_size", 256),
         seed=derive_seed(config["seed"], "resnet50-init"),
         device=config["device"],
@@ -164,6 +170,7 @@ rule microscopy_features:
         # all embeddings (2048 floats per cell) plus the PCs
         mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
     params:
+        code=package_code("scripts/microscopy/features.py"),
         n_components=max(MICROSCOPY_PCS),
         validation_fraction=MICROSCOPY.get("validation_fraction", 0.1),
         seed=lambda wc: derive_seed(config["seed"], "microscopy-pca", wc.repeat),
@@ -198,6 +205,7 @@ rule fit_microscopy:
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
         runtime=lambda wc: 120 * len(MICROSCOPY_PCS),
     params:
+        code=package_code("scripts/microscopy/fit.py"),
         model=lambda wc: config["models"][wc.model],
         pcs=MICROSCOPY_PCS,
         seeds=lambda wc: [
@@ -240,6 +248,7 @@ rule microscopy_results:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/microscopy/results.py"),
         runs=microscopy_runs(),
         main_components=MICROSCOPY.get("main_components", 256),
         provenance=table_provenance(MICROSCOPY_MODELS, microscopy=MICROSCOPY),
@@ -276,6 +285,7 @@ rule microscopy_montage:
     conda:
         "../envs/microscopy.yaml"
     params:
+        code=package_code("scripts/microscopy/montage.py"),
         compound=montage_compound,
         models=MICROSCOPY_MODELS,
         n_cells=MICROSCOPY.get("montage", {}).get("n_cells", 16),
@@ -312,6 +322,7 @@ rule microscopy_cell_kinds:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/microscopy/cell_kinds.py"),
         runs=[(m, r) for m in MICROSCOPY_MODELS for r in MICROSCOPY_REPEATS],
         provenance=table_provenance(MICROSCOPY_MODELS, microscopy=MICROSCOPY),
     script:
@@ -340,6 +351,7 @@ rule fit_microscopy_sweep:
         mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
         runtime=120,
     params:
+        code=package_code("scripts/microscopy/fit_sweep.py"),
         model=lambda wc: MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
         pcs=MICROSCOPY.get("main_components", 256),
         seed=lambda wc: derive_seed(
@@ -367,6 +379,7 @@ rule select_microscopy_sweep:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/microscopy/select_sweep.py"),
         runs=MICROSCOPY_SWEEP_RUNS,
         provenance=table_provenance(
             list(MICROSCOPY_SWEEP_COMBINATIONS), microscopy=MICROSCOPY

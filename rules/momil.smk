@@ -21,6 +21,7 @@ rule momil_simulation:
         mem_mb=3000,
         runtime=120,
     params:
+        code=package_code("scripts/momil/simulation.py"),
         simulation=MOMIL.get("simulation", {}),
         model=MOMIL.get("model", {}),
         mixmil=MOMIL.get("mixmil", {}),
@@ -52,6 +53,7 @@ rule momil_summary:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/momil/summary.py"),
         provenance=config_provenance({"momil": MOMIL}, config["seed"]),
     script:
         "../scripts/momil/summary.py"

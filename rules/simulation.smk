@@ -9,6 +9,7 @@ rule simulate_data:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/simulation/simulate.py"),
         simulation=lambda wc: SCENARIOS[wc.scenario],
         seed=simulation_seed,
     script:
@@ -32,6 +33,7 @@ rule fit_simulation:
         mem_mb=4000,
         runtime=120,
     params:
+        code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: config["models"][wc.model],
         seed=fit_seed,
         device=config["device"],
@@ -67,6 +69,7 @@ rule aggregate_simulation:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/simulation/aggregate.py"),
         runs=SIMULATION_RUNS,
         run_data=simulation_run_data_files(),
         top_fraction=SIMULATION["top_fraction"],
@@ -110,6 +113,7 @@ rule simulation_figures:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/simulation/figures.py"),
         models=SIMULATION["models"],
         model_specs={m: config["models"][m] for m in SIMULATION["models"]},
         defaults=SCENARIOS["default"],

@@ -11,6 +11,7 @@ rule spatial_simulation:
     conda:
         "../envs/mil.yaml"
     params:
+        code=package_code("scripts/smmile/simulate.py"),
         simulation=SMMILE.get("simulation", {}),
         seed=lambda wc: derive_seed(config["seed"], "spatial-simulation", wc.repeat),
     script:
@@ -28,6 +29,7 @@ rule camelyon16_slides_demo:
     conda:
         "../envs/microscopy.yaml"
     params:
+        code=package_code("scripts/smmile/slides_demo.py"),
         demo=demo_slide_options(),
         root=lambda wc, output: str(Path(output[-1]).parent.parent),  # <root>/testing/reference.csv
         seed=derive_seed(config["seed"], "camelyon16-slides-demo"),
@@ -53,6 +55,7 @@ rule camelyon16_slide_features:
         mem_mb=4000,
         runtime=120,
     params:
+        code=package_code("scripts/smmile/slide_features.py"),
         patch_size=C16_SLIDES.get("patch_size", 224),
         level=C16_SLIDES.get("level", 0),
         min_tissue=C16_SLIDES.get("min_tissue", 0.5),
@@ -83,6 +86,7 @@ rule camelyon16_slides_dataset:
     conda:
         "../envs/mil.yaml"
     params:
+        code=package_code("scripts/smmile/slides_dataset.py"),
         n_components=C16_SLIDES.get("n_components", 32),
         seed=derive_seed(config["seed"], "camelyon16-slides-pca"),
     script:
@@ -111,6 +115,7 @@ rule fit_spatial:
         mem_mb=3000,
         runtime=60,
     params:
+        code=package_code("scripts/smmile/fit.py"),
         spec=lambda wc: SMMILE_MODELS[wc.model],
         seed=lambda wc: derive_seed(
             config["seed"],
@@ -158,6 +163,7 @@ rule spatial_summary:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/smmile/summary.py"),
         models=list(SMMILE_MODELS),
         provenance=config_provenance({"smmile": SMMILE}, config["seed"]),
     script:

@@ -11,6 +11,7 @@ rule simulate_sweep_data:
     conda:
         "../envs/data.yaml"
     params:
+        code=package_code("scripts/simulation/simulate.py"),
         simulation=lambda wc: SCENARIOS[wc.scenario],
         seed=sweep_data_seed,
     script:
@@ -34,6 +35,7 @@ rule fit_sweep:
         mem_mb=4000,
         runtime=120,
     params:
+        code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
         seed=sweep_fit_seed,
         device=config["device"],
@@ -62,6 +64,7 @@ rule select_sweep:
     conda:
         "../envs/report.yaml"
     params:
+        code=package_code("scripts/sweep/select.py"),
         runs=SWEEP_RUNS,
         run_data=sweep_run_data_files(),
         top_fraction=SIMULATION["top_fraction"],

@@ -825,8 +825,8 @@ def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
 
 
 def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
-    """Change (1) a model parameter in the config, (2) one script's code, (3) one input file: a dry run
-    plans exactly that stage and its downstream jobs, nothing upstream."""
+    """Change (1) a model parameter in the config, (2) one script's code or a package module it imports, (3)
+    one input file: a dry run plans exactly that stage and its downstream jobs, nothing upstream."""
     import os
 
     workflow = tmp_path / "workflow"
@@ -870,6 +870,19 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     assert planned() == {"compare_dataset": 1}
     script.write_text(original)
     os.utime(script, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert planned() == {}
+
+    # (2b) A package module: exactly the rules whose scripts import it (here the example-data generator, so
+    # its rule and everything after it) ...
+    module = workflow / "src/mixmil_workflow/own_bags/example.py"
+    original = module.read_text()
+    module.write_text(original + "\n# a changed line\n")
+    assert planned() == {"example_dataset": 1, "prepare_dataset": 1, "fit_dataset": 4, "compare_dataset": 1}
+    module.write_text(original)
+    assert planned() == {}
+    # ... and a module no rule of this configuration runs: nothing.
+    unused = workflow / "src/mixmil_workflow/camelyon16/slides.py"
+    unused.write_text(unused.read_text() + "\n# a changed line\n")
     assert planned() == {}
 
     # (3) One input file: everything from the stage that reads it, nothing before it.

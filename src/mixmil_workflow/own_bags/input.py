@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mixmil_workflow.models.likelihoods import LabelError, make_likelihood
-
 if TYPE_CHECKING:
     from mixmil_workflow.bags import Bags
 
@@ -38,7 +36,7 @@ class LabelSpec:
 
     @classmethod
     def parse(cls, column: str, spec: str | Mapping) -> LabelSpec:
-        from mixmil_workflow.models.likelihoods import LIKELIHOODS
+        from mixmil_workflow.models.registry import LIKELIHOODS  # torch-free: read when the workflow is parsed
 
         out = cls(column, spec) if isinstance(spec, str) else cls(column, spec["likelihood"], spec.get("n_trials"))
         if out.likelihood not in LIKELIHOODS:
@@ -227,6 +225,8 @@ def prepare_label_column(values: pd.Series, spec: LabelSpec, table_name: str) ->
         bad = values[numeric.isna()].iloc[0]
         raise DatasetError(f"{where}: value {bad!r} is not a number; use likelihood 'categorical' for class names")
     try:
+        from mixmil_workflow.models.likelihoods import LabelError, make_likelihood
+
         likelihood = make_likelihood(spec.likelihood, n_trials=spec.n_trials)
         likelihood.prepare_labels(numeric.to_numpy(float))
     except LabelError as err:
