@@ -14,6 +14,7 @@ from mixmil_workflow.genetics.cell_states import (
 )
 from mixmil_workflow.genetics.results import display_name, spearman_matrix
 from mixmil_workflow.io import log_to, read_table, save_table
+from mixmil_workflow.models.registry import model_types
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -51,5 +52,5 @@ with log_to(snakemake.log[0]):
     save_table(snakemake.output.odds, odds.round(6), provenance=params.provenance)
     save_table(snakemake.output.top_bottom, predictions.round(6), provenance=params.provenance)
     save_table(snakemake.output.odds_md, odds_markdown(odds).round(3), provenance=params.provenance)
-    name = display_name(reference, "mixmil")
+    name = display_name(reference, model_types(is_reference=True)[0])
     figure_e3(examples, cell_map, masks, odds, predictions, name, fraction, snakemake.output.figure)

@@ -1,0 +1,176 @@
+"""The model registry: one table of types read by every study; adding a model = its class + one entry."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from mixmil_workflow.bags import Bags
+from mixmil_workflow.models.base import MILModel, Prediction
+from mixmil_workflow.models.persistence import as_array, load_model, save_model
+from mixmil_workflow.models.registry import (
+    ModelType,
+    build,
+    model_type,
+    model_types,
+    register,
+    unregister,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class ToyConfig:
+    likelihood: str = "binomial"
+    n_trials: int | None = 2
+    seed: int = 0
+    device: str = "cpu"
+    ridge: float = 1.0
+
+
+class ToyMIL(MILModel):
+    """Ridge regression of the labels on mean-pooled instances; an instance's score is its projection."""
+
+    config_class = ToyConfig
+
+    def __init__(self, **kwargs):
+        self.config = ToyConfig(**kwargs)
+        self.coef: np.ndarray | None = None
+        self.history = self.epoch_seconds = np.zeros(0)
+
+    def fit(self, bags, y, covariates=None):
+        x = bags.mean_pool().double().numpy()
+        y = np.asarray(y, float).reshape(len(x), -1)
+        x1 = np.c_[np.ones(len(x)), x]
+        self.coef = np.linalg.solve(x1.T @ x1 + self.config.ridge * np.eye(x1.shape[1]), x1.T @ y)
+        return self
+
+    def predict(self, bags, covariates=None):
+        eta = np.c_[np.ones(bags.n_bags), bags.mean_pool().double().numpy()] @ self.coef
+        return Prediction(eta, eta, eta)
+
+    def instance_scores(self, bags, covariates=None):
+        return bags.x.double().numpy() @ self.coef[1:]
+
+    def save(self, path):
+        save_model(path, "toy/1", self.config, coef=self.coef)
+
+    @classmethod
+    def load(cls, path):
+        payload = load_model(path, "toy/1", "toy")
+        model = cls(**payload["config"])
+        model.coef = as_array(payload["coef"])
+        return model
+
+
+@pytest.fixture
+def toy_type():
+    entry = register(
+        ModelType("toy_mil", "Toy MIL", f"{__name__}:ToyMIL", "mil", frozenset({"simulation", "own_bags"}),
+                  uses_gpu=False, minibatch=False)  # fmt: skip
+    )
+    yield entry
+    unregister(entry.name)
+
+
+def test_a_registered_toy_model_runs_through_the_simulation_study(toy_type):
+    from mixmil_workflow.simulate.paper import SimulationParams, simulate
+    from mixmil_workflow.studies.simulation import evaluate, model_runs
+
+    spec = {"type": "toy_mil", "ridge": 0.5}
+    simulation = {"models": ["toy"], "n_repeats": 1}
+    assert model_runs(simulation, {"toy": spec}, ["default"]) == [("toy", "default", 0)]
+    from mixmil_workflow.studies.simulation import run_model
+
+    data = simulate(SimulationParams(n_train=120, n_test=40, n_instances=10, n_features=8, n_outputs=2), seed=1)
+    result = run_model(spec, data, seed=0)
+    assert result["bag_score"].shape == (40, 2) and result["instance_score"].shape == (400, 2)
+    metrics = evaluate(data, result)
+    assert (metrics["spearman"] > 0.2).all(), metrics
+
+
+def test_a_registered_toy_model_runs_through_the_bring_your_own_bags_path(toy_type, tmp_path):
+    from mixmil_workflow.own_bags.input import LabelSpec
+    from mixmil_workflow.own_bags.study import check_models, fit_fold
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(3, 8, size=30)
+    x = rng.normal(size=(sizes.sum(), 4)).astype(np.float32)
+    bags = Bags(torch.from_numpy(x), torch.as_tensor(np.r_[0, np.cumsum(sizes)]))
+    y = bags.mean_pool().numpy()[:, 0] * 3 + rng.normal(scale=0.1, size=30)
+    table = pd.DataFrame({"bag": [f"b{k:03d}" for k in range(30)], "fold": np.arange(30) % 3, "y": y})
+    label = LabelSpec("y", "gaussian")
+    check_models("mine", {"y": label}, ["toy"], {"toy": {"type": "toy_mil"}})
+    predictions, instance = fit_fold({"type": "toy_mil"}, bags, table, label, [], 0, 0, "bag")
+    assert len(predictions) == 10 and instance["weights"].shape == (sizes[table["fold"] == 0].sum(), 1)
+    assert np.corrcoef(predictions["score"], predictions["y"])[0, 1] > 0.8
+
+
+def test_every_study_reads_its_types_from_the_registry(toy_type):
+    from mixmil_workflow.camelyon16.study import camelyon16_models
+    from mixmil_workflow.studies.simulation import cost_models
+
+    models = {"toy": {"type": "toy_mil"}}
+    with pytest.raises(ValueError, match="camelyon16.models lists 'toy' of type 'toy_mil'"):
+        camelyon16_models({"activate": True, "models": ["toy"]}, models)
+    assert cost_models({}, models, ["toy"]) == []  # not trained by minibatch steps
+
+
+def test_build_rejects_a_hyperparameter_of_another_type_naming_the_type():
+    with pytest.raises(ValueError, match="model type 'mixmil' has no hyperparameter 'weight_decay'"):
+        build({"type": "mixmil", "weight_decay": 0.1}, seed=0)
+    with pytest.raises(ValueError, match="model type 'glmm' has no hyperparameter 'n_epochs'"):
+        build({"type": "glmm", "n_epochs": 10}, seed=0)
+    with pytest.raises(ValueError, match="unknown model type 'nope'"):
+        build({"type": "nope"}, seed=0)
+
+
+@pytest.mark.parametrize("name", model_types())
+def test_every_registered_type_builds_an_interface_model_of_its_capabilities(name):
+    entry = model_type(name)
+    likelihood = entry.likelihoods[0]
+    model = build({"type": name}, seed=0, likelihood=likelihood, n_trials=1 if likelihood == "binomial" else None)
+    assert isinstance(model, MILModel)
+    for method in ("fit", "predict", "instance_scores", "n_parameters", "save", "load"):
+        assert callable(getattr(model, method))
+    assert entry.line_style({"type": name})["label"]
+
+
+def test_the_schema_type_lists_equal_the_registry():
+    schema = yaml.safe_load((REPO / "config/config.schema.yaml").read_text())
+    models_enum = schema["properties"]["models"]["additionalProperties"]["properties"]["type"]["enum"]
+    assert models_enum == [t for t in model_types() if model_type(t).studies - {"smmile"}]
+    smmile = schema["properties"]["smmile"]["properties"]["models"]["additionalProperties"]["properties"]["type"]
+    assert sorted(smmile["enum"]) == sorted(model_types(study="smmile"))
+
+
+@pytest.mark.parametrize("name", ["abmil", "gated_abmil", "bayes_mil", "additive_mil", "random_forest"])
+def test_a_type_string_is_named_in_at_most_two_files(name):
+    """The registry and the module that implements the type (types whose names are not also a library, a
+    config section or an option value of another model)."""
+    files = subprocess.run(
+        ["git", "grep", "-lE", f"[\"']{name}[\"']", "--", "src", "rules", "scripts"],
+        cwd=REPO, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert len(files) <= 2, files
+
+
+def test_parsing_the_workflow_imports_no_torch(tmp_path):
+    """The scheduler reads the plan without the models' stack: a dry run imports no torch."""
+    result = subprocess.run(
+        [str(Path(__import__("sys").executable)), "-X", "importtime", "-m", "snakemake", "-n", "--cores", "1",
+         "--configfile", "config/config.yaml", "--directory", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
+    assert "snakemake" in imported and "mixmil_workflow.models.registry" in imported
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
