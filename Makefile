@@ -50,4 +50,4 @@ report: env
 	$(BIN)/snakemake --report report.html
 
 clean:
-	rm -rf results logs benchmarks/rules .snakemake report.html
+	rm -rf results logs .snakemake report.html

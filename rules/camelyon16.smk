@@ -44,7 +44,7 @@ rule convert_camelyon16:
     log:
         "logs/camelyon16/convert.log",
     benchmark:
-        "benchmarks/rules/camelyon16/convert.tsv"
+        "logs/benchmarks/camelyon16/convert.tsv"
     conda:
         "../envs/data.yaml"
     resources:
@@ -90,7 +90,7 @@ rule fit_camelyon16:
     log:
         "logs/camelyon16/fit/{model}/seed{seed}.log",
     benchmark:
-        "benchmarks/rules/camelyon16/fit/{model}/seed{seed}.tsv"
+        "logs/benchmarks/camelyon16/fit/{model}/seed{seed}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
@@ -162,7 +162,7 @@ rule fit_camelyon16_sweep:
     log:
         "logs/camelyon16/sweep/{model}/c{combo}.log",
     benchmark:
-        "benchmarks/rules/camelyon16/sweep/{model}/c{combo}.tsv"
+        "logs/benchmarks/camelyon16/sweep/{model}/c{combo}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)])

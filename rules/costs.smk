@@ -15,7 +15,7 @@ rule model_costs:
     log:
         "logs/costs/model_costs.log",
     benchmark:
-        "benchmarks/rules/costs/model_costs.tsv"
+        "logs/benchmarks/costs/model_costs.tsv"
     conda:
         "../envs/mil.yaml"
     threads: 1

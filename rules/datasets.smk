@@ -49,7 +49,7 @@ rule fit_dataset:
     log:
         "logs/datasets/{dataset}/fit/{label}/{model}/fold{fold}.log",
     benchmark:
-        "benchmarks/rules/datasets/{dataset}/fit/{label}/{model}/fold{fold}.tsv"
+        "logs/benchmarks/datasets/{dataset}/fit/{label}/{model}/fold{fold}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])

@@ -70,7 +70,7 @@ rule embed_scvi:
     log:
         "logs/genetics/embed_scvi.log",
     benchmark:
-        "benchmarks/rules/genetics/embed_scvi.tsv"
+        "logs/benchmarks/genetics/embed_scvi.tsv"
     conda:
         "../envs/scvi.yaml"
     threads: 2
@@ -160,7 +160,7 @@ rule donor_dosages:
     log:
         "logs/genetics/donor_dosages.log",
     benchmark:
-        "benchmarks/rules/genetics/donor_dosages.tsv"
+        "logs/benchmarks/genetics/donor_dosages.tsv"
     conda:
         "../envs/mil.yaml"
     resources:
@@ -184,7 +184,7 @@ rule screen_variant_chunk:
     log:
         "logs/genetics/screen/chunk{chunk}.log",
     benchmark:
-        "benchmarks/rules/genetics/screen/chunk{chunk}.tsv"
+        "logs/benchmarks/genetics/screen/chunk{chunk}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: 1
@@ -290,7 +290,7 @@ rule fit_genetics:
     log:
         "logs/genetics/fit/{model}/fold{fold}.log",
     benchmark:
-        "benchmarks/rules/genetics/fit/{model}/fold{fold}.tsv"
+        "logs/benchmarks/genetics/fit/{model}/fold{fold}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
@@ -447,7 +447,7 @@ rule genetics_costs:
     log:
         "logs/genetics/costs.log",
     benchmark:
-        "benchmarks/rules/genetics/costs.tsv"
+        "logs/benchmarks/genetics/costs.tsv"
     conda:
         "../envs/mil.yaml"
     threads: 1

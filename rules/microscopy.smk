@@ -82,7 +82,7 @@ rule illumination_bbbc021:
     log:
         "logs/microscopy/illumination/{plate}.log",
     benchmark:
-        "benchmarks/rules/microscopy/illumination/{plate}.tsv"
+        "logs/benchmarks/microscopy/illumination/{plate}.tsv"
     conda:
         "../envs/microscopy.yaml"
     params:
@@ -107,7 +107,7 @@ rule crop_bbbc021:
     log:
         "logs/microscopy/crops/{plate}.log",
     benchmark:
-        "benchmarks/rules/microscopy/crops/{plate}.tsv"
+        "logs/benchmarks/microscopy/crops/{plate}.tsv"
     conda:
         "../envs/microscopy.yaml"
     resources:
@@ -134,7 +134,7 @@ rule embed_bbbc021:
     log:
         "logs/microscopy/embed/{plate}.log",
     benchmark:
-        "benchmarks/rules/microscopy/embed/{plate}.tsv"
+        "logs/benchmarks/microscopy/embed/{plate}.tsv"
     conda:
         "../envs/microscopy.yaml"
     threads: 2
@@ -196,7 +196,7 @@ rule fit_microscopy:
     log:
         "logs/microscopy/fit/{model}/repeat{repeat}.log",
     benchmark:
-        "benchmarks/rules/microscopy/fit/{model}/repeat{repeat}.tsv"
+        "logs/benchmarks/microscopy/fit/{model}/repeat{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
@@ -340,7 +340,7 @@ rule fit_microscopy_sweep:
     log:
         "logs/microscopy/sweep/{model}/c{combo}/repeat{repeat}.log",
     benchmark:
-        "benchmarks/rules/microscopy/sweep/{model}/c{combo}/repeat{repeat}.tsv"
+        "logs/benchmarks/microscopy/sweep/{model}/c{combo}/repeat{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)])

@@ -12,7 +12,7 @@ rule momil_simulation:
     log:
         "logs/momil/simulation/repeat{repeat}.log",
     benchmark:
-        "benchmarks/rules/momil/simulation/repeat{repeat}.tsv"
+        "logs/benchmarks/momil/simulation/repeat{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: 1

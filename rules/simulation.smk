@@ -24,7 +24,7 @@ rule fit_simulation:
     log:
         "logs/simulation/fit/{model}/{scenario}/rep{repeat}.log",
     benchmark:
-        "benchmarks/rules/simulation/fit/{model}/{scenario}/rep{repeat}.tsv"
+        "logs/benchmarks/simulation/fit/{model}/{scenario}/rep{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])

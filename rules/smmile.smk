@@ -46,7 +46,7 @@ rule camelyon16_slide_features:
     log:
         "logs/smmile/camelyon16/patches/{slide}.log",
     benchmark:
-        "benchmarks/rules/smmile/camelyon16/patches/{slide}.tsv"
+        "logs/benchmarks/smmile/camelyon16/patches/{slide}.tsv"
     conda:
         "../envs/microscopy.yaml"
     threads: 2
@@ -103,7 +103,7 @@ rule fit_spatial:
     log:
         "logs/smmile/{study}/{model}/repeat{repeat}.log",
     benchmark:
-        "benchmarks/rules/smmile/{study}/{model}/repeat{repeat}.tsv"
+        "logs/benchmarks/smmile/{study}/{model}/repeat{repeat}.tsv"
     wildcard_constraints:
         study="simulation|camelyon16",
         model="|".join(SMMILE_MODELS) or "none",

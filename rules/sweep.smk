@@ -26,7 +26,7 @@ rule fit_sweep:
     log:
         "logs/sweep/fit/{model}/c{combo}/rep{repeat}.log",
     benchmark:
-        "benchmarks/rules/sweep/fit/{model}/c{combo}/rep{repeat}.tsv"
+        "logs/benchmarks/sweep/fit/{model}/c{combo}/rep{repeat}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
