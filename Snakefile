@@ -11,6 +11,15 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/plan/simulation.smk"
+include: "rules/plan/costs.smk"
+include: "rules/plan/sweep.smk"
+include: "rules/plan/camelyon16.smk"
+include: "rules/plan/datasets.smk"
+include: "rules/plan/genetics.smk"
+include: "rules/plan/microscopy.smk"
+include: "rules/plan/momil.smk"
+include: "rules/plan/smmile.smk"
 include: "rules/simulation.smk"
 include: "rules/costs.smk"
 include: "rules/sweep.smk"

@@ -12,7 +12,7 @@ rule camelyon16_demo_archive:
         "../envs/data.yaml"
     params:
         code=package_code("scripts/camelyon16/demo_archive.py"),
-        demo=CAMELYON16.get("demo", {}),
+        demo=CAMELYON16["demo"],
         seed=derive_seed(config["seed"], "camelyon16-demo"),
     script:
         "../scripts/camelyon16/demo_archive.py"
@@ -72,7 +72,7 @@ rule prepare_camelyon16:
         runtime=120,
     params:
         code=package_code("scripts/camelyon16/prepare.py"),
-        validation_fraction=CAMELYON16.get("validation_fraction", 0.1),
+        validation_fraction=CAMELYON16["validation_fraction"],
         pca_components=CAMELYON16.get("pca_components"),
         seed=derive_seed(config["seed"], "camelyon16-split"),
     script:
@@ -142,7 +142,7 @@ rule camelyon16_table3:
         runs=camelyon16_runs(),
         provenance=table_provenance(CAMELYON16_MODELS, camelyon16=CAMELYON16),
         types={m: config["models"][m]["type"] for m in CAMELYON16_MODELS},
-        heatmap_slides=CAMELYON16.get("heatmap_slides", 6),
+        heatmap_slides=CAMELYON16["heatmap_slides"],
     script:
         "../scripts/camelyon16/table3.py"
 

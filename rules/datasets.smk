@@ -61,8 +61,8 @@ rule fit_dataset:
         code=package_code("scripts/datasets/fit.py"),
         model=lambda wc: config["models"][wc.model],
         label=lambda wc: vars(DATASET_LABELS[wc.dataset][wc.label]),
-        covariates=lambda wc: DATASETS[wc.dataset].get("covariates", []),
-        id_column=lambda wc: DATASETS[wc.dataset].get("id_column", "bag"),
+        covariates=lambda wc: DATASETS[wc.dataset]["covariates"],
+        id_column=lambda wc: DATASETS[wc.dataset]["id_column"],
         seed=dataset_fit_seed,
         device=config["device"],
     script:
@@ -101,6 +101,6 @@ rule compare_dataset:
         provenance=dataset_provenance,
         labels=lambda wc: {k: vars(v) for k, v in DATASET_LABELS[wc.dataset].items()},
         types={name: spec["type"] for name, spec in config["models"].items()},
-        id_column=lambda wc: DATASETS[wc.dataset].get("id_column", "bag"),
+        id_column=lambda wc: DATASETS[wc.dataset]["id_column"],
     script:
         "../scripts/datasets/compare.py"

@@ -19,7 +19,7 @@ rule onek1k_demo:
         "../envs/data.yaml"
     params:
         code=package_code("scripts/genetics/demo.py"),
-        demo=GENETICS.get("demo", {}),
+        demo=GENETICS["demo"],
         seed=derive_seed(config["seed"], "onek1k-demo"),
     script:
         "../scripts/genetics/demo.py"
@@ -57,7 +57,7 @@ rule select_cells:
         mem_mb=lambda wc, input: int(2000 + 4 * input.size_mb),
     params:
         code=package_code("scripts/genetics/select_cells.py"),
-        n_top_genes=GENETICS.get("n_top_genes", 5000),
+        n_top_genes=GENETICS["n_top_genes"],
     script:
         "../scripts/genetics/select_cells.py"
 
@@ -80,7 +80,7 @@ rule embed_scvi:
         runtime=240,
     params:
         code=package_code("scripts/genetics/embed_scvi.py"),
-        scvi=GENETICS.get("scvi", {}),
+        scvi=GENETICS["scvi"],
         seed=derive_seed(config["seed"], "scvi"),
         device=config["device"],
     script:
@@ -117,7 +117,7 @@ rule genetic_pcs:
         "../envs/genetics.yaml"
     params:
         code=package_code("scripts/genetics/genetic_pcs.py"),
-        n_pcs=GENETICS.get("n_genetic_pcs", 4),
+        n_pcs=GENETICS["n_genetic_pcs"],
     script:
         "../scripts/genetics/genetic_pcs.py"
 
@@ -139,8 +139,8 @@ rule variant_universe:
         "../envs/data.yaml"
     params:
         code=package_code("scripts/genetics/variant_universe.py"),
-        codes=GENETICS.get("esnp_cell_types", []),
-        max_fdr=GENETICS.get("max_fdr", 0.05),
+        codes=GENETICS["esnp_cell_types"],
+        max_fdr=GENETICS["max_fdr"],
         provenance=table_provenance([], genetics=genetics_settings("universe")),
     script:
         "../scripts/genetics/variant_universe.py"
@@ -194,7 +194,7 @@ rule screen_variant_chunk:
     params:
         code=package_code("scripts/genetics/screen_chunk.py"),
         n_chunks=GENETICS_SCREEN_CHUNKS,
-        n_folds=GENETICS.get("screen", {}).get("n_folds", 5),
+        n_folds=GENETICS["screen"]["n_folds"],
         seed=derive_seed(config["seed"], "glmm-screen"),
     script:
         "../scripts/genetics/screen_chunk.py"
@@ -239,9 +239,9 @@ rule clump_labels:
         "../envs/genetics.yaml"
     params:
         code=package_code("scripts/genetics/clump_labels.py"),
-        min_spearman=GENETICS.get("screen", {}).get("min_spearman", 0.15),
-        r2=GENETICS.get("clump", {}).get("r2", 0.1),
-        kb=GENETICS.get("clump", {}).get("kb", 1000),
+        min_spearman=GENETICS["screen"]["min_spearman"],
+        r2=GENETICS["clump"]["r2"],
+        kb=GENETICS["clump"]["kb"],
         provenance=table_provenance([], genetics=genetics_settings("labels")),
     script:
         "../scripts/genetics/clump_labels.py"
@@ -271,8 +271,8 @@ rule genetics_training_data:
         code=package_code("scripts/genetics/training_data.py"),
         covariates=GENETICS_COVARIATES,
         n_folds=len(GENETICS_FOLDS),
-        n_controls=GENETICS.get("training", {}).get("negative_controls", 0),
-        min_spearman=GENETICS.get("screen", {}).get("min_spearman", 0.15),
+        n_controls=GENETICS["training"]["negative_controls"],
+        min_spearman=GENETICS["screen"]["min_spearman"],
         fold_seed=derive_seed(config["seed"], "genetics-folds"),
         control_seed=derive_seed(config["seed"], "genetics-controls"),
     script:
@@ -381,8 +381,8 @@ rule genetics_cell_map:
         mem_mb=lambda wc, input: int(3000 + input.size_mb),
     params:
         code=package_code("scripts/genetics/cell_map.py"),
-        n_cells=GENETICS.get("cell_states", {}).get("umap_cells", 50000),
-        n_neighbors=GENETICS.get("cell_states", {}).get("umap_neighbors", 15),
+        n_cells=GENETICS["cell_states"]["umap_cells"],
+        n_neighbors=GENETICS["cell_states"]["umap_neighbors"],
         seed=derive_seed(config["seed"], "genetics-umap"),
     script:
         "../scripts/genetics/cell_map.py"
@@ -425,7 +425,7 @@ rule genetics_cell_states:
             if spec_type(config["models"][m]).family == "mil"
         ],
         covariates=GENETICS_COVARIATES,
-        settings=GENETICS.get("cell_states", {}),
+        settings=GENETICS["cell_states"],
         seed=derive_seed(config["seed"], "genetics-cell-states"),
         provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),
     script:

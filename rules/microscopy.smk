@@ -21,7 +21,7 @@ rule bbbc021_demo:
         "../envs/microscopy.yaml"
     params:
         code=package_code("scripts/microscopy/demo.py"),
-        demo=MICROSCOPY.get("demo", {}),
+        demo=MICROSCOPY["demo"],
         seed=derive_seed(config["seed"], "bbbc021-demo"),
     script:
         "../scripts/microscopy/demo.py"
@@ -67,7 +67,7 @@ rule microscopy_metadata:
     params:
         code=package_code("scripts/microscopy/metadata.py"),
         plates=MICROSCOPY_PLATES,
-        exclude_moas=MICROSCOPY.get("exclude_moas", ["DMSO"]),
+        exclude_moas=MICROSCOPY["exclude_moas"],
         n_repeats=len(MICROSCOPY_REPEATS),
         seed=derive_seed(config["seed"], "microscopy-split"),
     script:
@@ -87,10 +87,8 @@ rule illumination_bbbc021:
         "../envs/microscopy.yaml"
     params:
         code=package_code("scripts/microscopy/illumination.py"),
-        sigma=MICROSCOPY.get("illumination", {}).get("sigma", 500),
-        robust_percentile=MICROSCOPY.get("illumination", {}).get(
-            "robust_percentile", 0.02
-        ),
+        sigma=MICROSCOPY["illumination"]["sigma"],
+        robust_percentile=MICROSCOPY["illumination"]["robust_percentile"],
     script:
         "../scripts/microscopy/illumination.py"
 
@@ -115,7 +113,7 @@ rule crop_bbbc021:
         mem_mb=4000,
     params:
         code=package_code("scripts/microscopy/crops.py"),
-        box=MICROSCOPY.get("crop_size", 96),
+        box=MICROSCOPY["crop_size"],
     script:
         "../scripts/microscopy/crops.py"
 
@@ -144,7 +142,7 @@ rule embed_bbbc021:
         runtime=240,
     params:
         code=package_code("scripts/microscopy/embed.py"),
-        batch_size=MICROSCOPY.get("embedding_batch_size", 256),
+        batch_size=MICROSCOPY["embedding_batch_size"],
         seed=derive_seed(config["seed"], "resnet50-init"),
         device=config["device"],
     script:
@@ -172,7 +170,7 @@ rule microscopy_features:
     params:
         code=package_code("scripts/microscopy/features.py"),
         n_components=max(MICROSCOPY_PCS),
-        validation_fraction=MICROSCOPY.get("validation_fraction", 0.1),
+        validation_fraction=MICROSCOPY["validation_fraction"],
         seed=lambda wc: derive_seed(config["seed"], "microscopy-pca", wc.repeat),
     script:
         "../scripts/microscopy/features.py"
@@ -250,7 +248,7 @@ rule microscopy_results:
     params:
         code=package_code("scripts/microscopy/results.py"),
         runs=microscopy_runs(),
-        main_components=MICROSCOPY.get("main_components", 256),
+        main_components=MICROSCOPY["main_components"],
         provenance=table_provenance(MICROSCOPY_MODELS, microscopy=MICROSCOPY),
     script:
         "../scripts/microscopy/results.py"
@@ -259,11 +257,11 @@ rule microscopy_results:
 rule microscopy_montage:
     input:
         weights=lambda wc: [
-            f"results/microscopy/instance_weights/{m}/pcs{MICROSCOPY.get('main_components', 256)}/repeat0.npz"
+            f"results/microscopy/instance_weights/{m}/pcs{MICROSCOPY['main_components']}/repeat0.npz"
             for m in MICROSCOPY_MODELS
         ],
         predictions=lambda wc: [
-            f"results/microscopy/predictions/{m}/pcs{MICROSCOPY.get('main_components', 256)}/repeat0.tsv"
+            f"results/microscopy/predictions/{m}/pcs{MICROSCOPY['main_components']}/repeat0.tsv"
             for m in MICROSCOPY_MODELS
         ],
         bags="results/microscopy/features/repeat0/bags.tsv",
@@ -288,7 +286,7 @@ rule microscopy_montage:
         code=package_code("scripts/microscopy/montage.py"),
         compound=montage_compound,
         models=MICROSCOPY_MODELS,
-        n_cells=MICROSCOPY.get("montage", {}).get("n_cells", 16),
+        n_cells=MICROSCOPY["montage"]["n_cells"],
     script:
         "../scripts/microscopy/montage.py"
 
@@ -296,12 +294,12 @@ rule microscopy_montage:
 rule microscopy_cell_kinds:
     input:
         weights=lambda wc: [
-            f"results/microscopy/instance_weights/{m}/pcs{MICROSCOPY.get('main_components', 256)}/repeat{r}.npz"
+            f"results/microscopy/instance_weights/{m}/pcs{MICROSCOPY['main_components']}/repeat{r}.npz"
             for m in MICROSCOPY_MODELS
             for r in MICROSCOPY_REPEATS
         ],
         predictions=lambda wc: [
-            f"results/microscopy/predictions/{m}/pcs{MICROSCOPY.get('main_components', 256)}/repeat{r}.tsv"
+            f"results/microscopy/predictions/{m}/pcs{MICROSCOPY['main_components']}/repeat{r}.tsv"
             for m in MICROSCOPY_MODELS
             for r in MICROSCOPY_REPEATS
         ],
@@ -353,7 +351,7 @@ rule fit_microscopy_sweep:
     params:
         code=package_code("scripts/microscopy/fit_sweep.py"),
         model=lambda wc: MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
-        pcs=MICROSCOPY.get("main_components", 256),
+        pcs=MICROSCOPY["main_components"],
         seed=lambda wc: derive_seed(
             config["seed"], "microscopy-sweep", wc.model, wc.combo, wc.repeat
         ),

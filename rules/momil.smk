@@ -22,16 +22,14 @@ rule momil_simulation:
         runtime=120,
     params:
         code=package_code("scripts/momil/simulation.py"),
-        simulation=MOMIL.get("simulation", {}),
-        model=MOMIL.get("model", {}),
-        mixmil=MOMIL.get("mixmil", {}),
+        simulation=MOMIL["simulation"],
+        model=MOMIL["model"],
+        mixmil=MOMIL["mixmil"],
         variants=MOMIL.get("variants"),
         selection={
-            k: v
-            for k, v in MOMIL.get("selection", {}).items()
-            if k != "similarity_table"
+            k: v for k, v in MOMIL["selection"].items() if k != "similarity_table"
         },
-        imputation=MOMIL.get("imputation", {}),
+        imputation=MOMIL["imputation"],
         seed=lambda wc: derive_seed(config["seed"], "momil-simulation", wc.repeat),
         device=config["device"],
     script:

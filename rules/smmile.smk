@@ -12,7 +12,7 @@ rule spatial_simulation:
         "../envs/mil.yaml"
     params:
         code=package_code("scripts/smmile/simulate.py"),
-        simulation=SMMILE.get("simulation", {}),
+        simulation=SMMILE["simulation"],
         seed=lambda wc: derive_seed(config["seed"], "spatial-simulation", wc.repeat),
     script:
         "../scripts/smmile/simulate.py"
@@ -56,10 +56,10 @@ rule camelyon16_slide_features:
         runtime=120,
     params:
         code=package_code("scripts/smmile/slide_features.py"),
-        patch_size=C16_SLIDES.get("patch_size", 224),
-        level=C16_SLIDES.get("level", 0),
-        min_tissue=C16_SLIDES.get("min_tissue", 0.5),
-        batch_size=C16_SLIDES.get("batch_size", 64),
+        patch_size=C16_SLIDES["patch_size"],
+        level=C16_SLIDES["level"],
+        min_tissue=C16_SLIDES["min_tissue"],
+        batch_size=C16_SLIDES["batch_size"],
         checkpoint=C16_SLIDES.get("checkpoint"),
         seed=derive_seed(config["seed"], "camelyon16-slides-encoder"),
         device=config["device"],
@@ -87,7 +87,7 @@ rule camelyon16_slides_dataset:
         "../envs/mil.yaml"
     params:
         code=package_code("scripts/smmile/slides_dataset.py"),
-        n_components=C16_SLIDES.get("n_components", 32),
+        n_components=C16_SLIDES["n_components"],
         seed=derive_seed(config["seed"], "camelyon16-slides-pca"),
     script:
         "../scripts/smmile/slides_dataset.py"

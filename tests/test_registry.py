@@ -74,8 +74,15 @@ class ToyMIL(MILModel):
 @pytest.fixture
 def toy_type():
     entry = register(
-        ModelType("toy_mil", "Toy MIL", f"{__name__}:ToyMIL", "mil", frozenset({"simulation", "own_bags"}),
-                  uses_gpu=False, minibatch=False)  # fmt: skip
+        ModelType(
+            "toy_mil",
+            "Toy MIL",
+            f"{__name__}:ToyMIL",
+            "mil",
+            frozenset({"simulation", "own_bags"}),
+            uses_gpu=False,
+            minibatch=False,
+        )  # fmt: skip
     )
     yield entry
     unregister(entry.name)
@@ -174,3 +181,18 @@ def test_parsing_the_workflow_imports_no_torch(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line}
     assert "snakemake" in imported and "mixmil_workflow.models.registry" in imported
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+
+
+def test_the_workflow_plan_is_light_and_states_no_default_twice():
+    """rules/common.smk stays short (each branch plans itself in rules/plan/), and no rule or script repeats a
+    config default the schema gives (``.get("key", <literal>)``): validation fills every default once."""
+    assert len((REPO / "rules/common.smk").read_text().splitlines()) <= 150
+    import re
+
+    literal_default = re.compile(r"\.get\(\s*[\"']\w+[\"']\s*,\s*(?!None\b)[^)\s]")
+    found = []
+    for path in [*REPO.glob("rules/**/*.smk"), *REPO.glob("scripts/**/*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if literal_default.search(line):
+                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)

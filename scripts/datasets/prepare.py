@@ -12,12 +12,12 @@ with log_to(snakemake.log[0]):
         snakemake.input.instances,
         snakemake.input.table,
         config["labels"],
-        bag_column=config.get("bag_column", "bag"),
-        id_column=config.get("id_column", "bag"),
-        embedding=config.get("embedding", "X"),
-        covariates=config.get("covariates", []),
+        bag_column=config["bag_column"],
+        id_column=config["id_column"],
+        embedding=config["embedding"],
+        covariates=config["covariates"],
     )
-    protocol = config.get("protocol", {"kind": "kfold"})
+    protocol = config["protocol"]
     folds = assign_folds(dataset.table, protocol, snakemake.params.seed, f"bag table {snakemake.input.table}")
     print(
         f"{dataset.n_bags} bags, {dataset.bags.n_instances} instances x {dataset.bags.n_features}; "

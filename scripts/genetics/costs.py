@@ -33,9 +33,9 @@ with log_to(snakemake.log[0]):
             bags.subset(test),
             snakemake.params.seed,
             device,
-            batch_size=costs.get("batch_size", 64),
-            n_epochs=costs.get("n_epochs", 3),
-            n_timings=costs.get("n_timings", 20),
+            batch_size=costs["batch_size"],
+            n_epochs=costs["n_epochs"],
+            n_timings=costs["n_timings"],
             train_covariates=covariates[train],
             test_covariates=covariates[test],
         )

@@ -1,0 +1,51 @@
+# The plan of the simulation branch (rules/simulation.smk): its settings, runs, seeds, targets and input functions.
+
+
+REPEATS = list(range(SIMULATION["n_repeats"]))
+SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
+SIMULATION_REFERENCE = reference_model(SIMULATION, config["models"])
+
+
+def simulation_seed(wildcards):
+    return derive_seed(config["seed"], "simulate", wildcards.scenario, wildcards.repeat)
+
+
+def fit_seed(wildcards):
+    return derive_seed(
+        config["seed"], "fit", wildcards.model, wildcards.scenario, wildcards.repeat
+    )
+
+
+def simulation_prediction_files(wildcards=None):
+    return [
+        f"results/simulation/predictions/{model}/{scenario}/rep{repeat}.npz"
+        for model, scenario, repeat in SIMULATION_RUNS
+    ]
+
+
+def simulation_run_data_files():
+    """The dataset of every run, in the order of SIMULATION_RUNS (so repeated per model)."""
+    return [
+        f"results/simulation/data/{scenario}/rep{repeat}.npz"
+        for _, scenario, repeat in SIMULATION_RUNS
+    ]
+
+
+def simulation_data_files(wildcards=None):
+    """Every simulated dataset a run uses, each once."""
+    return sorted(set(simulation_run_data_files()))
+
+
+def simulation_outputs():
+    if not SIMULATION["activate"]:
+        return []
+    return [
+        "results/simulation/tables/simulation_metrics.tsv",
+        "results/simulation/tables/simulation_summary.tsv",
+        "results/simulation/tables/simulation_axes.tsv",
+        "results/simulation/tables/default_scenario.md",
+        "results/simulation/figures/fig2_spearman.png",
+        "results/simulation/figures/fig2_instance_auc.png",
+        "results/simulation/figures/figE2_retrieval_mean_field.png",
+        "results/simulation/figures/figE1_traditional.png",
+    ]

@@ -1,0 +1,56 @@
+# The plan of the smmile branch (rules/smmile.smk): its settings, runs, seeds, targets and input functions.
+
+
+SMMILE = config["smmile"]
+SMMILE_MODELS = SMMILE["models"] if SMMILE["activate"] else {}
+SMMILE_REPEATS = list(range(SMMILE["n_repeats"]))
+SMMILE_STUDIES = SMMILE["studies"] if SMMILE_MODELS else []
+C16_SLIDES = SMMILE["camelyon16"]
+
+
+def camelyon16_slides_root():
+    """The CAMELYON16 folder (training/, testing/): the generated demo, or the user's local copy."""
+    if C16_SLIDES["source"] == "demo":
+        return "resources/camelyon16_slides/demo"
+    root = C16_SLIDES.get("root")
+    if not root:
+        raise ValueError(
+            "config: smmile.camelyon16.source is 'local' but smmile.camelyon16.root is not set; point it at "
+            "the CAMELYON16 folder holding training/ and testing/ (e.g. from s3://camelyon-dataset/CAMELYON16/)"
+        )
+    return root
+
+
+def camelyon16_slide_paths():
+    """Slide name -> (path, split folder) for every slide, known at parse time."""
+    if "camelyon16" not in SMMILE_STUDIES:
+        return {}
+    from mixmil_workflow.camelyon16.slide_features import release_slide_paths
+
+    demo = demo_slide_options() if C16_SLIDES["source"] == "demo" else None
+    return release_slide_paths(camelyon16_slides_root(), demo)
+
+
+def demo_slide_options():
+    return {
+        k: tuple(v) if isinstance(v, list) else v for k, v in C16_SLIDES["demo"].items()
+    }
+
+
+C16_SLIDE_PATHS = camelyon16_slide_paths()
+
+
+def smmile_data(wildcards):
+    if wildcards.study == "camelyon16":
+        return "results/smmile/camelyon16/data/slides.npz"
+    return f"results/smmile/simulation/data/repeat{wildcards.repeat}.npz"
+
+
+def smmile_outputs():
+    if not SMMILE_MODELS:
+        return []
+    return [
+        f"results/smmile/{kind}/spatial_{study}.{ext}"
+        for study in SMMILE_STUDIES
+        for kind, ext in (("tables", "md"), ("figures", "png"))
+    ]
