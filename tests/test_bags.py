@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from mixmil_workflow.bags import BagError, Bags
-
-from .conftest import ragged_bags
+from tests.support.data import ragged_bags
 
 
 def test_from_list_layout_and_mean_pool():

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from mixmil_workflow.download import DownloadError, Source, download, read_source_sheet
-from tests.http_server import serve
+from tests.support.http_server import serve
 
 
 @pytest.fixture()

@@ -76,7 +76,7 @@ def log_to(path: str | Path) -> Iterator[None]:
             yield
             from mixmil_workflow.workflow.provenance import science_packages
 
-            # The job's own record of what it ran with (and what tests/test_envs.py checks envs against).
+            # The job's own record of what it ran with (and what tests/workflow/test_envs.py checks envs against).
             print("packages used: " + ", ".join(f"{n}=={v}" for n, v in science_packages().items()))
         except BaseException:
             import traceback

@@ -7,10 +7,9 @@ import pytest
 from mixmil_workflow import Bags
 from mixmil_workflow.metrics import spearman_per_output
 from mixmil_workflow.models import TreeMIL, pool_bags
+from tests.support.data import ragged_bags
 
-from .conftest import ragged_bags
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUICK = {"random_forest": {"n_estimators": 50, "max_depth": 10}, "xgboost": {"n_estimators": 100, "max_depth": 3}}
 
 

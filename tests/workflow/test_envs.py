@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.job_envs import CONDA_NAMES, env_packages, rule_blocks, rule_env
+from tests.support.job_envs import CONDA_NAMES, env_packages, rule_blocks, rule_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Needed by the Snakemake process that runs the workflow, not inside a job's environment.
 NOT_IN_JOB_ENVS = {"snakemake", "snakemake-executor-plugin-slurm"}
 # Not pinned in pyproject.toml: the interpreter, its installer, and command-line tools from conda.
@@ -81,7 +81,7 @@ def test_every_science_dependency_is_in_some_env():
 
 
 def test_job_env_check_catches_a_missing_package(tmp_path):
-    from tests.job_envs import assert_jobs_used_only_their_envs
+    from tests.support.job_envs import assert_jobs_used_only_their_envs
 
     log = tmp_path / "logs/simulation/aggregate.log"
     log.parent.mkdir(parents=True)

@@ -5,8 +5,7 @@ import torch
 from mixmil_workflow import Bags
 from mixmil_workflow.metrics import spearman_per_output
 from mixmil_workflow.models import DSMIL, AdditiveMIL, AttentionMIL, BayesMIL, regress_out_covariates
-
-from .conftest import ragged_bags
+from tests.support.data import ragged_bags
 
 FAST = dict(n_epochs=2, batch_size=32, progress=False, device="cpu")
 

@@ -6,8 +6,7 @@ from mixmil_workflow import GLMM, Bags, MixMIL
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.models.likelihoods import LabelError
 from mixmil_workflow.models.mixmil_module import DenseAttentionPool, MixMILModule
-
-from .conftest import ragged_bags
+from tests.support.data import ragged_bags
 
 FAST = dict(n_epochs=3, batch_size=32, progress=False, n_predictive_samples=16)
 

@@ -6,7 +6,7 @@ import yaml
 from mixmil_workflow.metrics import mean_and_se, retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_simulation_shapes_and_moments():

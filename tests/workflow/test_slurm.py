@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.slurm_cluster import missing_requirements, slurm_cluster
+from tests.support.slurm_cluster import missing_requirements, slurm_cluster
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CONFIG = REPO / "tests" / "configs" / "slurm.yaml"
 

@@ -4,8 +4,7 @@ import torch
 
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.segment import has_torch_scatter, segment_softmax, segment_sum
-
-from .conftest import ragged_bags
+from tests.support.data import ragged_bags
 
 
 def _dense_softmax(bags_list, logits_fn):

@@ -19,7 +19,7 @@ from mixmil_workflow.workflow.provenance import (
     workflow_revision,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_config_digest_ignores_key_order_and_follows_values():

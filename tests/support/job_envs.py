@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # conda-forge names of packages whose PyPI name differs.
 CONDA_NAMES = {"xgboost": "py-xgboost", "matplotlib": "matplotlib-base"}
 # Optional backends another package imports when they happen to be installed (the pip route installs

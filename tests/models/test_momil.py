@@ -239,7 +239,7 @@ def test_similarity_table_restricts_the_selection_and_the_shipped_table_fits_its
     from mixmil_workflow.simulate.multitask import MultitaskParams, simulate_multitask
     from mixmil_workflow.studies.momil import select_tasks, single_task_fits
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     config = yaml.safe_load((repo / "config/momil.yaml").read_text())["momil"]
     shipped = simulate_multitask(MultitaskParams(**config.get("simulation", {})), seed=0)
     matrix = read_task_similarity(repo / config["selection"]["similarity_table"], shipped.task_names)

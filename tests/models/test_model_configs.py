@@ -9,7 +9,7 @@ from mixmil_workflow.studies.engine import build as build_model
 
 
 def _paper_tables():
-    root = Path(__file__).resolve().parents[1] / "config" / "models"
+    root = Path(__file__).resolve().parents[2] / "config" / "models"
     return sorted(root.glob("*.yaml"))
 
 
@@ -29,7 +29,7 @@ def test_per_dataset_hyperparameter_files_validate_and_build(path):
 
 
 def test_paper_config_uses_the_table_c2_hyperparameters():
-    root = Path(__file__).resolve().parents[1] / "config"
+    root = Path(__file__).resolve().parents[2] / "config"
     table = yaml.safe_load((root / "models" / "simulation_genetics.yaml").read_text())["models"]
     paper = yaml.safe_load((root / "paper.yaml").read_text())["models"]
     for name, spec in table.items():
@@ -37,7 +37,7 @@ def test_paper_config_uses_the_table_c2_hyperparameters():
 
 
 def test_paper_config_trains_camelyon16_with_the_table_c8_hyperparameters():
-    root = Path(__file__).resolve().parents[1] / "config"
+    root = Path(__file__).resolve().parents[2] / "config"
     table = yaml.safe_load((root / "models" / "camelyon16.yaml").read_text())["models"]
     paper = yaml.safe_load((root / "paper.yaml").read_text())
     assert paper["models"] | table == paper["models"]  # every Table C.8 entry, unchanged
@@ -47,7 +47,7 @@ def test_paper_config_trains_camelyon16_with_the_table_c8_hyperparameters():
 
 def test_config_readme_describes_every_shipped_configuration():
     """Each config/*.yaml and config/models/*.yaml is named in config/README.md's list (a new one needs a line)."""
-    root = Path(__file__).resolve().parents[1] / "config"
+    root = Path(__file__).resolve().parents[2] / "config"
     readme = (root / "README.md").read_text()
     shipped = [p.relative_to(root).as_posix() for p in [*root.glob("*.yaml"), *root.glob("models/*.yaml")]]
     missing = [name for name in shipped if f"`{name}`" not in readme and name != "config.schema.yaml"]

@@ -1,0 +1,119 @@
+"""The MoMIL, SMMILe and bring-your-own-bags comparisons through the workflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mixmil_workflow.io import read_table
+from tests.support.job_envs import assert_jobs_used_only_their_envs
+from tests.support.workflow import REPO, snakemake
+
+
+def test_momil_comparison_through_the_workflow(tmp_path):
+    """The MoMIL rules on a small sparse multi-task simulation: every variant scored on the primary tasks
+    of every repeat, the selection recorded, and nothing to redo afterwards."""
+    config = REPO / "tests/configs/momil.yaml"
+    workdir = tmp_path / "run"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    summary = read_table(workdir / "results/momil/tables/momil_simulation.tsv")
+    assert list(summary["variant"]) == [
+        "single_task",
+        "momil",
+        "momil_selection",
+        "momil_imputation",
+        "momil_selection_imputation",
+        "mixmil",
+    ]
+    assert summary["mean_auc"].between(0, 1).all()
+    for repeat in (0, 1):
+        results = read_table(workdir / f"results/momil/simulation/repeat{repeat}.tsv")
+        assert sorted(results["task"].unique()) == [0, 2]  # the primary task of each program
+        selection = read_table(workdir / f"results/momil/simulation/selection_repeat{repeat}.tsv")
+        assert list(selection["task"]) == [1, 3, 4]
+    assert assert_jobs_used_only_their_envs(workdir) >= 3
+    again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_smmile_comparison_through_the_workflow(tmp_path):
+    """The SMMILe rules on a small spatial simulation and on generated Camelyon16-format raw slides: every
+    model scored on slides and patches of every repeat, the summaries and the spatial maps, and nothing to
+    redo afterwards."""
+    config = REPO / "tests/configs/smmile.yaml"
+    workdir = tmp_path / "run"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    summary = read_table(workdir / "results/smmile/tables/spatial_simulation.tsv")
+    assert list(summary["model"]) == ["smmile", "abmil", "mixmil"]
+    assert (summary["n_repeats"] == 2).all()
+    assert summary[["slide_auc", "patch_auc", "f1"]].apply(lambda c: c.between(0, 1)).all().all()
+    for model in ("smmile", "abmil", "mixmil"):
+        patches = read_table(workdir / f"results/smmile/simulation/{model}/repeat1/patches.tsv")
+        slides = read_table(workdir / f"results/smmile/simulation/{model}/repeat1/slides.tsv")
+        assert len(slides) == 12 and set(patches["slide"]) == set(slides["slide"])
+        assert patches["score"].notna().all()
+    assert (workdir / "results/smmile/figures/spatial_simulation.png").read_bytes()[:4] == b"\x89PNG"
+    # Camelyon16 raw slides: the official split (6 training slides, 4 test), patches labelled from the XML
+    slides_table = read_table(workdir / "results/smmile/camelyon16/data/slides.tsv")
+    assert list(slides_table["split"]).count("test") == 4 and len(slides_table) == 10
+    c16 = read_table(workdir / "results/smmile/tables/spatial_camelyon16.tsv")
+    assert list(c16["model"]) == ["smmile", "abmil", "mixmil"] and c16["slide_auc"].between(0, 1).all()
+    patches = read_table(workdir / "results/smmile/camelyon16/smmile/repeat0/patches.tsv")
+    positive = slides_table.index[slides_table["label"] == 1]
+    assert set(patches.loc[patches["label"] == 1, "slide"]) <= set(positive)
+    assert (patches["label"] == 1).any()
+    assert (workdir / "results/smmile/figures/spatial_camelyon16.png").read_bytes()[:4] == b"\x89PNG"
+    assert assert_jobs_used_only_their_envs(workdir) >= 3
+    again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bring_your_own_bags_under_three_protocols(tmp_path):
+    """The generated example dataset through k-fold CV, held-out groups and a given split: every bag
+    predicted once per label and model, weights for every instance, the comparison and figure."""
+    config = yaml.safe_load((REPO / "tests/configs/datasets_tiny.yaml").read_text())
+    path = REPO / "tests/configs/datasets_tiny.yaml"
+    snakemake("--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
+    bags = pd.read_csv(tmp_path / "resources/example_dataset/bags.tsv", sep="\t")
+    for name, spec in config["datasets"].items():
+        root = tmp_path / "results/datasets" / name
+        comparison = pd.read_csv(root / f"{name}_comparison.tsv", sep="\t", comment="#")
+        assert len(comparison) == len(spec["labels"]) * len(spec["models"])
+        assert comparison["value"].notna().all()
+        predictions = pd.read_csv(root / "out_of_fold_predictions.tsv", sep="\t")
+        n_expected = (bags["split"] == "test").sum() if spec["protocol"]["kind"] == "split" else len(bags)
+        for _, group in predictions.groupby(["label", "model"]):
+            assert len(group) == n_expected and group["bag"].is_unique
+        assert (root / f"{name}_comparison.png").stat().st_size > 0
+    # Held-out groups: no pool is split across folds.
+    prepared = pd.read_csv(tmp_path / "results/datasets/pools/prepared/bags.tsv", sep="\t")
+    assert prepared.groupby("pool")["fold"].nunique().eq(1).all()
+    # Every cell gets the weight of the model that held its donor out; weights sum to one per donor.
+    weights = pd.read_csv(tmp_path / "results/datasets/cv/instance_weights.tsv.gz", sep="\t")
+    assert len(weights) == weights["obs_name"].nunique() == anndata_rows(tmp_path)
+    np.testing.assert_allclose(weights.groupby("bag")["dosage:mixmil"].sum(), 1, rtol=1e-4)
+    assert "dosage:glmm" not in weights  # the GLMM has no instance weights
+    single = weights[weights["bag"] == "donor_000"]  # the example's single-cell donor: weight exactly 1
+    assert len(single) == 1 and single["dosage:mixmil"].iloc[0] == pytest.approx(1.0)
+    assert assert_jobs_used_only_their_envs(tmp_path) > 10
+
+    # Bad input stops before any training and leaves no prepared files.
+    bad = yaml.safe_load(path.read_text())
+    bad["datasets"] = {"broken": {**config["datasets"]["cv"], "covariates": ["smoker"]}}
+    bad_path = tmp_path / "bad.yaml"
+    bad_path.write_text(yaml.safe_dump(bad))
+    result = snakemake("--cores", "1", "--configfile", str(bad_path), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/datasets/broken/prepare.log").read_text()
+    assert "missing columns ['smoker']" in log and "bags.tsv" in log
+    assert not (tmp_path / "results/datasets/broken").exists()
+
+
+def anndata_rows(workdir: Path) -> int:
+    import anndata
+
+    return anndata.read_h5ad(workdir / "resources/example_dataset/cells.h5ad").n_obs

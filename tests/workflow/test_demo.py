@@ -1,0 +1,178 @@
+"""The README's `make run`: the demo configuration end to end and its report in a browser."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mixmil_workflow.io import read_table
+from tests.support.job_envs import assert_jobs_used_only_their_envs
+from tests.support.report_browser import missing_browser, report_figures_render
+from tests.support.workflow import REPO, check_outputs, snakemake
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The README's `make run` (the embedded demo, about 15 minutes on 2 cores) and its HTML report."""
+    workdir = tmp_path_factory.mktemp("demo")
+    shutil.copytree(REPO / "config", workdir / "config")
+    snakemake("--cores", "2", "--resources", "gpu=0", "--directory", str(workdir))
+    snakemake("--directory", str(workdir), "--report", "report.html")
+    return workdir
+
+
+@pytest.mark.slow
+def test_demo_configuration_end_to_end(demo_run):
+    tmp_path = demo_run
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert assert_jobs_used_only_their_envs(tmp_path) > 100
+    summary = check_outputs(tmp_path, config).set_index(["model", "scenario"])
+    mixmil = summary.loc[("mixmil", "default"), "spearman_mean"]
+    glmm = summary.loc[("glmm", "default"), "spearman_mean"]
+    assert mixmil > glmm + 0.05, (mixmil, glmm)
+    assert summary.loc[("mixmil", "default"), "instance_auc_mean"] > 0.8
+    # Table 3 on the demo archive: MixMIL well above chance, and above the mean-pooling GLMM.
+    table3 = pd.read_csv(tmp_path / "results/camelyon16/tables/table3_auc.tsv", sep="\t", comment="#").set_index(
+        "model"
+    )
+    assert (table3["n_seeds"] == config["camelyon16"]["n_seeds"]).all()
+    assert table3.loc["c16_mixmil", "test_auc_mean"] > 0.85
+    assert table3.loc["c16_mixmil", "test_auc_mean"] > table3.loc["c16_glmm", "test_auc_mean"]
+    instance = pd.read_csv(tmp_path / "results/camelyon16/tables/instance_auc.tsv", sep="\t", comment="#")
+    assert instance.groupby("model")["instance_auc"].mean()["c16_mixmil"] > 0.7
+    # Genetics, first stages: lymphoid cells with scVI embeddings, donors' genetic PCs, variant universe.
+    import anndata
+
+    genetics = config["genetics"]
+    cells = anndata.read_h5ad(tmp_path / "results/genetics/cells/lymphoid_scvi.h5ad")
+    assert cells.obsm["X_scvi"].shape == (cells.n_obs, genetics["scvi"]["n_latent"])
+    assert cells.n_vars == genetics["n_top_genes"] and set(cells.obs["cell_group"]) == {"CD4", "CD8", "NK"}
+    pcs = read_table(tmp_path / "results/genetics/genotypes/genetic_pcs.tsv")
+    assert len(pcs) == genetics["demo"]["n_donors"] and pcs.shape[1] == 1 + genetics["n_genetic_pcs"]
+    truth = pd.read_csv(tmp_path / "resources/onek1k/demo/truth.tsv", sep="\t")
+    universe = read_table(tmp_path / "results/genetics/variants/universe.tsv")
+    assert set(universe["rsid"]) == set(truth.loc[truth["role"].isin(["planted", "proxy", "no_effect"]), "rsid"])
+    # The labels: planted loci (the planted variant or a proxy) at most once each, LD partners clumped
+    # away; the screen is statistical, the demo (seed 0) recovers all 4, the weakest at rho 0.18 > 0.15.
+    labels = read_table(tmp_path / "results/genetics/labels/labels.tsv")
+    roles = truth.set_index("rsid").loc[labels["rsid"]]
+    linked = roles[roles["role"].isin(["planted", "proxy"])]
+    planted_loci = linked["lead"].where(linked["role"] == "proxy", linked.index.to_series())
+    assert planted_loci.is_unique and set(planted_loci) <= set(truth.loc[truth["role"] == "planted", "rsid"])
+    assert len(planted_loci) >= (truth["role"] == "planted").sum() - 1
+    assert (labels["spearman"] > 0.15).all()
+    dosages = read_table(tmp_path / "results/genetics/labels/label_dosages.tsv")
+    assert list(dosages.columns[1:]) == list(labels["rsid"]) and dosages.iloc[:, 1:].isin([0, 1, 2]).all().all()
+    _check_genetics_training(tmp_path, config, labels, truth)
+    _check_microscopy(tmp_path, config)
+    # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
+    baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
+    for baseline in baselines:
+        for scenario in config["models"][baseline].get("scenarios", ["default"]):
+            mixmil_rho = summary.loc[("mixmil", scenario), "spearman_mean"]
+            assert mixmil_rho > summary.loc[(baseline, scenario), "spearman_mean"], (baseline, scenario)
+
+
+def _check_genetics_training(tmp_path, config, labels, truth):
+    """Every model on every label (+ negative controls) with stacked CV: MixMIL recovers the planted
+    labels and stays near zero on null variants; Fig. 3, Table E.2, Fig. E.3 and Table 1 agree."""
+    genetics, models = config["genetics"], config["models"]
+    recovery = read_table(tmp_path / "results/genetics/tables/planted_recovery.tsv")
+    assert len(recovery) == len(labels) + genetics["training"]["negative_controls"]
+    assert set(recovery.columns) >= set(genetics["models"])
+    planted, null = recovery[recovery["simulated"] == "planted"], recovery[recovery["simulated"] == "not_planted"]
+    assert len(planted) >= 3 and (planted["mixmil"] > 0.25).all(), planted
+    # 120 donors: a null Spearman has s.e. ~0.09
+    assert len(null) >= 3 and null["mixmil"].abs().max() < 0.3, null
+    assert planted["mixmil"].mean() > null["mixmil"].mean() + 0.3
+    baselines = [m for m in genetics["models"] if models[m]["type"] not in ("mixmil", "glmm")]
+    wins = read_table(tmp_path / "results/genetics/tables/fig3_wins.tsv")
+    assert list(wins["baseline"]) == baselines and (wins["n_labels"] == len(labels)).all()
+    e2 = read_table(tmp_path / "results/genetics/tables/table_e2.tsv").set_index("model")
+    assert e2["spearman_mean"].idxmax() == "mixmil"
+    # Fig. E.3: the top cells of a planted label lie in the cell type whose state the variant moves.
+    odds = read_table(tmp_path / "results/genetics/tables/fig_e3_odds_ratios.tsv")
+    truth = truth.set_index("rsid")
+    group_of = {
+        r: truth.loc[truth.loc[r, "lead"] if truth.loc[r, "role"] == "proxy" else r, "group"] for r in truth.index
+    }
+    shown = odds["label"].unique()
+    assert 1 <= len(shown) <= genetics["cell_states"].get("n_examples", 3)
+    for label in shown:
+        if truth.loc[label, "role"] in ("planted", "proxy"):
+            ratios = odds[odds["label"] == label].set_index("cell_type")["odds_ratio"]
+            assert ratios.idxmax() == group_of[label] and ratios.max() > 5, (label, ratios)
+    costs = read_table(tmp_path / "results/genetics/tables/table1_costs.tsv").set_index("model")
+    assert list(costs.index) == [m for m in genetics["models"] if models[m]["type"] != "glmm"]
+    q, n_fixed = genetics["scvi"]["n_latent"], 3 + genetics["n_genetic_pcs"]  # intercept, sex, age, PCs
+    assert costs.loc["mixmil", "likelihood_parameters"] == n_fixed + 2 * q
+    assert costs.loc["mixmil", "variational_parameters"] == 2 * q + q * (2 * q + 1)
+
+
+def _check_microscopy(tmp_path, config):
+    """BBBC021 demo: every model on every repeat and number of PCs; the planted MoAs are classified well
+    above chance (4 MoAs: 0.25); the tables say the embeddings are not SimCLR's; montages and the
+    demo's cell-kind table are there."""
+    section, results = config["microscopy"], tmp_path / "results/microscopy"
+    table2 = read_table(results / "tables/table2.tsv").set_index("model")
+    assert list(table2.index) == section["models"] and (table2["n_repeats"] == section["n_repeats"]).all()
+    assert table2.loc["mic_mixmil", "balanced_accuracy_mean"] > 0.8, table2
+    assert (table2["balanced_accuracy_mean"] > 0.25).sum() >= 4
+    assert "random initialisation" in (results / "tables/table2.md").read_text()
+    runs = read_table(results / "tables/runs.tsv")
+    assert len(runs) == len(section["models"]) * section["n_repeats"] * len(section["pca_components"])
+    wells = read_table(results / "data/wells.tsv")
+    for repeat in range(section["n_repeats"]):
+        held_out = (wells[f"split_r{repeat}"] == "test").sum()
+        assert (runs.loc[runs["repeat"] == repeat, "n_wells"] == held_out).all()
+    e3 = read_table(results / "tables/table_e3_f1_per_moa.tsv")
+    assert e3["moa"].nunique() == 4 and len(e3) == 4 * len(section["models"])
+    assert sorted(read_table(results / "tables/table_e4_components.tsv")["pcs"].unique()) == section["pca_components"]
+    for compound in section["montage"]["compounds"]:
+        png = results / f"figures/fig_e4_{compound.replace(' ', '_')}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG", png
+    kinds = read_table(results / "tables/demo_cell_kinds.tsv")
+    assert set(kinds["model"]) == set(section["models"])
+    assert {"percentile:artefact", "percentile:responder", "percentile:control_like"} <= set(kinds.columns)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
+def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
+    captions = {}
+    for rst in (REPO / "report").glob("*.rst"):
+        captions[rst.stem] = " ".join(rst.read_text().split()[:4])
+    figures = {
+        "Simulation": {
+            "results/simulation/figures/fig2_spearman.png": captions["fig2_spearman"],
+            "results/simulation/figures/fig2_instance_auc.png": captions["fig2_instance_auc"],
+            "results/simulation/figures/figE1_traditional.png": captions["figE1_traditional"],
+            "results/simulation/figures/figE2_retrieval_mean_field.png": captions["figE2"],
+        },
+        "Camelyon16": {
+            "results/camelyon16/figures/roc.png": captions["roc_camelyon16"],
+            "results/camelyon16/figures/instance_scores.png": captions["instance_scores_camelyon16"],
+        },
+        "Genetics": {
+            "results/genetics/figures/fig3_wins.png": captions["genetics_fig3"],
+            "results/genetics/figures/fig_e3_cell_states.png": captions["genetics_fig_e3"],
+        },
+        "Microscopy": {
+            "results/microscopy/figures/fig_e4_nocodazole.png": captions["microscopy_fig_e4"],
+            "results/microscopy/figures/fig_e4_cytochalasin_B.png": captions["microscopy_fig_e4"],
+        },
+    }
+    sizes = report_figures_render(demo_run / "report.html", figures)
+    assert len(sizes) == 10
+    # Every PNG result the run produced is among those checked.
+    produced = {p.relative_to(demo_run).as_posix() for p in (demo_run / "results").rglob("*.png")}
+    assert produced == set(sizes), produced ^ set(sizes)
+    # The tables are embedded with their provenance.
+    html = (demo_run / "report.html").read_text()
+    tables = ("default_scenario.md", "table1_costs.md", "table3_auc.md", "table_e2.md", "planted_recovery.md")
+    for table in (*tables, "table2.md", "demo_cell_kinds.md"):
+        assert f"filename={table};" in html, table
