@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from measure import run_snippet
+from harness import run_snippet
 
 IMPORTS = """
 import json, resource

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from measure import run_snippet
+from harness import run_snippet
 
 FULL_PATCHES = 4_886_434
 FULL_SLIDES = 399

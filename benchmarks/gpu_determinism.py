@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from measure import run_snippet
+from harness import run_snippet
 
 MODES = ("default", "deterministic")
 

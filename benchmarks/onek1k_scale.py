@@ -19,7 +19,7 @@ import json
 import platform
 from pathlib import Path
 
-from measure import run_snippet
+from harness import run_snippet
 
 DATA = """
 import json, resource, sys, time
@@ -48,7 +48,7 @@ fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 # train_seconds includes the one-off freeze of the predictive samples (Appendix A statistics): time it
 # again on its own so that the per-epoch time excludes it.
 start = time.perf_counter()
-model.module.set_prediction_state(bags, 100, torch.Generator().manual_seed(2), model._chunk(101, n_outputs))
+model.module.set_prediction_state(bags, 100, torch.Generator().manual_seed(2), model.chunk_size(101, n_outputs))
 freeze_s = time.perf_counter() - start
 start = time.perf_counter()
 model.predict(bags, covariates)
@@ -57,7 +57,7 @@ model.instance_weights(bags)
 predict_s = time.perf_counter() - start
 gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
 result = {"fit_s": fit_s, "predict_s": predict_s, "fit_peak_mb": fit_peak, "predict_peak_mb": predict_peak,
-          "freeze_s": freeze_s, "gpu_peak_allocated_mb": gpu_peak, "device": str(model._device()),
+          "freeze_s": freeze_s, "gpu_peak_allocated_mb": gpu_peak, "device": str(model.device),
           **{k: float(v) for k, v in model.timings.items()}}
 """
 

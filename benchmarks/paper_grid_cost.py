@@ -5,7 +5,7 @@ workflow's seeds), on one thread: the torch models (MixMIL, the neural MIL basel
 configuration's outputs, which they fit together; the GLMM and the tree searches, which fit one output at
 a time, on the first output, times the number of outputs. The instance-level tree searches (hours per
 output) are not rerun: their per-output time is read from the recorded
-benchmarks/results/instance_level_trees_*.json (CPU time: wall time x threads of that run).
+benchmarks/investigations/table_e1/results/instance_level_trees_*.json (CPU time: wall time x threads of that run).
 
 The grid's cost is then the default fit's time x repeats x the sum over the model's scenarios of a size
 factor: (training bags x instances per bag) relative to the default for the models that see instances,
@@ -28,12 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from instance_level_trees import default_dataset
 from threadpoolctl import threadpool_limits
 
 from mixmil_workflow.models.registry import build as build_model
 from mixmil_workflow.models.registry import spec_type
-from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed, model_runs, scenario_grid
+from mixmil_workflow.studies.simulation import (
+    DEFAULT_SCENARIO,
+    derive_seed,
+    model_runs,
+    scenario_grid,
+    simulate_default,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED_INSTANCE_TREES = {
@@ -59,7 +64,7 @@ def size_factor(scenario: dict, default: dict, spec: dict) -> float:
 
 def recorded_instance_tree_seconds(kind: str) -> tuple[float, str]:
     """Mean CPU seconds per output of the recorded instance-level search of ``kind``."""
-    path = ROOT / "benchmarks" / "results" / RECORDED_INSTANCE_TREES[kind]
+    path = ROOT / "benchmarks" / "investigations" / "table_e1" / "results" / RECORDED_INSTANCE_TREES[kind]
     record = json.loads(path.read_text())
     rows = [row for row in record["rows"] if row["pooling"] == "instance"]
     # Rows carry their run's thread count; records from before they did name one count in their settings.
@@ -75,7 +80,7 @@ def time_default_fit(name: str, spec: dict, config: dict) -> tuple[float, str]:
     n_outputs = sim["n_outputs"]
     per_output = fits_per_output(spec)
     # The workflow's dataset when all outputs are simulated; one output of the same design otherwise.
-    data = default_dataset(config, "0", n_outputs=1 if per_output else n_outputs)
+    data = simulate_default(config, "0", n_outputs=1 if per_output else n_outputs)
     model = build_model({**spec, "threads": 1}, derive_seed(config["seed"], "fit", name, DEFAULT_SCENARIO, "0"))
     start = time.process_time()
     model.fit(data.bags("train"), data.y_train)

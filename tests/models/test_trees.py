@@ -10,6 +10,7 @@ from mixmil_workflow.models import TreeMIL, pool_bags
 from tests.support.data import ragged_bags
 
 REPO = Path(__file__).resolve().parents[2]
+TABLE_E1 = REPO / "benchmarks" / "investigations" / "table_e1"  # the Table E.1 investigations
 QUICK = {"random_forest": {"n_estimators": 50, "max_depth": 10}, "xgboost": {"n_estimators": 100, "max_depth": 3}}
 
 
@@ -122,7 +123,7 @@ def test_learning_rate_sampling_is_used_by_the_search_and_checked(small_sim):
 
 @pytest.mark.parametrize("kind", ["random_forest", "xgboost"])
 def test_benchmark_library_defaults_are_the_estimators_defaults(small_sim, kind):
-    """benchmarks/instance_level_trees.py --library-defaults names the estimators' defaults explicitly; a
+    """Table E.1 investigation instance_level_trees.py --library-defaults names the estimators' defaults explicitly; a
     library release that changed them would make its results describe other models."""
     model = TreeMIL(
         kind=kind, pooling="mean", overrides=instance_level_trees_benchmark().LIBRARY_DEFAULTS[kind], seed=1
@@ -153,7 +154,7 @@ def load_benchmark(name: str):
     """A script of benchmarks/ as a module (one importing a sibling needs benchmarks/ on sys.path)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, TABLE_E1 / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -161,9 +162,9 @@ def load_benchmark(name: str):
 
 @pytest.mark.parametrize("kind", ["random_forest", "xgboost"])
 def test_instance_level_selection_replays_the_jobs_search(small_sim, monkeypatch, kind):
-    """benchmarks/instance_level_selection.py's row-scored choice is the search's own: same combinations,
+    """Table E.1 investigation instance_level_selection.py's row-scored choice is the search's own: same combinations,
     folds and fits, so its bag-scored alternative differs from the job only in the criterion."""
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_selection")
     model = TreeMIL(kind=kind, pooling="instance", n_iter=3, cv_folds=3, seed=2)
     # One process: joblib's worker processes (reused across tests) would have to import the benchmark
@@ -190,7 +191,7 @@ def test_instance_level_selection_replays_the_jobs_search(small_sim, monkeypatch
 
 
 def test_bag_means_averages_consecutive_rows(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_selection")
     np.testing.assert_allclose(bench.bag_means(np.array([1.0, 3.0, 5.0, 2.0]), np.array([2, 1, 1])), [2.0, 5.0, 2.0])
 
@@ -226,11 +227,11 @@ def test_benchmark_combine_merges_parts_and_keeps_the_first_runs_sources(tmp_pat
 
 
 def test_forest_leaves_benchmark_fits_the_rf_jobs_with_its_leaf_size(small_sim, monkeypatch):
-    """benchmarks/instance_level_forest_leaves.py fits the workflow's rf_instance / rf_mean models (their
+    """Table E.1 investigation instance_level_forest_leaves.py fits the workflow's rf_instance / rf_mean models (their
     seeds) with FOREST and the given leaf size in place of the search."""
     from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")
     config = {"seed": 4, "models": {f"rf_{p}": {"type": "random_forest", "pooling": p} for p in ("instance", "mean")}}
     train, test = small_sim.bags("train"), small_sim.bags("test")
@@ -245,7 +246,7 @@ def test_forest_leaves_benchmark_fits_the_rf_jobs_with_its_leaf_size(small_sim, 
 
 
 def test_forest_leaves_summary_pairs_each_leaf_with_the_mean_pooled_forest(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")
 
     def row(p, pooling, leaf, rho):
@@ -305,7 +306,7 @@ def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_s
     from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer
     from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")
     monkeypatch.setattr(bench, "FOREST", {**bench.FOREST, "n_estimators": 20})  # seconds, not minutes
     config = {"seed": 4, "models": {"rf_instance": {"type": "random_forest", "pooling": "instance"}}}
@@ -336,7 +337,7 @@ def test_forest_leaves_cv_scores_each_leaf_as_the_workflows_search_would(small_s
 
 
 def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")
     settings = {"repeat": "0", "seed": 0, "threads": 1, "forest": bench.FOREST, "mean_leaf": 1}
 
@@ -370,7 +371,7 @@ def test_search_space_searches_the_given_values_with_the_overrides_fixed(small_s
     from mixmil_workflow.studies.engine import build as build_model
     from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")
     forest = {**bench.FOREST, "n_estimators": 20}  # seconds, not minutes
     monkeypatch.setattr(bench, "FOREST", forest)
@@ -428,7 +429,7 @@ def test_table_e1_rf_instance_leaves_is_the_forest_leaves_benchmarks_search(monk
 
     from mixmil_workflow.studies.engine import build as build_model
 
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")
     config = yaml.safe_load((REPO / "config" / "table_e1.yaml").read_text())
     spec = config["models"]["rf_instance_leaves"]

@@ -158,7 +158,7 @@ class MixMIL(MILModel):
         constant = module.likelihood.log_constant(y.cpu()).mean().item()
         self.history = {"loss": losses[:, 0] - constant, "nll": losses[:, 1] - constant, "kl": losses[:, 2]}
         pred_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
-        chunk = self._chunk(cfg.n_predictive_samples + 1, module.n_outputs)
+        chunk = self.chunk_size(cfg.n_predictive_samples + 1, module.n_outputs)
         module.set_prediction_state(bags, cfg.n_predictive_samples, pred_gen, chunk)
 
     # prediction -------------------------------------------------------------------------------
@@ -170,7 +170,12 @@ class MixMIL(MILModel):
     def _device(self) -> torch.device:
         return self.module.alpha.device
 
-    def _chunk(self, n_samples: int, n_outputs: int) -> int:
+    @property
+    def device(self) -> torch.device:
+        """Where the fitted model's tensors live."""
+        return self._check_fitted().alpha.device
+
+    def chunk_size(self, n_samples: int, n_outputs: int) -> int:
         """Instances per scoring chunk: bounded by ``chunk_instances`` and by ``chunk_values`` values of
         instance x sample x output, so prediction memory does not grow with samples and outputs."""
         per_instance = max(1, n_samples * n_outputs)
@@ -187,12 +192,12 @@ class MixMIL(MILModel):
         with torch.no_grad():
             fixed = fixed @ module.alpha  # (B, P)
             if method == "posterior":
-                chunk = self._chunk(module.pred_theta.shape[0], module.n_outputs)
+                chunk = self.chunk_size(module.pred_theta.shape[0], module.n_outputs)
                 u = module.bag_effect_samples(bags, chunk)  # (B, P, S)
                 mean = module.likelihood.mean(fixed.unsqueeze(-1) + u).mean(-1)
                 u = u.mean(-1)
             elif method == "mean":
-                u = module.bag_effect_at_mean(bags, self._chunk(1, module.n_outputs))
+                u = module.bag_effect_at_mean(bags, self.chunk_size(1, module.n_outputs))
                 mean = module.likelihood.mean((fixed + u).unsqueeze(-1)).squeeze(-1)
             else:
                 raise ValueError(f"method must be 'posterior' or 'mean', got {method!r}")
@@ -207,7 +212,7 @@ class MixMIL(MILModel):
         parts = []
         with torch.no_grad():
             # torch.quantile sorts a copy: budget two tensors of (instances, samples, outputs).
-            for lo, hi in bags.chunks(self._chunk(2 * module.pred_theta.shape[0], module.n_outputs)):
+            for lo, hi in bags.chunks(self.chunk_size(2 * module.pred_theta.shape[0], module.n_outputs)):
                 w = module.attention(bags.slice(lo, hi), module.pred_theta)  # (n, S, P)
                 qs = torch.quantile(w, torch.tensor([lo_q, hi_q], device=w.device, dtype=w.dtype), dim=1)
                 parts.append(torch.stack([w.mean(1), qs[0], qs[1]]).cpu())

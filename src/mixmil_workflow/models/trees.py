@@ -11,7 +11,7 @@ Table C.4 writes XGBoost's learning rate as "{10^-3, ..., 10^-2, ..., 10^0}" wit
 drawn. ``learning_rate_sampling="log_uniform"`` (the default) draws it log-uniformly on [1e-3, 1];
 ``"uniform"`` draws it uniformly (linearly) on the same interval, so most draws exceed 0.05. On the
 default simulation the uniform reading gives the paper's XGBoost row of Table E.1 (0.380 vs 0.36) and the
-log-uniform one a better model (0.435); benchmarks/xgboost_learning_rate.py measures both.
+log-uniform one a better model (0.435); benchmarks/investigations/table_e1/xgboost_learning_rate.py measures both.
 
 ``search_space`` replaces Tables C.3/C.4 with lists of values per hyperparameter (e.g. leaf sizes past
 Table C.3's 4 rows for the instance-level Random Forest); ``overrides`` then fix the hyperparameters it

@@ -106,6 +106,14 @@ def simulate_scenario(params: Mapping, seed: int) -> SimulatedData:
     return simulate(SimulationParams(**params), seed)
 
 
+def simulate_default(config: Mapping, repeat: str | int, seed: int | None = None, n_outputs: int | None = None):
+    """The workflow's simulate_data output for the default scenario of ``config`` on this repeat (seed: the
+    config's unless given; ``n_outputs``: fewer outputs of the same design, e.g. for timing)."""
+    scenario = {**config["simulation"]["defaults"], "n_outputs": n_outputs or config["simulation"]["n_outputs"]}
+    base = config["seed"] if seed is None else seed
+    return simulate_scenario(scenario, derive_seed(base, "simulate", DEFAULT_SCENARIO, str(repeat)))
+
+
 # model runs ------------------------------------------------------------------------------------
 def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu") -> dict[str, np.ndarray]:
     """Fit one configured model on the training bags; predict the test bags.

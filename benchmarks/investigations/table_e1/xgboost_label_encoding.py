@@ -16,16 +16,16 @@ encodings a user of xgboost's scikit-learn API could have used:
 
 The classifiers of the two ``classifier_*`` variants are fitted once per combination and fold and
 scored both ways. Results (Spearman between the test prediction and the true bag effect, mean and s.e.
-over outputs) go to benchmarks/results/xgboost_label_encoding.{json,md}.
+over outputs) go to benchmarks/investigations/table_e1/results/xgboost_label_encoding.{json,md}.
 
-    python benchmarks/xgboost_label_encoding.py                 # all 10 outputs of the default dataset
-    python benchmarks/xgboost_label_encoding.py --outputs 0 1 2 --out /tmp/xgb
+    python benchmarks/investigations/table_e1/xgboost_label_encoding.py                 # all 10 outputs of the default dataset
+    python benchmarks/investigations/table_e1/xgboost_label_encoding.py --outputs 0 1 2 --out /tmp/xgb
 
 Outputs can be split over processes (one thread each) and the parts combined into the results files:
 
-    python benchmarks/xgboost_label_encoding.py --threads 1 --outputs 0 2 4 6 8 --out /tmp/xgb/even &
-    python benchmarks/xgboost_label_encoding.py --threads 1 --outputs 1 3 5 7 9 --out /tmp/xgb/odd
-    python benchmarks/xgboost_label_encoding.py --combine /tmp/xgb/even.json /tmp/xgb/odd.json
+    python benchmarks/investigations/table_e1/xgboost_label_encoding.py --threads 1 --outputs 0 2 4 6 8 --out /tmp/xgb/even &
+    python benchmarks/investigations/table_e1/xgboost_label_encoding.py --threads 1 --outputs 1 3 5 7 9 --out /tmp/xgb/odd
+    python benchmarks/investigations/table_e1/xgboost_label_encoding.py --combine /tmp/xgb/even.json /tmp/xgb/odd.json
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def write_results(args, done: list[int], per_output: dict, chosen: dict, seconds
         f"{seconds / 60:.1f} min with {args.threads} thread(s)"
         + (f" per part, {len(args.combine)} parts side by side" if args.combine else "")
         + ". Command: `python "
-        f"benchmarks/xgboost_label_encoding.py`. Paper (Table E.1, 10 outputs x 10 repeats): {PAPER:.2f} +- 0.02.",
+        f"benchmarks/investigations/table_e1/xgboost_label_encoding.py`. Paper (Table E.1, 10 outputs x 10 repeats): {PAPER:.2f} +- 0.02.",
         "",
         "| encoding | Spearman (mean +- s.e. over outputs) | per output | difference to the paper |",
         "|---|---|---|---|",

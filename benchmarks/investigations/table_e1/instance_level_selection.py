@@ -8,10 +8,10 @@ scored. This script replays the job's search for single outputs of the default s
 combination and fold by fold (the same combinations, folds, seeds and estimators: a test checks that its
 row-scored choice and predictions are the job's), records both cross-validation scores of every
 combination, and refits the combination each criterion chooses to score it on the test bags. Results go
-to benchmarks/results/instance_level_selection_<kind>.{json,md}, rewritten after every output.
+to benchmarks/investigations/table_e1/results/instance_level_selection_<kind>.{json,md}, rewritten after every output.
 
-    python benchmarks/instance_level_selection.py --kind random_forest --outputs 5 --threads 2
-    python benchmarks/instance_level_selection.py --refit-all ...   # also every other combination's test score
+    python benchmarks/investigations/table_e1/instance_level_selection.py --kind random_forest --outputs 5 --threads 2
+    python benchmarks/investigations/table_e1/instance_level_selection.py --refit-all ...   # also every other combination's test score
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer, search_sp
 from mixmil_workflow.studies.engine import build as build_model
 from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CRITERIA = ("rows", "bags")  # what a fold's Spearman compares: instance rows, or bag means
 
 
@@ -143,9 +143,14 @@ def main() -> None:
     parser.add_argument("--outputs", type=int, nargs="+", default=[5])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--refit-all", action="store_true", help="test-score every combination, not only the chosen")
-    parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
+    parser.add_argument(
+        "--out", type=Path, help="results path without suffix (default benchmarks/investigations/table_e1/results/...)"
+    )
     args = parser.parse_args()
-    args.out = args.out or ROOT / "benchmarks" / "results" / f"instance_level_selection_{args.kind}"
+    args.out = (
+        args.out
+        or ROOT / "benchmarks" / "investigations" / "table_e1" / "results" / f"instance_level_selection_{args.kind}"
+    )
     config = paper_config()
     data = default_dataset(config, args.repeat)
     model = instance_model(args.kind, config, args.repeat, args.threads)
@@ -166,8 +171,9 @@ def write_results(args, seed: int, outputs: list[dict]) -> None:
     for criterion in CRITERIA:
         mean, se = mean_and_se(np.array([o["choice"][criterion]["test"] for o in outputs]))
         summary[criterion] = {"spearman": mean, "spearman_se": se, "n_outputs": len(outputs)}
-    command = f"python benchmarks/instance_level_selection.py --kind {args.kind} --outputs " + " ".join(
-        str(o["output"]) for o in outputs
+    command = (
+        f"python benchmarks/investigations/table_e1/instance_level_selection.py --kind {args.kind} --outputs "
+        + " ".join(str(o["output"]) for o in outputs)
     )
     command += (f" --repeat {args.repeat}" if args.repeat != "0" else "") + (" --refit-all" if args.refit_all else "")
     record = {

@@ -12,12 +12,12 @@ by the workflow's 5-fold cross-validation over training bags (instance_level_sel
 the job's folds and estimator; each fold scored on instance rows, as the workflow's search does, and on
 bag means) and reports the test score of the leaf size each criterion picks: whether the search would
 find large leaves if its space held them. Results go to
-benchmarks/results/instance_level_forest_leaves{,_cv}.{json,md}, rewritten after every output.
+benchmarks/investigations/table_e1/results/instance_level_forest_leaves{,_cv}.{json,md}, rewritten after every output.
 
-    python benchmarks/instance_level_forest_leaves.py                     # outputs 0-9 of repeat 0
-    python benchmarks/instance_level_forest_leaves.py --outputs 0 1 --leaves 1 64 --threads 2
-    python benchmarks/instance_level_forest_leaves.py --cv --outputs 0 1 2 3 4   # + the CV choice of leaf
-    python benchmarks/instance_level_forest_leaves.py --cv --combine part_a.json part_b.json  # runs on other outputs
+    python benchmarks/investigations/table_e1/instance_level_forest_leaves.py                     # outputs 0-9 of repeat 0
+    python benchmarks/investigations/table_e1/instance_level_forest_leaves.py --outputs 0 1 --leaves 1 64 --threads 2
+    python benchmarks/investigations/table_e1/instance_level_forest_leaves.py --cv --outputs 0 1 2 3 4   # + the CV choice of leaf
+    python benchmarks/investigations/table_e1/instance_level_forest_leaves.py --cv --combine part_a.json part_b.json  # runs on other outputs
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from instance_level_trees import PAPER, default_dataset, fit_one, paper_config
 
 from mixmil_workflow.metrics import mean_and_se
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 # Fixed apart from the leaf size: 100 trees (scikit-learn's default), log2 features (what the workflow's
 # search chose on output 5; the cheapest choice of Table C.3), trees grown until the leaf size stops them.
 FOREST = {"n_estimators": 100, "max_features": "log2", "max_depth": None, "min_samples_split": 2}
@@ -116,7 +116,9 @@ def write_results(
     rows = sorted(rows, key=lambda r: (r["output"], r["pooling"], r["min_samples_leaf"]))
     summary = summarise(rows)
     cv_summary = summarise_cv(rows, cv) if cv else None
-    command = "python benchmarks/instance_level_forest_leaves.py " + ("--cv " if args.cv else "")
+    command = "python benchmarks/investigations/table_e1/instance_level_forest_leaves.py " + (
+        "--cv " if args.cv else ""
+    )
     command += "--outputs " + " ".join(map(str, args.outputs))
     command += (
         " --leaves " + " ".join(map(str, args.leaves)) + (f" --repeat {args.repeat}" if args.repeat != "0" else "")
@@ -223,12 +225,16 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, nargs="+", default=list(LEAVES), help="instance-level min_samples_leaf")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads building each forest's trees")
     parser.add_argument("--cv", action="store_true", help="also choose the leaf size by the search's 5-fold CV")
-    parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
+    parser.add_argument(
+        "--out", type=Path, help="results path without suffix (default benchmarks/investigations/table_e1/results/...)"
+    )
     parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of runs on other outputs")
     args = parser.parse_args()
     if min(args.leaves) < 1:
         raise SystemExit(f"--leaves: a leaf holds at least one row, got {min(args.leaves)}")
-    out = args.out or ROOT / "benchmarks" / "results" / ("instance_level_forest_leaves" + ("_cv" if args.cv else ""))
+    out = args.out or ROOT / "benchmarks" / "investigations" / "table_e1" / "results" / (
+        "instance_level_forest_leaves" + ("_cv" if args.cv else "")
+    )
     if args.combine:
         combine(args.combine, out)
         return

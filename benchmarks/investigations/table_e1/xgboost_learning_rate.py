@@ -3,7 +3,7 @@
 Table C.4 lists XGBoost's learning rate as "{10^-3, ..., 10^-2, ..., 10^0}" without saying how it was
 sampled. This package reads it as log-uniform on [1e-3, 1] and gets 0.435 on the default dataset of
 repeat 0 (mean pooling; paper 0.36 +- 0.02), where the search picks learning rates of 0.001-0.02
-(benchmarks/results/instance_level_trees_xgboost.md). Two measurements on that dataset:
+(benchmarks/investigations/table_e1/results/instance_level_trees_xgboost.md). Two measurements on that dataset:
 
 * ``curve``: Spearman on the test bags against the learning rate, every other hyperparameter fixed at the
   middle of its Table C.4 range (max_depth 6, 550 trees, subsample and colsample_bytree 0.75), fitted on
@@ -15,16 +15,16 @@ repeat 0 (mean pooling; paper 0.36 +- 0.02), where the search picks learning rat
   {1e-3, 1e-2, 1e-1, 1}).
 
 Results (mean and s.e. over outputs of the Spearman between the test prediction and the true bag effect)
-go to benchmarks/results/xgboost_learning_rate.{json,md}, rewritten after every output.
+go to benchmarks/investigations/table_e1/results/xgboost_learning_rate.{json,md}, rewritten after every output.
 
-    python benchmarks/xgboost_learning_rate.py                                # curve, then every reading
-    python benchmarks/xgboost_learning_rate.py --readings uniform --outputs 0 1 --out /tmp/lr
+    python benchmarks/investigations/table_e1/xgboost_learning_rate.py                                # curve, then every reading
+    python benchmarks/investigations/table_e1/xgboost_learning_rate.py --readings uniform --outputs 0 1 --out /tmp/lr
 
 Readings (and the curve) can run in separate processes and be combined into the results files:
 
-    python benchmarks/xgboost_learning_rate.py --threads 1 --readings uniform --out /tmp/lr/a &
-    python benchmarks/xgboost_learning_rate.py --threads 1 --no-curve --readings decades --out /tmp/lr/b
-    python benchmarks/xgboost_learning_rate.py --combine /tmp/lr/a.json /tmp/lr/b.json
+    python benchmarks/investigations/table_e1/xgboost_learning_rate.py --threads 1 --readings uniform --out /tmp/lr/a &
+    python benchmarks/investigations/table_e1/xgboost_learning_rate.py --threads 1 --no-curve --readings decades --out /tmp/lr/b
+    python benchmarks/investigations/table_e1/xgboost_learning_rate.py --combine /tmp/lr/a.json /tmp/lr/b.json
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def write(args, record: dict, seconds: float) -> None:
         "",
         f"Default dataset of repeat {args.repeat} (config/paper.yaml, seed {record['settings']['seed']}),"
         f" mean pooling, soft labels y / 2 with binary:logistic as the workflow's `xgboost_mean`; "
-        f"{seconds / 60:.1f} min with {args.threads} thread(s). Command: `python benchmarks/xgboost_learning_rate.py`. "
+        f"{seconds / 60:.1f} min with {args.threads} thread(s). Command: `python benchmarks/investigations/table_e1/xgboost_learning_rate.py`. "
         f"Spearman between the test prediction and the true bag effect, mean +- s.e. over outputs. "
         f"Paper (Table E.1): {PAPER:.2f} +- 0.02.",
     ]

@@ -8,11 +8,11 @@ XGBoost and several hours for the Random Forest on one CPU core, so the workflow
 fits single outputs of those jobs, exactly as the job fits them (`TreeMIL.fit_output`: the same dataset,
 seeds, folds and search; a test checks that one output alone equals the job's), and the mean-pooled model
 of the same kind on the same outputs, so the two are compared output by output. Results go to
-benchmarks/results/instance_level_trees_<kind>.{json,md}, rewritten after every output.
+benchmarks/investigations/table_e1/results/instance_level_trees_<kind>.{json,md}, rewritten after every output.
 
-    python benchmarks/instance_level_trees.py --kind xgboost --outputs 0 1 2
-    python benchmarks/instance_level_trees.py --kind xgboost --threads 1 --outputs 3 4 --out /tmp/part2
-    python benchmarks/instance_level_trees.py --kind xgboost --combine results/...json /tmp/part2.json
+    python benchmarks/investigations/table_e1/instance_level_trees.py --kind xgboost --outputs 0 1 2
+    python benchmarks/investigations/table_e1/instance_level_trees.py --kind xgboost --threads 1 --outputs 3 4 --out /tmp/part2
+    python benchmarks/investigations/table_e1/instance_level_trees.py --kind xgboost --combine results/...json /tmp/part2.json
 
 ``--library-defaults`` fits both poolings once with the library's default hyperparameters instead of the
 search (a reading of the paper's "we initially also tried to train these models directly on instance
@@ -33,9 +33,9 @@ from scipy.stats import spearmanr
 
 from mixmil_workflow.metrics import mean_and_se
 from mixmil_workflow.studies.engine import build as build_model
-from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed, simulate_scenario
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed, simulate_default
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAMES = {"xgboost": "xgboost", "random_forest": "rf"}  # config/paper.yaml: <prefix>_mean, <prefix>_instance
 # The estimators' own defaults for the hyperparameters Tables C.3/C.4 search (scikit-learn 1.9
 # RandomForestRegressor; xgboost 3.x documented defaults, which its sklearn API leaves as None).
@@ -54,11 +54,8 @@ def paper_config() -> dict:
 
 
 def default_dataset(config: dict, repeat: str, seed: int | None = None, n_outputs: int | None = None):
-    """The workflow's simulate_data output for the default scenario of ``config`` on this repeat (seed:
-    the config's unless given; ``n_outputs``: fewer outputs of the same design, for timing)."""
-    scenario = {**config["simulation"]["defaults"], "n_outputs": n_outputs or config["simulation"]["n_outputs"]}
-    base = config["seed"] if seed is None else seed
-    return simulate_scenario(scenario, derive_seed(base, "simulate", DEFAULT_SCENARIO, repeat))
+    """The workflow's simulate_data output for the default scenario (see studies.simulation.simulate_default)."""
+    return simulate_default(config, repeat, seed, n_outputs)
 
 
 def fit_one(
@@ -109,7 +106,9 @@ def main() -> None:
         action="store_true",
         help="one fit per output with the library's default hyperparameters (LIBRARY_DEFAULTS), no search",
     )
-    parser.add_argument("--out", type=Path, help="results path without suffix (default benchmarks/results/...)")
+    parser.add_argument(
+        "--out", type=Path, help="results path without suffix (default benchmarks/investigations/table_e1/results/...)"
+    )
     parser.add_argument("--combine", type=Path, nargs="+", help="merge the JSON records of partial runs")
     args = parser.parse_args()
     if args.combine:  # the parts' settings name the default results file
@@ -119,7 +118,10 @@ def main() -> None:
     sampling = args.learning_rate_sampling
     suffix = f"_{sampling}" if sampling and sampling != "log_uniform" else ""
     suffix += "_library_defaults" if args.library_defaults else ""
-    args.out = args.out or ROOT / "benchmarks" / "results" / f"instance_level_trees_{args.kind}{suffix}"
+    args.out = (
+        args.out
+        or ROOT / "benchmarks" / "investigations" / "table_e1" / "results" / f"instance_level_trees_{args.kind}{suffix}"
+    )
     if args.combine:
         parts = [as_trees_record(json.loads(path.read_text())) for path in args.combine]
         keys = ("kind", "repeat", "seed", "learning_rate_sampling", "library_defaults")
@@ -154,7 +156,7 @@ def main() -> None:
 
 
 def as_trees_record(record: dict) -> dict:
-    """A record of this script, or one of benchmarks/instance_level_selection.py as this script's: its replay
+    """A record of this script, or one of benchmarks/investigations/table_e1/instance_level_selection.py as this script's: its replay
     of the instance-level search gives the job's model (its row-scored choice), so each replayed output is
     an instance row (seconds: the replay's, which also refits the bag-scored choice where it differs)."""
     if "outputs" not in record:
@@ -223,7 +225,7 @@ def write_results(args, seed: int, rows: list[dict], threads: list[int], parts: 
         + (f"; learning_rate_sampling {args.learning_rate_sampling}" if args.learning_rate_sampling else "")
         + f"), {settings['threads']} thread(s) per process"
         + (f", {len(parts)} parts combined" if parts else "")
-        + f". Command: `python benchmarks/instance_level_trees.py --kind {args.kind}"
+        + f". Command: `python benchmarks/investigations/table_e1/instance_level_trees.py --kind {args.kind}"
         + (f" --learning-rate-sampling {args.learning_rate_sampling}" if args.learning_rate_sampling else "")
         + (f" --repeat {args.repeat}" if args.repeat != "0" else "")
         + (" --library-defaults" if args.library_defaults else "")

@@ -1,5 +1,5 @@
-"""Shared by the benchmark scripts: run a measurement snippet in a fresh Python process (so that its
-peak RSS is its own) and read the JSON object it prints last."""
+"""The shared harness of the product benchmarks: run a measurement snippet in a fresh Python process (so
+that its peak RSS is its own) and read the JSON object it prints last."""
 
 from __future__ import annotations
 
