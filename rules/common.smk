@@ -13,7 +13,10 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # (This sets a variable for the jobs; it reads none that the user must provide, so no envvars: entry.)
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+    # The scheduler's import paths, which Snakemake appends to every script job's: the job preamble
+    # (mixmil_workflow.workflow.job) drops those that are not the job interpreter's own.
+    MIXMIL_SCHEDULER_PATH=os.pathsep.join(sys.path),
 )
 
 from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402

@@ -1,6 +1,7 @@
 """Download one file of the source sheet (resumable, retried, size/sha256 checked; nothing is left
 at the output path unless the checks pass)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.download import Source, download
 from mixmil_workflow.io import log_to
 

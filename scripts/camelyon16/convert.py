@@ -1,5 +1,6 @@
 """Convert the per-slide feature CSVs of the archive into one AnnData file and a slide table."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.camelyon16 import convert_to_h5ad
 from mixmil_workflow.io import log_to
 

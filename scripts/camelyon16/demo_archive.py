@@ -1,5 +1,6 @@
 """Generate the demo Camelyon16 feature archive (DSMIL layout) and its patch truth."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.camelyon16 import DemoSpec, write_demo_archive
 from mixmil_workflow.io import log_to
 

@@ -1,5 +1,6 @@
 """Train one model with one seed on the Camelyon16 training slides; predict validation and test slides."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 import torch
 

@@ -1,5 +1,6 @@
 """Hold out validation slides and fit the standardisation (and optional PCA) on the training slides."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.camelyon16 import assign_splits, fit_preprocessing

@@ -1,5 +1,6 @@
 """Summarise the Camelyon16 sweep (Table C.7 analogue) and select by validation loss (Table C.8)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.camelyon16.study import summarise_camelyon16_sweep
 from mixmil_workflow.io import log_to
 from mixmil_workflow.studies.sweep import save_sweep_tables

@@ -1,5 +1,6 @@
 """Table 3 (test AUC over seeds), ROC curves and per-slide instance-score strips for Camelyon16."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.camelyon16.figures import instance_strips, roc_figure

@@ -1,5 +1,6 @@
 """Measure training-step and prediction times and parameter counts of the MIL models (Table 1 analogue)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import torch
 

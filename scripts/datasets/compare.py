@@ -1,5 +1,6 @@
 """Out-of-fold comparison of every model per label, per-instance weights, and the comparison figure."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.io import atomic_path, log_to, save_table

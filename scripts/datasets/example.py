@@ -1,5 +1,6 @@
 """Generate the bring-your-own-bags example dataset (cells.h5ad + bags.tsv)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to
 from mixmil_workflow.own_bags.example import write_example_dataset
 

@@ -1,5 +1,6 @@
 """Fit one model for one label on the bags outside one fold; predict the held-out bags."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import torch
 
 from mixmil_workflow.io import job_device, log_to, save_npz, save_table

@@ -1,5 +1,6 @@
 """Check a bring-your-own-bags dataset and write it in bag order with its folds (before any training)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to
 from mixmil_workflow.own_bags.input import load_bag_dataset
 from mixmil_workflow.own_bags.study import assign_folds, save_prepared

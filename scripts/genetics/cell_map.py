@@ -1,6 +1,7 @@
 """A 2-D map of the cells for Fig. E.3: UMAP (scanpy) of the scVI embeddings of a seeded sample of
 cells; one row per cell (all cells, so their cell types enter the odds ratios), NaN off the sample."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import anndata
 import numpy as np
 import pandas as pd

@@ -1,6 +1,7 @@
 """Fig. E.3: the cells MixMIL weighs most for the labels it predicts best; their cell types (odds
 ratios) and a GLMM on only the top against only the bottom cells of every donor."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import pandas as pd
 

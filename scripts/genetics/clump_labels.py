@@ -1,5 +1,6 @@
 """The genetic labels: screened variants (out-of-fold Spearman above the threshold), LD-clumped."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
 import pandas as pd

@@ -1,5 +1,6 @@
 """Generate the OneK1K-format raw data of the offline demo (h5ad, VCF, eSNP tables, truth)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
 from mixmil_workflow.genetics.demo import OneK1KDemoSpec, write_onek1k_demo

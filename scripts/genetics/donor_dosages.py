@@ -1,6 +1,7 @@
 """The donors (VCF sample, sex, age, genetic PCs), their mean cell embeddings and the allele counts of
 every universe variant: the inputs of the GLMM screen and of the labels."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import anndata
 import numpy as np
 

@@ -1,5 +1,6 @@
 """Genotypes of the donors with cells, from the VCF to binary PLINK (PLINK 1.9)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
 import anndata

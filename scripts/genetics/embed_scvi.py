@@ -1,5 +1,6 @@
 """scVI embeddings of the selected cells (Table D.1), stored in obsm["X_scvi"]."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import anndata
 import torch
 

@@ -1,6 +1,7 @@
 """Fit one model on every genetic label at once (the P outputs) on the donors outside one fold;
 predict the held-out donors and weigh their cells."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import torch
 
 from mixmil_workflow.genetics.training import LABEL_LIKELIHOOD

@@ -1,5 +1,6 @@
 """Leading genetic PCs of the donors after QC and LD pruning (PLINK 1.9)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
 from mixmil_workflow.genetics.plink import genetic_pcs

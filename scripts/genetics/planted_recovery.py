@@ -1,5 +1,6 @@
 """Demo check: out-of-fold Spearman of every model on labels at planted loci and on null variants."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.genetics.results import planted_recovery
 from mixmil_workflow.io import log_to, read_table, save_table
 

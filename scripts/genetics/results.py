@@ -1,6 +1,7 @@
 """Out-of-fold Spearman per genetic label and model; Fig. 3 (wins of MixMIL, binomial tests) and
 Table E.2 (mean and sd over labels, paired t-tests). Negative controls are scored but not compared."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.genetics.results import (

@@ -1,5 +1,6 @@
 """One chunk of the GLMM screen: out-of-fold Spearman of a binomial GLMM per variant (Appendix D.1)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import pandas as pd
 

@@ -1,5 +1,6 @@
 """Lymphoid cells (CD4, CD8, NK) with raw counts, reduced to the highly variable genes."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import anndata
 
 from mixmil_workflow.genetics.cells import highly_variable_genes, select_lymphoid

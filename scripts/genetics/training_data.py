@@ -1,6 +1,7 @@
 """The genetics training data: donors as bags of cell embeddings, dosages of the labels (and negative
 controls) as Binomial(2) outputs, covariates, and the stacked cross-validation folds."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.genetics.training import (

@@ -1,5 +1,6 @@
 """The variant universe: lead cis-eSNPs of the configured lymphoid cell types, matched to the VCF."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.genetics.variants import match_to_vcf, read_esnp_tables, universe_steps, variant_universe
 from mixmil_workflow.io import log_to, save_table
 

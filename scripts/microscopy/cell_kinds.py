@@ -1,6 +1,7 @@
 """Demo only: where each model ranks the planted kinds of cell (responders, control-like cells,
 artefacts) within their wells, from the generator's truth."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table, save_table

@@ -1,5 +1,6 @@
 """Single-cell crops of one plate around the nucleus centres, illumination-corrected."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import pandas as pd
 

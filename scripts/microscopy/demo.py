@@ -1,5 +1,6 @@
 """Generate the BBBC021-format demo: plate zips, metadata CSVs, nucleus SQLite and the truth table."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
 from mixmil_workflow.io import log_to

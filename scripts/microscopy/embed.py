@@ -1,6 +1,7 @@
 """ResNet50 (SimCLR weights, or a seeded random initialisation without a checkpoint) embeddings of one
 plate's crops, with a metadata file that says which weights made them."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import json
 import time
 

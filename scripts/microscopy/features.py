@@ -1,6 +1,7 @@
 """One repeat's instances: PCA fitted on the training wells' cells, wells as bags with the held-out
 split as fold and the plate as covariates."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import json
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Fit one model on one repeat's training wells, once per number of leading principal components;
 predict the MoA of the held-out wells and weigh their cells."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import torch
 
 from mixmil_workflow.bags import Bags

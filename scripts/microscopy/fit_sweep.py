@@ -1,6 +1,7 @@
 """One sweep combination on one repeat: trained on the training wells outside the validation wells,
 predicting the validation wells (Appendix C.2)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import torch
 

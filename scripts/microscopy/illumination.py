@@ -1,5 +1,6 @@
 """Illumination correction functions of one plate (one per channel)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to
 from mixmil_workflow.microscopy.illumination import illumination_functions, plate_channel_members, save_functions
 

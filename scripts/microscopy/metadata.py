@@ -1,6 +1,7 @@
 """BBBC021 metadata: fields of view of the MoA subset, wells (bags) with the held-out plate of each
 repeat, and the nucleus centres of those fields."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, save_table
 from mixmil_workflow.microscopy.bbbc021 import (
     MicroscopyError,

@@ -1,5 +1,6 @@
 """Fig. 4 / E.4: the highest and lowest weighted held-out cells of one compound (repeat 0), per model."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import json
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Table 2 (main components), Table E.3 (F1 per MoA) and Table E.4 (every number of components) from
 all held-out predictions; mean and standard error over the repeats."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import json
 
 from mixmil_workflow.io import log_to, save_table

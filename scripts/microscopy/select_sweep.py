@@ -1,5 +1,6 @@
 """Summarise the microscopy sweep (Table C.5 analogue) and select by validation F1 (Table C.6)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to
 from mixmil_workflow.microscopy.study import summarise_microscopy_sweep
 from mixmil_workflow.studies.sweep import save_sweep_tables

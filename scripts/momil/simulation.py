@@ -1,5 +1,6 @@
 """One repeat of the MoMIL comparison on a freshly simulated sparse multi-task dataset."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import torch
 
 from mixmil_workflow.io import job_device, log_to, save_table

@@ -1,5 +1,6 @@
 """The MoMIL comparison over repeats: mean test ROC-AUC over primary tasks per variant."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table, save_table

@@ -1,5 +1,6 @@
 """Evaluate every simulation run on its test bags; write the long table, the summary and the per-axis table."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, save_table
 from mixmil_workflow.studies.simulation import (
     axis_table,

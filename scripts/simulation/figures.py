@@ -1,6 +1,7 @@
 """Fig. 2 (MIL models: Spearman, retrieval AUC per axis), Fig. E.1 (ii) (GLMM, RF, XGBoost against MixMIL)
 and Fig. E.2 (mean-field vs full-rank retrieval)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, read_table
 from mixmil_workflow.studies.simulation_plots import axis_figure, figure_model_sets, model_styles, save_figure
 

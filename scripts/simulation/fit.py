@@ -1,5 +1,6 @@
 """Fit one model on one simulated dataset and predict its test bags."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import torch
 

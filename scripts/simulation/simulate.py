@@ -1,5 +1,6 @@
 """Simulate one scenario x repeat of the simulation study."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, save_npz
 from mixmil_workflow.studies.simulation import simulate_scenario
 

@@ -1,5 +1,6 @@
 """Fit one model on a spatial simulation's training slides; score the test slides' slides and patches."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 import torch
 

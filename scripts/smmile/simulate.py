@@ -1,5 +1,6 @@
 """One spatial slide simulation (patch grids with a tumour mask) for the SMMILe comparison."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 
 from mixmil_workflow.io import log_to

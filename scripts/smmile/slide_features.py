@@ -1,6 +1,7 @@
 """One Camelyon16 slide: tissue patches on their grid, lesion labels from the split's annotation zip,
 ResNet50 features."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
 import torch
 

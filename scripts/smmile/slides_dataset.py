@@ -1,5 +1,6 @@
 """Every Camelyon16 slide's patches in one spatial dataset (PCA on the training patches)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
 from mixmil_workflow.camelyon16.slide_features import assemble_spatial, slide_table

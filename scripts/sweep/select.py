@@ -1,6 +1,7 @@
 """Score every sweep fit on its validation bags, summarise the sweep (Table C.1 analogue) and select each
 model's best combination (Table C.2)."""
 
+from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, save_table
 from mixmil_workflow.studies.simulation import evaluate_runs
 from mixmil_workflow.studies.sweep import save_sweep_tables, summarise_sweep
