@@ -32,6 +32,7 @@ from mixmil_workflow.genetics.training import (
     genetics_models,
 )  # noqa: E402
 from mixmil_workflow.models.registry import (  # noqa: E402
+    check_config_types,
     gpus as model_gpus,
     spec_type,
     threads as model_threads,
@@ -50,6 +51,7 @@ from mixmil_workflow.studies.simulation import (  # noqa: E402
 from mixmil_workflow.workflow.code import code_digest  # noqa: E402
 
 validate(config, schema="../config/config.schema.yaml")
+check_config_types(config)
 
 
 def package_code(script):

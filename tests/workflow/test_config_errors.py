@@ -34,3 +34,10 @@ def test_invalid_config_is_rejected_naming_the_field(tmp_path):
     path.write_text(yaml.safe_dump(bad))
     result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
     assert "costs.models lists 'rf_mean' of type 'random_forest'" in result.stdout + result.stderr
+
+    bad = yaml.safe_load(TINY.read_text())
+    bad["models"]["mixmil"]["type"] = "mixmill"
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert "models.mixmil.type is 'mixmill', which is not a model type" in result.stdout + result.stderr

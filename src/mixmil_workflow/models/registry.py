@@ -150,6 +150,25 @@ def check_likelihood(field_name: str, name: str, spec: Mapping, likelihood: str,
         )
 
 
+def check_config_types(config: Mapping) -> None:
+    """Parse-time check that every model entry of the config names a registered type (the schema leaves
+    the type list to the registry, so that a new model is its class and its entry here)."""
+    sections = [("models", config.get("models") or {}, None)]
+    smmile = config.get("smmile") or {}
+    sections.append(("smmile.models", smmile.get("models") or {}, "smmile"))
+    for field_name, models, study in sections:
+        allowed = model_types() if study is None else model_types(study=study)
+        for name, spec in models.items():
+            kind = spec.get("type") if isinstance(spec, Mapping) else None
+            if kind not in allowed:
+                raise ValueError(
+                    f"config: {field_name}.{name}.type is {kind!r}, which is not a model type "
+                    + ("" if study is None else f"of the {study} study ")
+                    + f"(registered: {', '.join(allowed)}); fix the type, or register the model in "
+                    "src/mixmil_workflow/models/registry.py"
+                )
+
+
 def gpus(spec: Mapping) -> int:
     """GPUs a training job of this model asks for: 1 for the models that use one, 0 for CPU-only ones."""
     return int(spec_type(spec).uses_gpu)
