@@ -25,7 +25,7 @@ def camelyon16_slide_paths():
     """Slide name -> (path, split folder) for every slide, known at parse time."""
     if "camelyon16" not in SMMILE_STUDIES:
         return {}
-    from mixmil_workflow.camelyon16.slide_features import release_slide_paths
+    from mixmil_workflow.camelyon16.slides.features import release_slide_paths
 
     demo = demo_slide_options() if C16_SLIDES["source"] == "demo" else None
     return release_slide_paths(camelyon16_slides_root(), demo)

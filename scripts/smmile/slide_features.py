@@ -5,7 +5,7 @@ from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job se
 import numpy as np
 import torch
 
-from mixmil_workflow.camelyon16.slide_features import build_patch_encoder, lesions_from_zip, slide_patch_features
+from mixmil_workflow.camelyon16.slides.features import build_patch_encoder, lesions_from_zip, slide_patch_features
 from mixmil_workflow.io import job_device, log_to, save_npz
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)

@@ -3,7 +3,7 @@
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
-from mixmil_workflow.camelyon16.slide_features import assemble_spatial, slide_table
+from mixmil_workflow.camelyon16.slides.features import assemble_spatial, slide_table
 from mixmil_workflow.io import log_to, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)

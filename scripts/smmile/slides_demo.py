@@ -1,7 +1,7 @@
 """Generated Camelyon16-format raw data (pyramidal TIFF slides, lesion XML zips, reference.csv)."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
-from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, write_demo_slides
+from mixmil_workflow.camelyon16.slides.demo import SlideDemoParams, write_demo_slides
 from mixmil_workflow.io import log_to
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)

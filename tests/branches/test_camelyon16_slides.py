@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, write_demo_slides, write_pyramid
-from mixmil_workflow.camelyon16.slide_features import (
+from mixmil_workflow.camelyon16.slides.demo import SlideDemoParams, write_demo_slides, write_pyramid
+from mixmil_workflow.camelyon16.slides.features import (
     assemble_spatial,
     build_patch_encoder,
     lesions_from_zip,
@@ -14,7 +14,7 @@ from mixmil_workflow.camelyon16.slide_features import (
     slide_patch_features,
     slide_table,
 )
-from mixmil_workflow.camelyon16.slides import (
+from mixmil_workflow.camelyon16.slides.tiling import (
     SlideError,
     open_slide,
     patch_labels,
@@ -236,7 +236,7 @@ def test_a_bad_xml_inside_the_zip_is_named_by_archive_and_member(tmp_path):
 
 
 def test_release_slide_paths_agree_between_the_demo_settings_and_the_written_release(demo_release):
-    from mixmil_workflow.camelyon16.slide_features import release_slide_paths
+    from mixmil_workflow.camelyon16.slides.features import release_slide_paths
 
     planned = release_slide_paths(str(demo_release), TINY.as_dict())
     assert release_slide_paths(demo_release) == planned

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixmil_workflow.camelyon16.slides import LAYOUT
+from mixmil_workflow.camelyon16.slides.tiling import LAYOUT
 
 GLASS = (238, 236, 240)
 STROMA = (228, 160, 200)

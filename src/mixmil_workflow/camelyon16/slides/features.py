@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixmil_workflow.camelyon16.slides import (
+from mixmil_workflow.camelyon16.slides.tiling import (
     LAYOUT,
     Lesions,
     SlideError,
@@ -59,7 +59,7 @@ def release_slide_paths(root: str | Path, demo: Mapping | None = None) -> dict[s
     from the demo's settings (``demo``: SlideDemoParams fields; the files need not exist yet), or by listing
     the release under ``root``."""
     if demo is not None:
-        from mixmil_workflow.camelyon16.slide_demo import SlideDemoParams, slide_names
+        from mixmil_workflow.camelyon16.slides.demo import SlideDemoParams, slide_names
 
         names = slide_names(SlideDemoParams(**demo))
         rows = [(n, f"{root}/{LAYOUT[folder]}/{n}.tif", folder) for folder, group in names.items() for n in group]
