@@ -1,12 +1,16 @@
 # The plan of the microscopy branch (rules/microscopy.smk): its settings, runs, seeds, targets and input functions.
 
 
+from mixmil_workflow.microscopy.demo import DemoSpec
+
 MICROSCOPY = config["microscopy"]
 MICROSCOPY_MODELS = microscopy_models(MICROSCOPY, config["models"])
 MICROSCOPY_PLATES = (
     list(MICROSCOPY["plates"])
     if MICROSCOPY["source"] == "download"
-    else list(MICROSCOPY["demo"]["plates"])
+    else list(
+        MICROSCOPY["demo"].get("plates") or DemoSpec().plates
+    )  # the demo generator's default
 )
 MICROSCOPY_REPEATS = list(range(MICROSCOPY["n_repeats"]))
 MICROSCOPY_PCS = sorted(MICROSCOPY["pca_components"])
