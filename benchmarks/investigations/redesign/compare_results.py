@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TIME_COLUMN = re.compile(r"(seconds|_ms$|_s$|^time|minutes|hours)", re.IGNORECASE)
+TIME_COLUMN = re.compile(r"(seconds|_ms$|_ms_|_s$|^time|minutes|hours)", re.IGNORECASE)  # wall-clock columns
 
 
 def tables(root: Path) -> dict[str, Path]:
