@@ -29,5 +29,6 @@ def test_each_branch_uses_the_shared_check():
     with pytest.raises(ValueError, match=r"datasets\.cv\.models lists 'nope'"):
         check_models("cv", labels, ["nope"], MODELS)
     # A tree model cannot fit a Gaussian label: the dataset check still names model and label.
-    with pytest.raises(ValueError, match=r"model 'rf' \(random_forest\) fits binomial and Bernoulli labels only"):
+    only = r"model 'rf' \(random_forest\) fits binomial and bernoulli labels only, but label 'y' is gaussian"
+    with pytest.raises(ValueError, match=only):
         check_models("cv", labels, ["rf"], MODELS)

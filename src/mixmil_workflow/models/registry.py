@@ -145,8 +145,8 @@ def check_likelihood(field_name: str, name: str, spec: Mapping, likelihood: str,
     entry = spec_type(spec)
     if likelihood not in entry.likelihoods:
         raise ValueError(
-            f"config: {field_name}: model {name!r} ({entry.label}) fits {', '.join(entry.likelihoods)} labels, "
-            f"but {what} is {likelihood}; drop the model or the label"
+            f"config: {field_name}: model {name!r} ({entry.name}) fits {' and '.join(entry.likelihoods)} labels "
+            f"only, but {what} is {likelihood}; drop the model or the label"
         )
 
 
