@@ -24,7 +24,7 @@ from typing import Any
 
 from mixmil_workflow import __version__
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/mixmil_workflow
 
 
 def config_digest(sections: Mapping[str, Any]) -> str:
