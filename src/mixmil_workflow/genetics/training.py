@@ -70,9 +70,10 @@ def genetics_models(section: Mapping, models: Mapping) -> tuple[list[str], str |
     )
     references = [m for m in names if spec_type(models[m]).is_reference]
     if not references:
+        kinds = " or ".join(map(repr, model_types(is_reference=True)))
         raise ValueError(
-            f"config: genetics.models has no model of type {', '.join(model_types(is_reference=True))}; Fig. 3 "
-            "and Table E.2 compare the baselines with MixMIL, so list one"
+            f"config: genetics.models has no model of type {kinds}; Fig. 3 and Table E.2 compare the baselines "
+            "with MixMIL, so list one"
         )
     return names, references[0]
 
