@@ -23,6 +23,7 @@ PACKAGE = "mixmil_workflow"
 _MODULE_STRING = re.compile(rf"^{PACKAGE}(\.\w+)+(:\w+)?$")
 
 
+@cache
 def _module_file(src: Path, module: str) -> Path | None:
     base = src.joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
@@ -44,9 +45,11 @@ def _lazy_exports(src: Path, package: str) -> dict[str, str]:
     return {}
 
 
-def _imported_modules(path: Path, src: Path) -> set[str]:
+@cache
+def _imported_modules(path: Path, src: Path) -> frozenset[str]:
     """The package modules a file imports (``from pkg.a import b`` counts pkg.a and pkg.a.b when b is a
-    module), with the packages above each."""
+    module), with the packages above each. Cached: every rule's script reaches mostly the same modules, and
+    the workflow is parsed at every invocation (and in every cluster job)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -66,7 +69,7 @@ def _imported_modules(path: Path, src: Path) -> set[str]:
         if name == PACKAGE or name.startswith(PACKAGE + "."):
             parts = name.split(".")
             modules.update(".".join(parts[: k + 1]) for k in range(len(parts)))
-    return modules
+    return frozenset(modules)
 
 
 @cache
@@ -94,11 +97,16 @@ def package_modules(script: str | Path, src: str | Path) -> list[str]:
     return [str(Path(p).relative_to(src)) for p in _closure(str(src), str(Path(script).resolve()))]
 
 
+@cache
+def _source(path: Path) -> bytes:
+    return path.read_bytes()
+
+
 def code_digest(script: str | Path, src: str | Path) -> str:
     """sha256 of the package modules ``script`` runs (paths and contents; the script itself is Snakemake's
     own ``code`` trigger)."""
     src = Path(src).resolve()
     digest = hashlib.sha256()
     for relative in package_modules(script, src):
-        digest.update(relative.encode() + b"\0" + (src / relative).read_bytes() + b"\0")
+        digest.update(relative.encode() + b"\0" + _source(src / relative) + b"\0")
     return digest.hexdigest()[:16]
