@@ -32,7 +32,7 @@ import numpy as np, torch
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.io import use_deterministic_gpu_algorithms
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
-from mixmil_workflow.studies.engine import build as build_model, instance_scores as instance_scores_of, predict_scores
+from mixmil_workflow.models.registry import build as build_model
 
 model_type, mode, device, epochs, outputs, seed, threads = sys.argv[1:8]
 torch.set_num_threads(int(threads))
@@ -51,8 +51,8 @@ model.fit(train, data.y_train)
 if device.startswith("cuda"):
     torch.cuda.synchronize()
 seconds = time.perf_counter() - start
-_, prediction = predict_scores(model, test)
-scores = instance_scores_of(model, test)
+prediction = model.predict(test).mean
+scores = model.instance_scores(test)
 arrays = {"prediction": np.asarray(prediction, dtype=np.float64), "scores": np.asarray(scores, dtype=np.float64)}
 print(json.dumps({
     "seconds": seconds,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixmil_workflow.studies.engine import build as build_model
+from mixmil_workflow.models.registry import build as build_model
 
 
 def _paper_tables():

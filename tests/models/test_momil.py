@@ -193,7 +193,7 @@ def test_momil_comparison_runs_every_variant_and_records_the_selection():
 def test_momil_through_the_model_interface_fits_binomial_labels_as_tasks(small_sim):
     """Genotype-like Binomial(2) labels: each output is a task (BCE on y / 2), fitted at once."""
     from mixmil_workflow.metrics import spearman_per_output
-    from mixmil_workflow.studies.engine import build as build_model
+    from mixmil_workflow.models.registry import build as build_model
 
     spec = {"type": "momil", **{k: v for k, v in FAST.items() if k != "device"}, "n_epochs": 40, "dropout": 0.0}
     model = build_model(spec, seed=0, device="cpu", likelihood="binomial", n_trials=2)

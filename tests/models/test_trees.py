@@ -69,7 +69,7 @@ def test_one_output_fitted_alone_equals_that_output_of_the_full_fit(small_sim, p
 @pytest.mark.parametrize("search", [False, True])
 def test_spec_threads_parallelise_the_trees_without_changing_the_numbers(small_sim, kind, search):
     """A job's numbers must not depend on how many cores Snakemake gave it (nor vary between runs)."""
-    from mixmil_workflow.studies.engine import build as build_model
+    from mixmil_workflow.models.registry import build as build_model
 
     spec = {"type": kind, "pooling": "mean"}
     spec |= {"n_iter": 2, "cv_folds": 2} if search else {"pooling": "instance", "overrides": QUICK[kind]}
@@ -368,7 +368,7 @@ def test_forest_leaves_combine_merges_runs_on_other_outputs(tmp_path, monkeypatc
 def test_search_space_searches_the_given_values_with_the_overrides_fixed(small_sim, monkeypatch):
     """A spec's search_space replaces Table C.3: its choice is the forest-leaves benchmark's row-scored CV
     choice on the same job's folds and seeds, refitted as that forest, and best_params names the whole model."""
-    from mixmil_workflow.studies.engine import build as build_model
+    from mixmil_workflow.models.registry import build as build_model
     from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
     monkeypatch.syspath_prepend(str(TABLE_E1))
@@ -427,7 +427,7 @@ def test_table_e1_rf_instance_leaves_is_the_forest_leaves_benchmarks_search(monk
     """The README reports config/table_e1.yaml's rf_instance_leaves as the benchmark's CV over leaf sizes."""
     import yaml
 
-    from mixmil_workflow.studies.engine import build as build_model
+    from mixmil_workflow.models.registry import build as build_model
 
     monkeypatch.syspath_prepend(str(TABLE_E1))
     bench = load_benchmark("instance_level_forest_leaves")

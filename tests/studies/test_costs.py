@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mixmil_workflow.models.registry import build as build_model
 from mixmil_workflow.studies.costs import cost_markdown, measure_model_costs
-from mixmil_workflow.studies.engine import build as build_model
 
 
 @pytest.mark.parametrize(

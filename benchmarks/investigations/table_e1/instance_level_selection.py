@@ -30,8 +30,8 @@ from sklearn.base import clone
 from sklearn.model_selection import ParameterSampler
 
 from mixmil_workflow.metrics import mean_and_se
+from mixmil_workflow.models.registry import build as build_model
 from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer, search_space
-from mixmil_workflow.studies.engine import build as build_model
 from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -41,8 +41,8 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import RandomizedSearchCV
 
 from mixmil_workflow.metrics import mean_and_se
+from mixmil_workflow.models.registry import build as build_model
 from mixmil_workflow.models.trees import _bag_folds, _spearman_scorer, pool_bags, search_space
-from mixmil_workflow.studies.engine import build as build_model
 from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
 
 PAPER = 0.36

@@ -15,7 +15,8 @@ import pandas as pd
 
 from mixmil_workflow.camelyon16.preprocess import SplitBags
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.studies.engine import build, fit_timed, instance_scores, predict_scores
+from mixmil_workflow.models.registry import build
+from mixmil_workflow.studies.engine import fit_timed
 from mixmil_workflow.studies.simulation import format_mean_se
 
 EVALUATED_SPLITS = ("validation", "test")
@@ -23,9 +24,9 @@ EVALUATED_SPLITS = ("validation", "test")
 
 def _scores(model, split: SplitBags) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(slide logits, slide probabilities, instance scores or None) of one split."""
-    eta, mean = predict_scores(model, split.bags)
-    instance = instance_scores(model, split.bags)
-    return eta[:, 0], mean[:, 0], None if instance is None else instance[:, 0]
+    prediction = model.predict(split.bags)
+    instance = model.instance_scores(split.bags)
+    return prediction.linear_predictor[:, 0], prediction.mean[:, 0], None if instance is None else instance[:, 0]
 
 
 def run_model(

@@ -117,7 +117,8 @@ def _fit_outside_fold(
     device: str, likelihood: str, n_trials: int | None,
 ) -> _FoldFit:  # fmt: skip
     """Build the configured model and fit it on the bags outside ``fold`` (timed)."""
-    from mixmil_workflow.studies.engine import build, fit_timed
+    from mixmil_workflow.models.registry import build
+    from mixmil_workflow.studies.engine import fit_timed
 
     cov = table[covariates].to_numpy(float) if covariates else None
     folds = table["fold"].to_numpy()
@@ -143,20 +144,19 @@ def fit_fold(
     """Fit on the bags outside ``fold``, predict the bags in it. Returns one row per held-out bag
     (``bag``, ``fold``, ``y`` (model-ready label), ``score`` (linear predictor, or the predicted class),
     ``train_seconds``; categorical: ``prob_<class>`` columns) and the held-out bags' instance weights."""
-    from mixmil_workflow.studies.engine import instance_scores, predict_scores
-
     y, classes = prepare_label_column(table[label.column], label, "the prepared bag table")
     fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, label.likelihood, label.n_trials)
     model, held_out, test_bags, test_cov, seconds = fitted
     out = pd.DataFrame({"bag": table[id_column].to_numpy()[held_out], "fold": fold, "y": y[held_out]})
-    eta, mean = predict_scores(model, test_bags, test_cov)
+    prediction = model.predict(test_bags, test_cov)
+    eta, mean = prediction.linear_predictor, prediction.mean
     if label.likelihood == "categorical":
         out["score"] = np.asarray(mean).argmax(1)
         for k, name in enumerate(classes):
             out[f"prob_{name}"] = np.asarray(mean)[:, k]
     else:
         out["score"] = np.asarray(eta).reshape(len(held_out), -1)[:, 0]
-    weights = instance_scores(model, test_bags, test_cov)
+    weights = model.instance_scores(test_bags, test_cov)
     instance = {
         "bags": out["bag"].to_numpy().astype(str),
         "offsets": test_bags.offsets.numpy(),
@@ -180,8 +180,6 @@ def fit_fold_outputs(
     P outputs of one model (MixMIL's tensorised outputs; P stacked networks or trees for the baselines).
     Returns long predictions (``bag``, ``fold``, ``label``, ``y``, ``score``, ``train_seconds``) and the
     held-out bags' instance weights (instances, P), outputs in the order of ``labels``."""
-    from mixmil_workflow.studies.engine import instance_scores, predict_scores
-
     kinds = {(s.likelihood, s.n_trials) for s in labels}
     if len(kinds) != 1 or labels[0].likelihood == "categorical":
         raise DatasetError(f"outputs fitted at once need one non-categorical likelihood; got {sorted(kinds)}")
@@ -189,8 +187,7 @@ def fit_fold_outputs(
     likelihood, n_trials = labels[0].likelihood, labels[0].n_trials
     fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, likelihood, n_trials)
     model, held_out, test_bags, test_cov, seconds = fitted
-    eta, _ = predict_scores(model, test_bags, test_cov)
-    eta = np.asarray(eta).reshape(len(held_out), len(labels))
+    eta = np.asarray(model.predict(test_bags, test_cov).linear_predictor).reshape(len(held_out), len(labels))
     bag_ids = table[id_column].to_numpy()[held_out]
     out = pd.concat(
         [
@@ -199,7 +196,7 @@ def fit_fold_outputs(
         ],
         ignore_index=True,
     )
-    weights = instance_scores(model, test_bags, test_cov)
+    weights = model.instance_scores(test_bags, test_cov)
     instance = {
         "bags": bag_ids.astype(str),
         "offsets": test_bags.offsets.numpy(),

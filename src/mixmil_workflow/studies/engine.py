@@ -1,4 +1,5 @@
-"""The shared engine of every study: build a configured model, fit it on a split, predict, score.
+"""The shared engine of every study: fit a model built from the registry (``models.registry.build``) on a
+split, timed; the extra arguments its type needs; its parameter counts.
 
 Every model implements :class:`mixmil_workflow.models.base.MILModel`, so nothing here (nor in any study)
 asks which class a model is; what differs between types is read from the registry (e.g. whether fit and
@@ -12,9 +13,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from mixmil_workflow.models.registry import build, spec_type
+from mixmil_workflow.models.registry import spec_type
 
-__all__ = ["build", "context", "fit_timed", "instance_scores", "parameter_counts", "predict_scores"]
+__all__ = ["context", "fit_timed", "parameter_counts"]
 
 
 def context(spec: Mapping, coords: np.ndarray | None = None) -> dict:
@@ -31,18 +32,6 @@ def fit_timed(model, bags, y, covariates: np.ndarray | None = None, **extra) -> 
     start = time.perf_counter()
     model.fit(bags, y, covariates, **extra)
     return time.perf_counter() - start
-
-
-def predict_scores(model, bags, covariates: np.ndarray | None = None, **extra) -> tuple[np.ndarray, np.ndarray]:
-    """(linear predictor, expected label) of any fitted model, each (bags, P) or (bags, C)."""
-    prediction = model.predict(bags, covariates, **extra)
-    return prediction.linear_predictor, prediction.mean
-
-
-def instance_scores(model, bags, covariates: np.ndarray | None = None, **extra) -> np.ndarray | None:
-    """(instances, outputs) instance scores (MixMIL: posterior-mean attention), or None when the model has
-    none (GLMM, trees)."""
-    return model.instance_scores(bags, covariates, **extra)
 
 
 def parameter_counts(model) -> np.ndarray:

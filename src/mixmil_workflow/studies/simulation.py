@@ -123,14 +123,15 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
     choose hyperparameters per output (the trees' searches), ``hyperparameters``: a JSON list with one dict
     per output (a 0-d string array, so the file loads without pickle).
     """
+    from mixmil_workflow.models.registry import build
     from mixmil_workflow.studies import engine
 
-    model = engine.build(spec, seed, device)
+    model = build(spec, seed, device)
     train_seconds = engine.fit_timed(model, data.bags("train"), data.y_train)
     test = data.bags("test")
     start = time.perf_counter()
     bag_score = model.predict(test).bag_effect
-    instance_score = engine.instance_scores(model, test)
+    instance_score = model.instance_scores(test)
     if instance_score is None:
         instance_score = np.zeros((0, bag_score.shape[1]))
     predict_seconds = time.perf_counter() - start
