@@ -32,8 +32,11 @@ import yaml
 from scipy.stats import spearmanr
 
 from mixmil_workflow.metrics import mean_and_se
-from mixmil_workflow.studies.engine import build as build_model
-from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed, simulate_default
+from mixmil_workflow.models.registry import build as build_model
+from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, derive_seed
+from mixmil_workflow.studies.simulation import (
+    simulate_default as default_dataset,  # the other scripts import it from here
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_NAMES = {"xgboost": "xgboost", "random_forest": "rf"}  # config/paper.yaml: <prefix>_mean, <prefix>_instance
@@ -51,11 +54,6 @@ POOLINGS = ("instance", "mean")
 
 def paper_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
-
-
-def default_dataset(config: dict, repeat: str, seed: int | None = None, n_outputs: int | None = None):
-    """The workflow's simulate_data output for the default scenario (see studies.simulation.simulate_default)."""
-    return simulate_default(config, repeat, seed, n_outputs)
 
 
 def fit_one(
