@@ -28,6 +28,7 @@ from mixmil_workflow.genetics.demo import (
     OTHER_ESNP_CODES,
 )  # noqa: E402
 from mixmil_workflow.genetics.training import (
+    genetics_baselines,
     genetics_covariates,
     genetics_models,
 )  # noqa: E402

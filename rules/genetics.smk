@@ -337,6 +337,7 @@ rule genetics_results:
         models=GENETICS_MODELS,
         n_folds=len(GENETICS_FOLDS),
         reference=GENETICS_REFERENCE,
+        baselines=GENETICS_BASELINES,
         types={m: config["models"][m]["type"] for m in GENETICS_MODELS},
         provenance=table_provenance(GENETICS_MODELS, genetics=GENETICS),
     script:
@@ -419,11 +420,7 @@ rule genetics_cell_states:
     params:
         code=package_code("scripts/genetics/cell_states.py"),
         reference=GENETICS_REFERENCE,
-        baselines=[
-            m
-            for m in GENETICS_MODELS
-            if spec_type(config["models"][m]).family == "mil"
-        ],
+        baselines=GENETICS_BASELINES,
         covariates=GENETICS_COVARIATES,
         settings=GENETICS["cell_states"],
         seed=derive_seed(config["seed"], "genetics-cell-states"),

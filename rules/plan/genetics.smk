@@ -86,6 +86,7 @@ def genetics_settings(stage):
 
 GENETICS_SCREEN_CHUNKS = GENETICS["screen"]["n_chunks"]
 GENETICS_MODELS, GENETICS_REFERENCE = genetics_models(GENETICS, config["models"])
+GENETICS_BASELINES = genetics_baselines(GENETICS_MODELS, config["models"])
 GENETICS_FOLDS = list(range(GENETICS["training"]["n_folds"]))
 GENETICS_COVARIATES = genetics_covariates(GENETICS["n_genetic_pcs"])
 # Table 1 at OneK1K scale: the minibatch-trained MIL models among the genetics models.

@@ -14,7 +14,6 @@ from mixmil_workflow.genetics.results import (
     wins,
 )
 from mixmil_workflow.io import atomic_path, log_to, read_table, save_table
-from mixmil_workflow.models.registry import model_type
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -37,8 +36,7 @@ with log_to(snakemake.log[0]):
     labels = list(variants.loc[variants["role"] == "label", "rsid"])
     matrix = spearman_matrix(spearman, labels, models)
     print(matrix.round(3).to_string())
-    baselines = [m for m in models if model_type(params.types[m]).family == "mil"]  # Fig. 3: the MIL baselines
-    counts = wins(matrix, reference, baselines)
+    counts = wins(matrix, reference, list(params.baselines))
     print(counts.to_string(index=False))
     save_table(snakemake.output.wins, counts.round(8), provenance=params.provenance)
     figure_3(matrix, reference, counts, names, snakemake.output.figure)

@@ -10,7 +10,7 @@ Table E.2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,14 @@ def genetics_models(section: Mapping, models: Mapping) -> tuple[list[str], str |
             "with MixMIL, so list one"
         )
     return names, references[0]
+
+
+def genetics_baselines(names: Iterable[str], models: Mapping) -> list[str]:
+    """The MIL baselines among the genetics models (Fig. 3's wins, Fig. E.3's comparisons): the neural MIL
+    models, MoMIL included, not MixMIL and not the GLMM."""
+    from mixmil_workflow.models.registry import spec_type
+
+    return [name for name in names if spec_type(models[name]).family == "mil"]
 
 
 def genetics_covariates(n_genetic_pcs: int) -> list[str]:
