@@ -130,6 +130,16 @@ def _fit_outside_fold(
     return _FoldFit(model, held_out, bags.subset(held_out), None if cov is None else cov[held_out], seconds)
 
 
+def _instance_record(model, bag_ids: np.ndarray, test_bags, test_cov) -> dict[str, np.ndarray]:
+    """The held-out bags' instance scores as saved per fold (empty ``weights`` for models without them)."""
+    weights = model.instance_scores(test_bags, test_cov)
+    return {
+        "bags": bag_ids.astype(str),
+        "offsets": test_bags.offsets.numpy(),
+        "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
+    }
+
+
 def fit_fold(
     spec: Mapping,
     bags,
@@ -156,12 +166,7 @@ def fit_fold(
             out[f"prob_{name}"] = np.asarray(mean)[:, k]
     else:
         out["score"] = np.asarray(eta).reshape(len(held_out), -1)[:, 0]
-    weights = model.instance_scores(test_bags, test_cov)
-    instance = {
-        "bags": out["bag"].to_numpy().astype(str),
-        "offsets": test_bags.offsets.numpy(),
-        "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
-    }
+    instance = _instance_record(model, out["bag"].to_numpy(), test_bags, test_cov)
     return out.assign(train_seconds=seconds), instance
 
 
@@ -196,13 +201,8 @@ def fit_fold_outputs(
         ],
         ignore_index=True,
     )
-    weights = model.instance_scores(test_bags, test_cov)
-    instance = {
-        "bags": bag_ids.astype(str),
-        "offsets": test_bags.offsets.numpy(),
-        "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
-        "labels": np.array([s.column for s in labels]),
-    }
+    instance = _instance_record(model, bag_ids, test_bags, test_cov)
+    instance["labels"] = np.array([s.column for s in labels])
     return out.assign(train_seconds=seconds), instance
 
 
