@@ -167,9 +167,6 @@ class MixMIL(MILModel):
             raise RuntimeError("MixMIL is not fitted; call fit() or load() first")
         return self.module
 
-    def _device(self) -> torch.device:
-        return self.module.alpha.device
-
     @property
     def device(self) -> torch.device:
         """Where the fitted model's tensors live."""
@@ -185,9 +182,9 @@ class MixMIL(MILModel):
         """Bag predictions. ``method="posterior"``: posterior predictive (Eq. 11) averaged over the frozen
         posterior samples; ``"mean"``: plug-in posterior mean. Independent of the other bags given."""
         module = self._check_fitted()
-        bags = bags.to(self._device())
+        bags = bags.to(module.alpha.device)
         fixed = torch.as_tensor(
-            design_matrix(covariates, bags.n_bags, fitting=False), dtype=torch.float32, device=self._device()
+            design_matrix(covariates, bags.n_bags, fitting=False), dtype=torch.float32, device=module.alpha.device
         )
         with torch.no_grad():
             fixed = fixed @ module.alpha  # (B, P)
@@ -207,7 +204,7 @@ class MixMIL(MILModel):
         """Posterior mean of the attention weights E_q[softmax(X gamma)] with equal-tailed credible
         bounds from the frozen posterior samples."""
         module = self._check_fitted()
-        bags = bags.to(self._device())
+        bags = bags.to(module.alpha.device)
         lo_q, hi_q = (1 - credible_level) / 2, (1 + credible_level) / 2
         parts = []
         with torch.no_grad():
