@@ -32,6 +32,8 @@ def own_paths() -> set[str]:
     paths = [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
     paths += site.getsitepackages() + [site.getusersitepackages()]
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # The standard library's extension modules live under the base interpreter; in a venv sysconfig's
+    # platstdlib names the venv's own lib folder, which has no lib-dynload.
     paths += [os.path.join(sys.base_prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
                            "lib-dynload")]  # fmt: skip
     if sys.path:
