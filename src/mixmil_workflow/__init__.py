@@ -6,7 +6,7 @@ parses the workflow) do not pay for importing torch.
 
 from __future__ import annotations
 
-import importlib
+from mixmil_workflow.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -23,7 +23,4 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ Names are imported lazily: the conversion and preprocessing jobs run in the torc
 
 from __future__ import annotations
 
-import importlib
+from mixmil_workflow.lazy import lazy_getattr
 
 _EXPORTS = {
     "ArchiveError": "archive",
@@ -25,7 +25,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
