@@ -78,6 +78,7 @@ def toy_type():
             "toy_mil",
             "Toy MIL",
             f"{__name__}:ToyMIL",
+            f"{__name__}:ToyConfig",
             "mil",
             frozenset({"simulation", "own_bags"}),
             uses_gpu=False,
@@ -106,7 +107,8 @@ def test_a_registered_toy_model_runs_through_the_simulation_study(toy_type):
 
 def test_a_registered_toy_model_runs_through_the_bring_your_own_bags_path(toy_type, tmp_path):
     from mixmil_workflow.own_bags.input import LabelSpec
-    from mixmil_workflow.own_bags.study import check_models, fit_fold
+    from mixmil_workflow.own_bags.plan import check_models
+    from mixmil_workflow.own_bags.study import fit_fold
 
     rng = np.random.default_rng(0)
     sizes = rng.integers(3, 8, size=30)
@@ -132,12 +134,32 @@ def test_every_study_reads_its_types_from_the_registry(toy_type):
 
 
 def test_build_rejects_a_hyperparameter_of_another_type_naming_the_type():
-    with pytest.raises(ValueError, match="model type 'mixmil' has no hyperparameter 'weight_decay'"):
+    with pytest.raises(ValueError, match="'weight_decay' is not a hyperparameter of model type 'mixmil'"):
         build({"type": "mixmil", "weight_decay": 0.1}, seed=0)
-    with pytest.raises(ValueError, match="model type 'glmm' has no hyperparameter 'n_epochs'"):
+    with pytest.raises(ValueError, match="'n_epochs' is not a hyperparameter of model type 'glmm'"):
         build({"type": "glmm", "n_epochs": 10}, seed=0)
     with pytest.raises(ValueError, match="unknown model type 'nope'"):
         build({"type": "nope"}, seed=0)
+
+
+def test_config_hyperparameters_are_checked_at_parse_time_with_a_suggestion():
+    import sys
+
+    from mixmil_workflow.models.registry import check_config_options
+
+    models = {"mine": {"type": "abmil", "n_epoch": 5}, "glmm": {"type": "glmm"}}
+    with pytest.raises(ValueError, match=r"config: models.mine: 'n_epoch' .* did you mean 'n_epochs'\?"):
+        check_config_options({"models": models})
+    with pytest.raises(ValueError, match="config: models.g: 'lr' is not a hyperparameter of model type 'glmm'"):
+        check_config_options({"models": {"g": {"type": "glmm", "lr": 0.1}}})
+    check_config_options({"models": {"m": {"type": "mixmil", "posterior": "mean_field", "threads": 2}}})
+    # the options dataclasses are torch-free, so this check costs the workflow's parse no torch import
+    code = "import sys, mixmil_workflow.models.registry as r; r.model_type('mixmil').options(); "
+    code += "print('torch' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 @pytest.mark.parametrize("name", model_types())

@@ -13,32 +13,15 @@ ABMIL again. The paper uses Additive MIL for the microscopy task only (Tables 2,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.attention_mil import StackedAttention
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, NeuralMILConfig, stacked_uniform
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_uniform
+from mixmil_workflow.models.options import AdditiveMILConfig
 from mixmil_workflow.models.segment import segment_sum
-
-INSTANCE_SCORES = ("contribution", "attention")
-
-
-@dataclass
-class AdditiveMILConfig(NeuralMILConfig):
-    hidden_dim: int = 100  # instance encoder width (Table C.6: "Dim. Encoder" 100)
-    attention_dim: int = 100  # attention hidden size
-    classifier_hidden_dim: int = 100  # hidden width of the instance-logit MLP psi
-    lr: float = 5e-4  # Table C.6
-    weight_decay: float = 1e-5  # Table C.6
-    instance_score: str = "contribution"
-
-    def __post_init__(self):
-        if self.instance_score not in INSTANCE_SCORES:
-            raise ValueError(f"instance_score must be one of {INSTANCE_SCORES}, got {self.instance_score!r}")
 
 
 class StackedAdditiveNet(nn.Module):

@@ -7,24 +7,14 @@ e over the bag's instances, bag embedding z = sum_i a_i h_i, logits = W_c z + b_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, NeuralMILConfig, stacked_uniform
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_uniform
+from mixmil_workflow.models.options import AttentionMILConfig
 from mixmil_workflow.models.segment import segment_softmax, segment_sum
-
-
-@dataclass
-class AttentionMILConfig(NeuralMILConfig):
-    gated: bool = False
-    hidden_dim: int = 30  # instance encoder width (Table C.2: "Dim. Encoder" 30)
-    attention_dim: int = 30  # L in Ilse et al.; 30 reproduces the paper's Table 1 parameter counts
-    lr: float = 5e-4  # Table C.2
-    weight_decay: float = 1e-4  # Table C.2
 
 
 class StackedAttention(nn.Module):

@@ -23,31 +23,18 @@ parameters and 1,890 variational (log alpha) parameters of the paper's Table 1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, NeuralMILConfig
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL
+from mixmil_workflow.models.options import BayesMILConfig
 from mixmil_workflow.models.segment import segment_sum
 
 # Molchanov et al. (2017) style approximation constants used by the reference's ARD-KL.
 _K1, _K2, _K3 = 0.6134, 0.2026, 0.7126
-
-
-@dataclass
-class BayesMILConfig(NeuralMILConfig):
-    hidden_dim: int = 30  # encoder width (Table C.2: "Dim. Encoder" 30)
-    attention_dim: int = 30  # width of the gated VDO attention (30 reproduces Table 1's parameter counts)
-    lr: float = 5e-4  # Table C.2
-    weight_decay: float = 1e-6  # Table C.2
-    kl_weight: float = 1e-8  # Table C.2 "Regularization" (the reference's ARD-KL coefficient)
-    dropout: float = 0.25  # the reference README trains with --drop_out (p = 0.25)
-    mc_samples: int = 16  # stochastic passes averaged at prediction time (reference: 16); 0 = deterministic
-    attention_ard_init: float = -1.0  # initial log alpha of the attention VDO layers (reference)
-    classifier_ard_init: float = -3.0  # initial log alpha of the VDO classifier (reference)
 
 
 class StackedLinearVDO(nn.Module):

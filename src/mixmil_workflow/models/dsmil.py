@@ -16,23 +16,14 @@ Table 1, which fixes the linear query and the identity value map.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, NeuralMILConfig
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL
+from mixmil_workflow.models.options import DSMILConfig
 from mixmil_workflow.models.segment import segment_max, segment_softmax, segment_sum
-
-
-@dataclass
-class DSMILConfig(NeuralMILConfig):
-    hidden_dim: int = 30  # query network width (Table C.2: "Dim. Encoder" 30; the reference uses 128)
-    lr: float = 2e-4  # Table C.2
-    weight_decay: float = 5e-3  # Table C.2
-    min_lr: float = 5e-6  # cosine annealing floor (reference)
-    nonlinear_query: bool = False  # False: one linear query layer (reproduces Table 1's 992 parameters)
 
 
 def _orthogonal(n_nets: int, fan_in: int, fan_out: int, generator: torch.Generator) -> nn.Parameter:

@@ -32,20 +32,11 @@ from mixmil_workflow.bags import Bags
 from mixmil_workflow.design import design_matrix
 from mixmil_workflow.models.base import MILModel, Prediction
 from mixmil_workflow.models.likelihoods import Binomial, Categorical, Gaussian, make_likelihood
+from mixmil_workflow.models.options import GLMMConfig
 from mixmil_workflow.models.persistence import as_array, load_model, save_model
 
 FORMAT = "mixmil_workflow.GLMM/1"
 POOLINGS = ("mean", "instance")
-
-
-@dataclass
-class GLMMConfig:
-    likelihood: str = "binomial"
-    n_trials: int | None = None
-    n_classes: int | None = None  # categorical: set from the labels by fit
-    seed: int = 0
-    pooling: str = "mean"  # "mean" (bag means) or "instance" (instances as rows, Table E.1)
-    missing_labels: bool = False  # binomial / Bernoulli: NaN labels are left out of their output's fit
 
 
 @dataclass
@@ -223,10 +214,13 @@ def _fit_categorical(xm: np.ndarray, fe: np.ndarray, y: np.ndarray, n_classes: i
     clf.fit((resid - r_mean) / r_sd, y)
     if len(clf.classes_) != n_classes:
         raise ValueError(f"training labels contain {len(clf.classes_)} of {n_classes} classes; every class needs bags")
-    beta = clf.coef_.T / r_sd[:, None]  # (Q, C) on the raw scale
+    coef, intercept = clf.coef_, clf.intercept_
+    if n_classes == 2:  # scikit-learn fits two classes as one logit; as softmax logits: (-eta / 2, eta / 2)
+        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    beta = coef.T / r_sd[:, None]  # (Q, C) on the raw scale
     # eta = c + (xm - F coef_fe - r_mean) beta = F alpha + (xm - center) beta, with the constants moved into
     # the intercept column of F (fe_pinv @ 1 is the intercept indicator because F contains an intercept).
-    const = clf.intercept_ + (center - r_mean) @ beta
+    const = intercept + (center - r_mean) @ beta
     alpha = np.outer(fe_pinv @ np.ones(len(fe)), const) - coef_fe @ beta
     sd = np.sqrt(0.1 * (beta**2).mean(0, keepdims=True)) * np.ones_like(beta)
     return GLMMParameters(alpha, beta, sd, center)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,37 +15,11 @@ from mixmil_workflow.models.base import InstanceWeights, MILModel, Prediction
 from mixmil_workflow.models.glmm import GLMM, GLMMParameters
 from mixmil_workflow.models.likelihoods import Categorical, Gaussian, make_likelihood
 from mixmil_workflow.models.mixmil_module import MixMILModule
+from mixmil_workflow.models.options import MixMILConfig
 from mixmil_workflow.models.persistence import load_model, save_model, state_dict_cpu
 from mixmil_workflow.models.training import shuffled_minibatches, train_epochs
 
 FORMAT = "mixmil_workflow.MixMIL/1"
-
-
-@dataclass
-class MixMILConfig:
-    """Hyperparameters; the defaults are the paper's (Section 3.4.2, Appendix A)."""
-
-    likelihood: str = "binomial"
-    n_trials: int | None = 2  # binomial only
-    n_classes: int | None = None  # categorical only (inferred from the labels when None)
-    missing_labels: bool = False  # binomial / Bernoulli: NaN marks a label not measured, left out of the ELBO
-    posterior: str = "full_rank"  # or "mean_field"
-    n_epochs: int = 2000
-    batch_size: int = 64
-    lr: float = 1e-3
-    n_samples: int = 8  # posterior samples per step for the ELBO
-    n_predictive_samples: int = 100  # frozen samples for Eq. 11 and credible intervals
-    prior_var_gamma: float = 0.5  # initial sigma_gamma^2 (learned)
-    posterior_sd_gamma: float = math.sqrt(0.1)  # initial posterior sd of gamma
-    init: str = "glmm"  # "glmm" (start at the GLMM on mean embeddings) or "prior"
-    seed: int = 0
-    device: str = "auto"  # "auto" (CUDA when visible), "cpu" or "cuda" (falls back to the CPU)
-    segment_backend: str = "torch"
-    chunk_instances: int = 200_000  # at most this many instances scored at once in prediction
-    # ... and at most this many instance x posterior-sample x output values (64 MB of float32 per tensor):
-    # with 100 frozen samples and 28 outputs, 200,000 instances would need 2.2 GB per intermediate.
-    chunk_values: int = 16_000_000
-    progress: bool = True
 
 
 class MixMIL(MILModel):

@@ -23,7 +23,6 @@ DSMIL reference, not the paper's AdamW with warm-up and early stopping.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,23 +33,10 @@ from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.attention_mil import StackedAttentionNet
 from mixmil_workflow.models.dsmil import StackedDSMILNet
 from mixmil_workflow.models.likelihoods import make_likelihood
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, NeuralMILConfig
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL
+from mixmil_workflow.models.options import MoMILConfig
 
 HEADS = ("dsmil", "abmil")
-
-
-@dataclass
-class MoMILConfig(NeuralMILConfig):
-    likelihood: str = "bernoulli"
-    n_trials: int | None = 1
-    head: str = "dsmil"
-    projector_dim: int = 256  # shared projector width d (specification: 256 or 512)
-    dropout: float = 0.25
-    hidden_dim: int = 128  # head width: DSMIL query width or ABMIL encoder/attention width
-    lr: float = 2e-4
-    weight_decay: float = 1e-3
-    min_lr: float = 5e-6  # cosine annealing floor, as DSMIL's reference
-    pos_weight: bool = False  # weight each task's positives by negatives / positives (observed labels)
 
 
 class MoMILNet(nn.Module):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,26 +27,9 @@ from mixmil_workflow.bags import Bags
 from mixmil_workflow.io import resolve_device
 from mixmil_workflow.models.base import MILModel, Prediction, regress_out_covariates
 from mixmil_workflow.models.likelihoods import Binomial, Categorical, make_likelihood
+from mixmil_workflow.models.options import NeuralMILConfig
 from mixmil_workflow.models.persistence import as_array, load_model, save_model, state_dict_cpu
 from mixmil_workflow.models.training import shuffled_minibatches, train_epochs
-
-
-@dataclass
-class NeuralMILConfig:
-    likelihood: str = "binomial"
-    n_trials: int | None = 2
-    n_classes: int | None = None
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    n_epochs: int = 100
-    batch_size: int = 16  # bags per step (references use 1; minibatches make CPU training practical)
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    # "likelihood": the labels' negative log-likelihood (BCE on y/n for Binomial(n)); "huber": Huber
-    # regression of the label on the network output, the loss the paper's sweep selected (App. C.1).
-    loss: str = "likelihood"
-
 
 LOSSES = ("likelihood", "huber")
 

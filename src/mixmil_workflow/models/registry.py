@@ -10,9 +10,12 @@ classes are named by import path and loaded only when a job builds a model.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from mixmil_workflow.models import options as model_options_module
 
 # Studies a model type can be configured in (the config sections that list models).
 STUDIES = ("simulation", "costs", "sweep", "camelyon16", "microscopy", "genetics", "own_bags", "smmile")
@@ -20,6 +23,8 @@ STUDIES = ("simulation", "costs", "sweep", "camelyon16", "microscopy", "genetics
 LIKELIHOODS = ("binomial", "bernoulli", "categorical", "gaussian")
 # Keys of a model's config entry that the workflow consumes; the rest are the model's hyperparameters.
 WORKFLOW_KEYS = ("type", "scenarios", "threads")
+# Hyperparameters every study sets from the labels, the job's seed and its device, never the config.
+STUDY_SET_OPTIONS = ("likelihood", "n_trials", "n_classes", "seed", "device")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class ModelType:
     name: str  # the config's ``type``
     label: str  # display name in tables and figures
     class_path: str  # "module:Class" of the model (implements models.base.MILModel)
+    # Its hyperparameters' dataclass: a name in models.options, or "module:Class" of a torch-free module
+    # (read when the workflow is parsed, to check config entries before any job runs).
+    options_class: str
     family: str  # "mixmil", "glmm", "mil" (neural MIL baselines), "tree" or "spatial"
     studies: frozenset[str]  # the studies that accept it
     likelihoods: tuple[str, ...] = LIKELIHOODS
@@ -54,6 +62,13 @@ class ModelType:
     def line_style(self, spec: Mapping) -> dict[str, str]:
         """Color, marker and legend label of a config entry's line in the figures."""
         return {"label": self.label, **self.style, **self.variant_styles.get(self.variant(spec), {})}
+
+    def options(self) -> tuple[str, ...]:
+        """The hyperparameters a config entry of this type may set."""
+        module, _, name = self.options_class.rpartition(":")
+        config_class = getattr(importlib.import_module(module) if module else model_options_module, name)
+        skip = set(STUDY_SET_OPTIONS) | set(self.fixed_options) | ({self.threads_option} - {None})
+        return tuple(f.name for f in dataclasses.fields(config_class) if f.name not in skip)
 
     def load_class(self) -> type:
         module, _, name = self.class_path.partition(":")
@@ -112,32 +127,57 @@ def model_options(spec: Mapping) -> dict:
     return {k: v for k, v in spec.items() if k not in WORKFLOW_KEYS}
 
 
-def build(spec: Mapping, seed: int, device: str = "cpu", likelihood: str = "binomial", n_trials: int | None = 2):
+def build(
+    spec: Mapping,
+    seed: int,
+    device: str = "cpu",
+    likelihood: str = "binomial",
+    n_trials: int | None = 2,
+    n_classes: int | None = None,
+):
     """A configured, unfitted model of any registered type from its config entry.
 
     By default for the binomial(2) simulation labels (Camelyon16: ``n_trials=1``, Bernoulli). A spec's
     ``threads`` goes to the models that take a thread count (the trees' ``n_jobs``); torch models use the
     process's threads (``torch.set_num_threads``, set by the jobs). A hyperparameter the type does not have
-    is one error naming the type and its hyperparameters.
+    is one error naming the type and its hyperparameters. ``n_classes``: a categorical label's class count,
+    fixed from the whole label column (a class absent from one training fold still gets its output).
     """
     entry = spec_type(spec)
     cls = entry.load_class()
     options = model_options(spec)
-    config_class = getattr(cls, "config_class", None)
-    if dataclasses.is_dataclass(config_class):
-        known = {f.name for f in dataclasses.fields(config_class)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"model type {entry.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
-                f"its hyperparameters: {', '.join(sorted(known - {'seed', 'device', 'likelihood', 'n_trials'}))}"
-            )
+    check_options(entry, options, f"model type {entry.name!r}")
     kwargs = {**entry.fixed_options, **options, "likelihood": likelihood, "n_trials": n_trials, "seed": seed}
+    if n_classes is not None:
+        kwargs["n_classes"] = n_classes
     if entry.uses_gpu:
         kwargs["device"] = device
     if entry.threads_option:
         kwargs[entry.threads_option] = int(spec.get("threads", 1))
     return cls(**kwargs)
+
+
+def check_options(entry: ModelType, options: Mapping, where: str) -> None:
+    """One error naming each hyperparameter ``entry`` does not have, the closest it does, and all of them."""
+    known = entry.options()
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"{where}: {key!r} is not a hyperparameter of model type {entry.name!r}; {hint}"
+                f"its hyperparameters: {', '.join(sorted(known))}"
+            )
+
+
+def check_config_options(config: Mapping) -> None:
+    """Parse-time check of every model entry's hyperparameters against its type's (so a ``weight_decay``
+    on MixMIL, or ``n_epochs`` on the GLMM, stops the run before any job, not in every training job)."""
+    sections = [("models", config.get("models") or {})]
+    sections.append(("smmile.models", (config.get("smmile") or {}).get("models") or {}))
+    for field_name, models in sections:
+        for name, spec in models.items():
+            check_options(spec_type(spec), model_options(spec), f"config: {field_name}.{name}")
 
 
 def check_likelihood(field_name: str, name: str, spec: Mapping, likelihood: str, what: str) -> None:
@@ -205,59 +245,61 @@ def _tree_styles(label: str, *colours: str) -> dict[str, dict[str, str]]:
 
 
 register(ModelType(
-    "mixmil", "MixMIL", "mixmil_workflow.models.mixmil:MixMIL", "mixmil", _ALL,
+    "mixmil", "MixMIL", "mixmil_workflow.models.mixmil:MixMIL", "MixMILConfig", "mixmil", _ALL,
     is_reference=True, style={"color": "#c0392b", "marker": "o"}, variant_option="posterior",
     default_variant="full_rank",
     variant_styles={"mean_field": {"color": "#e67e22", "marker": "s", "label": "MixMIL (mean field)"}},
 ))  # fmt: skip
 register(ModelType(
-    "glmm", "GLMM", "mixmil_workflow.models.glmm:GLMM", "glmm",
+    "glmm", "GLMM", "mixmil_workflow.models.glmm:GLMM", "GLMMConfig", "glmm",
     frozenset({"simulation", "camelyon16", "genetics", "own_bags"}),
     uses_gpu=False, minibatch=False, instance_scores=False, style={"color": "#2c3e50", "marker": "^"},
     variant_option="pooling", default_variant="mean",
     variant_styles={"instance": {"marker": "X", "label": "GLMM (instance)"}},
 ))  # fmt: skip
 register(ModelType(
-    "abmil", "ABMIL", "mixmil_workflow.models.attention_mil:AttentionMIL", "mil", _NEURAL,
+    "abmil", "ABMIL", "mixmil_workflow.models.attention_mil:AttentionMIL", "AttentionMILConfig", "mil", _NEURAL,
     sweepable=_NEURAL_SWEEP, fixed_options={"gated": False}, style={"color": "#2980b9", "marker": "v"},
 ))  # fmt: skip
 register(ModelType(
-    "gated_abmil", "Gated ABMIL", "mixmil_workflow.models.attention_mil:AttentionMIL", "mil", _NEURAL,
+    "gated_abmil", "Gated ABMIL", "mixmil_workflow.models.attention_mil:AttentionMIL", "AttentionMILConfig",
+    "mil", _NEURAL,
     sweepable=_NEURAL_SWEEP, fixed_options={"gated": True}, style={"color": "#16a085", "marker": "P"},
 ))  # fmt: skip
 register(ModelType(
-    "dsmil", "DSMIL", "mixmil_workflow.models.dsmil:DSMIL", "mil", _NEURAL,
+    "dsmil", "DSMIL", "mixmil_workflow.models.dsmil:DSMIL", "DSMILConfig", "mil", _NEURAL,
     sweepable=_NEURAL_SWEEP, style={"color": "#8e44ad", "marker": "X"},
 ))  # fmt: skip
 register(ModelType(
-    "bayes_mil", "Bayes-MIL", "mixmil_workflow.models.bayes_mil:BayesMIL", "mil", _NEURAL,
+    "bayes_mil", "Bayes-MIL", "mixmil_workflow.models.bayes_mil:BayesMIL", "BayesMILConfig", "mil", _NEURAL,
     sweepable=_NEURAL_SWEEP, style={"color": "#7f8c8d", "marker": "D"},
 ))  # fmt: skip
 register(ModelType(
-    "additive_mil", "Additive MIL", "mixmil_workflow.models.additive_mil:AdditiveMIL", "mil", _NEURAL,
+    "additive_mil", "Additive MIL", "mixmil_workflow.models.additive_mil:AdditiveMIL", "AdditiveMILConfig",
+    "mil", _NEURAL,
     sweepable=_NEURAL_SWEEP, style={"color": "#d35400", "marker": "*"},
 ))  # fmt: skip
 register(ModelType(
-    "momil", "MoMIL", "mixmil_workflow.models.momil:MoMIL", "mil",
+    "momil", "MoMIL", "mixmil_workflow.models.momil:MoMIL", "MoMILConfig", "mil",
     frozenset({"simulation", "costs", "genetics", "own_bags"}),
     likelihoods=("binomial", "bernoulli"), style={"color": "#27ae60", "marker": "h"},
 ))  # fmt: skip
 register(ModelType(
-    "random_forest", "Random Forest", "mixmil_workflow.models.trees:TreeMIL", "tree",
+    "random_forest", "Random Forest", "mixmil_workflow.models.trees:TreeMIL", "TreeMILConfig", "tree",
     frozenset({"simulation", "own_bags"}), likelihoods=("binomial", "bernoulli"), uses_gpu=False,
     minibatch=False, instance_scores=False, fixed_options={"kind": "random_forest"}, threads_option="n_jobs",
     style={"color": "#1e8449", "marker": "s"}, variant_option="pooling", default_variant="mean",
     variant_styles=_tree_styles("Random Forest", "#1e8449", "#52be80", "#0b5345", "#a9dfbf"),
 ))  # fmt: skip
 register(ModelType(
-    "xgboost", "XGBoost", "mixmil_workflow.models.trees:TreeMIL", "tree",
+    "xgboost", "XGBoost", "mixmil_workflow.models.trees:TreeMIL", "TreeMILConfig", "tree",
     frozenset({"simulation", "own_bags"}), likelihoods=("binomial", "bernoulli"), uses_gpu=False,
     minibatch=False, instance_scores=False, fixed_options={"kind": "xgboost"}, threads_option="n_jobs",
     style={"color": "#6c3483", "marker": "s"}, variant_option="pooling", default_variant="mean",
     variant_styles=_tree_styles("XGBoost", "#6c3483", "#a569bd", "#4a235a", "#d2b4de"),
 ))  # fmt: skip
 register(ModelType(
-    "smmile", "SMMILe", "mixmil_workflow.models.smmile:SMMILe", "spatial", frozenset({"smmile"}),
+    "smmile", "SMMILe", "mixmil_workflow.models.smmile:SMMILe", "SMMILeConfig", "spatial", frozenset({"smmile"}),
     likelihoods=("bernoulli", "binomial"), minibatch=False, needs_coords=True,
     style={"color": "#b7950b", "marker": "p"},
 ))  # fmt: skip

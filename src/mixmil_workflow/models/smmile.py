@@ -33,36 +33,11 @@ from torch.nn import functional as F
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.io import resolve_device
 from mixmil_workflow.models.base import MILModel, Prediction, regress_out_covariates
+from mixmil_workflow.models.options import SMMILeConfig
 from mixmil_workflow.models.persistence import as_array, load_model, save_model, state_dict_cpu
 from mixmil_workflow.models.training import train_epochs
 
 EPS = 1e-10
-
-
-@dataclass
-class SMMILeConfig:
-    conv_kernel: int = 3  # 3: "small" (3 x 3 conv, D -> 128, attention 64); 1: "big" (1 x 1, D -> 512, 256)
-    hidden_dim: int = 128
-    attention_dim: int = 64
-    dropout: float = 0.25
-    lr: float = 2e-5  # reference configs
-    weight_decay: float = 1e-5
-    n_epochs_stage1: int = 40  # reference README
-    n_epochs_stage2: int = 20  # 0: stage 1 only (no refinement, no MRF)
-    instance_dropout: bool = True  # --drop_with_score, D = 1
-    superpatch_groups: int = 10  # G; 0 turns delocalised sampling off
-    superpatch_size: int = 16  # patches per SLIC superpatch (n_segments_persp)
-    slic_compactness: float = 50.0
-    consistency: bool = True
-    n_refs: int = 3
-    instance_rate: float = 0.01  # inst_rate: share of a slide's patches that get pseudo-labels
-    mrf_weight: float = 0.1  # tau; 0 turns the MRF term off
-    weighted_sample: bool = True
-    likelihood: str = "bernoulli"  # binary slide labels: "bernoulli" (or "binomial" with n_trials 1)
-    n_trials: int | None = 1
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
 
 
 @dataclass

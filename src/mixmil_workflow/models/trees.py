@@ -26,7 +26,6 @@ Neither has instance scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.base import MILModel, Prediction, regress_out_covariates
 from mixmil_workflow.models.likelihoods import Binomial, make_likelihood
+from mixmil_workflow.models.options import TreeMILConfig
 from mixmil_workflow.models.persistence import as_array, load_model, save_model
 
 POOLINGS = ("mean", "median", "moments", "instance")
@@ -90,22 +90,6 @@ def search_space(kind: str, learning_rate_sampling: str = "log_uniform") -> dict
             "colsample_bytree": uniform(0.5, 0.5),
         }
     raise ValueError(f"tree model must be 'random_forest' or 'xgboost', got {kind!r}")
-
-
-@dataclass
-class TreeMILConfig:
-    kind: str = "random_forest"  # or "xgboost"
-    pooling: str = "mean"  # mean, median, moments, instance
-    likelihood: str = "binomial"
-    n_trials: int | None = 2
-    n_iter: int = 20  # random-search combinations (paper: 20)
-    cv_folds: int = 5  # (paper: 5)
-    n_jobs: int = 1  # parallel fits of the search's folds x combinations (with overrides alone: the trees' threads)
-    seed: int = 0
-    overrides: dict = field(default_factory=dict)  # fixed hyperparameters (no search, unless search_space is set)
-    learning_rate_sampling: str = "log_uniform"  # XGBoost: how Table C.4's learning rate is drawn (or "uniform")
-    search_space: dict | None = None  # {hyperparameter: [values]} searched instead of Table C.3 / C.4
-    progress: bool = True  # one line per fitted output (an instance-level search takes minutes to hours each)
 
 
 class TreeMIL(MILModel):
