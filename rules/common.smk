@@ -20,8 +20,7 @@ os.environ.update(
 )
 
 from mixmil_workflow.camelyon16.study import camelyon16_models  # noqa: E402
-from mixmil_workflow.own_bags.study import check_models, protocol_folds  # noqa: E402
-from mixmil_workflow.own_bags.input import LabelSpec  # noqa: E402
+from mixmil_workflow.own_bags.plan import plan_dataset  # noqa: E402
 from mixmil_workflow.download import read_source_sheet  # noqa: E402
 from mixmil_workflow.genetics.demo import (
     LYMPHOID_ESNP_CODES,
@@ -33,6 +32,7 @@ from mixmil_workflow.genetics.training import (
     genetics_models,
 )  # noqa: E402
 from mixmil_workflow.models.registry import (  # noqa: E402
+    check_config_options,
     check_config_types,
     gpus as model_gpus,
     spec_type,
@@ -50,9 +50,13 @@ from mixmil_workflow.studies.simulation import (  # noqa: E402
 )
 
 from mixmil_workflow.workflow.code import code_digest  # noqa: E402
+from mixmil_workflow.workflow.config_checks import check_config  # noqa: E402
 
+# Our check first: key path first, did-you-mean for a misspelled key; Snakemake's then fills the defaults.
+check_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")
 validate(config, schema="../config/config.schema.yaml")
 check_config_types(config)
+check_config_options(config)
 
 
 def package_code(script):
@@ -73,6 +77,7 @@ wildcard_constraints:
     combo=r"\d+",
     seed=r"\d+",
     fold=r"\d+",
+    unit=r"all|r\d+f\d+",
     dataset="|".join(config["datasets"]) or "no-datasets",
     plate=r"Week\d+_\d+",
     compound=r"[A-Za-z0-9_]+",

@@ -74,7 +74,7 @@ rule aggregate_simulation:
         run_data=simulation_run_data_files(),
         top_fraction=SIMULATION["top_fraction"],
         reference=SIMULATION_REFERENCE,
-        provenance=table_provenance(SIMULATION["models"], simulation=SIMULATION),
+        provenance=table_provenance(SIMULATION_MODELS, simulation=SIMULATION),
         simulation=SIMULATION,
     script:
         "../scripts/simulation/aggregate.py"
@@ -114,8 +114,8 @@ rule simulation_figures:
         "../envs/report.yaml"
     params:
         code=package_code("scripts/simulation/figures.py"),
-        models=SIMULATION["models"],
-        model_specs={m: config["models"][m] for m in SIMULATION["models"]},
+        models=SIMULATION_MODELS,
+        model_specs={m: config["models"][m] for m in SIMULATION_MODELS},
         defaults=SCENARIOS["default"],
     script:
         "../scripts/simulation/figures.py"

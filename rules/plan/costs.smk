@@ -2,7 +2,7 @@
 
 
 COSTS = config["costs"]
-COST_MODELS = cost_models(COSTS, config["models"], SIMULATION["models"])
+COST_MODELS = cost_models(COSTS, config["models"], SIMULATION_MODELS)
 
 
 def cost_outputs():

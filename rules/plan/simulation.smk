@@ -2,6 +2,8 @@
 
 
 REPEATS = list(range(SIMULATION["n_repeats"]))
+# The models of an active study (an inactive one's list, maybe the schema's default, is never read).
+SIMULATION_MODELS = SIMULATION["models"] if SIMULATION["activate"] else []
 SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
 SIMULATION_REFERENCE = reference_model(SIMULATION, config["models"])
 

@@ -6,7 +6,7 @@ import pytest
 
 from mixmil_workflow.camelyon16.study import camelyon16_models
 from mixmil_workflow.own_bags.input import LabelSpec
-from mixmil_workflow.own_bags.study import check_models
+from mixmil_workflow.own_bags.plan import check_models
 from mixmil_workflow.workflow.config_checks import check_model_names
 
 MODELS = {"mixmil": {"type": "mixmil"}, "rf": {"type": "random_forest"}, "abmil": {"type": "abmil"}}

@@ -55,7 +55,10 @@ def scenario_grid(simulation: Mapping) -> dict[str, dict]:
 
 def model_runs(simulation: Mapping, models: Mapping, scenarios: Iterable[str]) -> list[tuple[str, str, int]]:
     """(model, scenario, repeat) of every fit: all scenarios, or the model's own ``scenarios`` list
-    (e.g. the slow instance-level trees only in the default scenario, as Table E.1)."""
+    (e.g. the slow instance-level trees only in the default scenario, as Table E.1). None when the study is
+    off, so an inactive simulation's model list (or its default) is never checked."""
+    if not simulation.get("activate", True):
+        return []
     from mixmil_workflow.models.registry import model_types
     from mixmil_workflow.workflow.config_checks import check_model_names
 
@@ -249,9 +252,11 @@ def summarise_runs(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reference_model(simulation: Mapping, models: Mapping) -> str:
+def reference_model(simulation: Mapping, models: Mapping) -> str | None:
     """The model that the paired table compares every other with: ``simulation.reference_model``, else the
-    first MixMIL model of ``simulation.models``, else its first model."""
+    first MixMIL model of ``simulation.models``, else its first model (None when the study is off)."""
+    if not simulation.get("activate", True):
+        return None
     names = list(simulation["models"])
     chosen = simulation.get("reference_model")
     if chosen is not None:

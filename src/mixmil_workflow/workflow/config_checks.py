@@ -30,3 +30,40 @@ def check_model_names(
                 f"config: {field} lists {name!r} of type {kind!r}; {purpose or 'allowed types'}: {', '.join(allowed)}"
             )
     return names
+
+
+def _unknown_keys(node, schema: Mapping, path: str):
+    """(key path, key, allowed keys) of every key the schema does not allow, depth first."""
+    if not isinstance(node, Mapping) or not isinstance(schema, Mapping):
+        return
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for key, value in node.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in properties:
+            yield from _unknown_keys(value, properties[key], where)
+        elif isinstance(extra, Mapping):
+            yield from _unknown_keys(value, extra, where)
+        elif extra is False:
+            yield where, key, sorted(properties)
+
+
+def check_config(config: Mapping, schema_path) -> None:
+    """The config against its JSON schema, before Snakemake's own validation (which fills the defaults):
+    an unknown key gets the closest allowed one, and any other violation one line with the key path
+    first, instead of a dump of the whole schema."""
+    import difflib
+
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as fh:
+        schema = yaml.safe_load(fh)
+    for where, key, allowed in _unknown_keys(config, schema, ""):
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"config: {where}: unknown key {key!r}; {hint}allowed here: {', '.join(allowed)}")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(config))
+    if error is not None:
+        where = ".".join(map(str, error.absolute_path)) or "(top level)"
+        raise ValueError(f"config: {where}: {error.message} (see config/config.schema.yaml)")
