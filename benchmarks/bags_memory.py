@@ -25,16 +25,17 @@ from harness import run_snippet
 IMPORTS = """
 import json, resource
 import anndata, torch, pandas
-import mixmil_workflow.own_bags.input, mixmil_workflow.own_bags.study, mixmil_workflow.models.mixmil
+import mixmil_workflow.own_bags.input, mixmil_workflow.own_bags.crossval, mixmil_workflow.models.mixmil
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 BUILD = """
 import json, resource, sys
 from mixmil_workflow.own_bags.input import load_bag_dataset
-from mixmil_workflow.own_bags.study import assign_folds, save_prepared
+from mixmil_workflow.own_bags.protocol import assign_folds
+from mixmil_workflow.own_bags.study import save_prepared
 ds = load_bag_dataset(sys.argv[1], sys.argv[2], {"y": {"likelihood": "bernoulli"}})
-folds = assign_folds(ds.table, {"kind": "kfold", "n_folds": 5}, 0)
+folds = assign_folds(ds.table, {"kind": "kfold", "n_folds": 5, "n_repeats": 1}, [0])
 save_prepared(ds, folds, sys.argv[3], sys.argv[4], sys.argv[5])
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -43,11 +44,15 @@ FIT = """
 import json, resource, sys
 import torch
 torch.set_num_threads(1)
-from mixmil_workflow.own_bags.study import fit_fold, load_prepared
+from mixmil_workflow.own_bags.crossval import FitSettings, fit_folds
 from mixmil_workflow.own_bags.input import LabelSpec
+from mixmil_workflow.own_bags.preprocess import Preprocessing
+from mixmil_workflow.own_bags.study import load_prepared
 bags, table = load_prepared(sys.argv[1], sys.argv[2], "bag")
 spec = {"type": "mixmil", "n_epochs": 2, "batch_size": 64, "progress": False}
-fit_fold(spec, bags, table, LabelSpec("y", "bernoulli"), [], 0, 0, "bag")
+# the workflow's default for raw X: constant features dropped, features standardised on the training bags
+settings = FitSettings(LabelSpec("y", "bernoulli"), [], Preprocessing(standardize=True), "bag")
+fit_folds(spec, bags, table, settings, [(0, 0)], [0], log=lambda message: None)
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

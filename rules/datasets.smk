@@ -33,8 +33,8 @@ rule prepare_dataset:
         mem_mb=lambda wc, input: int(1500 + 3 * input.size_mb),
     params:
         code=package_code("scripts/datasets/prepare.py"),
-        dataset=lambda wc: DATASETS[wc.dataset],
-        seed=lambda wc: derive_seed(config["seed"], "dataset-folds", wc.dataset),
+        dataset=dataset_input_settings,
+        seeds=dataset_fold_seeds,
     script:
         "../scripts/datasets/prepare.py"
 
@@ -44,12 +44,14 @@ rule fit_dataset:
         matrix="results/datasets/{dataset}/prepared/instances.npy",
         table="results/datasets/{dataset}/prepared/bags.tsv",
     output:
-        predictions="results/datasets/{dataset}/predictions/{label}/{model}/fold{fold}.tsv",
-        weights="results/datasets/{dataset}/instance_weights/{label}/{model}/fold{fold}.npz",
+        predictions="results/datasets/{dataset}/predictions/{label}/{model}/{unit}.tsv",
+        weights="results/datasets/{dataset}/instance_weights/{label}/{model}/{unit}.npz",
+        timings="results/datasets/{dataset}/timings/{label}/{model}/{unit}.tsv",
+        search="results/datasets/{dataset}/tuning/{label}/{model}/{unit}.tsv",
     log:
-        "logs/datasets/{dataset}/fit/{label}/{model}/fold{fold}.log",
+        "logs/datasets/{dataset}/fit/{label}/{model}/{unit}.log",
     benchmark:
-        "logs/benchmarks/datasets/{dataset}/fit/{label}/{model}/fold{fold}.tsv"
+        "logs/benchmarks/datasets/{dataset}/fit/{label}/{model}/{unit}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
@@ -60,10 +62,9 @@ rule fit_dataset:
     params:
         code=package_code("scripts/datasets/fit.py"),
         model=lambda wc: config["models"][wc.model],
-        label=lambda wc: vars(DATASET_LABELS[wc.dataset][wc.label]),
-        covariates=lambda wc: DATASETS[wc.dataset]["covariates"],
-        id_column=lambda wc: DATASETS[wc.dataset]["id_column"],
-        seed=dataset_fit_seed,
+        settings=dataset_fit_settings,
+        folds=dataset_unit_folds,
+        seeds=dataset_fit_seeds,
         device=config["device"],
     script:
         "../scripts/datasets/fit.py"
@@ -71,10 +72,13 @@ rule fit_dataset:
 
 rule compare_dataset:
     input:
-        predictions=dataset_prediction_files,
-        weights=dataset_weight_files,
+        predictions=dataset_fit_files("predictions", "tsv"),
+        weights=dataset_fit_files("instance_weights", "npz"),
+        timings=dataset_fit_files("timings", "tsv"),
+        search=dataset_fit_files("tuning", "tsv"),
         table="results/datasets/{dataset}/prepared/bags.tsv",
         names="results/datasets/{dataset}/prepared/instance_names.tsv.gz",
+        instances=lambda wc: DATASETS[wc.dataset]["instances"],
     output:
         tsv="results/datasets/{dataset}/{dataset}_comparison.tsv",
         md=report(
@@ -83,8 +87,12 @@ rule compare_dataset:
             category="Your datasets",
             subcategory="{dataset}",
         ),
+        folds="results/datasets/{dataset}/{dataset}_fold_metrics.tsv",
         predictions="results/datasets/{dataset}/out_of_fold_predictions.tsv",
+        timings="results/datasets/{dataset}/{dataset}_timings.tsv",
+        search="results/datasets/{dataset}/{dataset}_tuning.tsv",
         weights="results/datasets/{dataset}/instance_weights.tsv.gz",
+        h5ad="results/datasets/{dataset}/instances_with_weights.h5ad",
         figure=report(
             "results/datasets/{dataset}/{dataset}_comparison.png",
             caption="../report/dataset_comparison.rst",
@@ -99,7 +107,9 @@ rule compare_dataset:
         code=package_code("scripts/datasets/compare.py"),
         runs=lambda wc: DATASET_RUNS[wc.dataset],
         provenance=dataset_provenance,
-        labels=lambda wc: {k: vars(v) for k, v in DATASET_LABELS[wc.dataset].items()},
+        labels=lambda wc: {
+            k: vars(v) for k, v in DATASET_PLANS[wc.dataset].labels.items()
+        },
         types={name: spec["type"] for name, spec in config["models"].items()},
         id_column=lambda wc: DATASETS[wc.dataset]["id_column"],
     script:

@@ -2,20 +2,11 @@
 
 
 DATASETS = config["datasets"]
-DATASET_LABELS = {
-    name: {col: LabelSpec.parse(col, spec) for col, spec in ds["labels"].items()}
-    for name, ds in DATASETS.items()
+DATASET_PLANS = {
+    name: plan_dataset(name, ds, config["models"]) for name, ds in DATASETS.items()
 }
-for _name, _ds in DATASETS.items():
-    check_models(_name, DATASET_LABELS[_name], _ds["models"], config["models"])
 DATASET_RUNS = {
-    name: [
-        (label, model, fold)
-        for label in ds["labels"]
-        for model in ds["models"]
-        for fold in protocol_folds(ds["protocol"])
-    ]
-    for name, ds in DATASETS.items()
+    name: plan.runs(DATASETS[name]["models"]) for name, plan in DATASET_PLANS.items()
 }
 
 
@@ -24,32 +15,75 @@ def dataset_provenance(wildcards):
     return table_provenance(ds["models"], datasets={wildcards.dataset: ds})
 
 
-def dataset_prediction_files(wildcards):
+def dataset_fit_files(kind, extension):
+    def files(wildcards):
+        return [
+            f"results/datasets/{wildcards.dataset}/{kind}/{label}/{model}/{unit}.{extension}"
+            for label, model, unit in DATASET_RUNS[wildcards.dataset]
+        ]
+
+    return files
+
+
+def dataset_unit_folds(wildcards):
+    return DATASET_PLANS[wildcards.dataset].units[wildcards.unit]
+
+
+def dataset_fit_seeds(wildcards):
+    """One seed per (repeat, fold) fit, from the fit's identity: the same whichever job runs it."""
     return [
-        f"results/datasets/{wildcards.dataset}/predictions/{label}/{model}/fold{fold}.tsv"
-        for label, model, fold in DATASET_RUNS[wildcards.dataset]
+        derive_seed(
+            config["seed"],
+            "dataset-fit",
+            wildcards.dataset,
+            wildcards.label,
+            wildcards.model,
+            repeat,
+            fold,
+        )
+        for repeat, fold in dataset_unit_folds(wildcards)
     ]
 
 
-def dataset_weight_files(wildcards):
+def dataset_fold_seeds(wildcards):
+    """One seed per repeat's fold assignment."""
+    protocol = DATASETS[wildcards.dataset]["protocol"]
     return [
-        f"results/datasets/{wildcards.dataset}/instance_weights/{label}/{model}/fold{fold}.npz"
-        for label, model, fold in DATASET_RUNS[wildcards.dataset]
+        derive_seed(config["seed"], "dataset-folds", wildcards.dataset, repeat)
+        for repeat in range(protocol["n_repeats"])
     ]
 
 
-def dataset_fit_seed(wildcards):
-    return derive_seed(
-        config["seed"],
-        "dataset-fit",
-        wildcards.dataset,
-        wildcards.label,
-        wildcards.model,
-        wildcards.fold,
-    )
+def dataset_input_settings(wildcards):
+    """What the prepare step reads: the dataset's inputs and protocol, not its models or preprocessing,
+    so that adding a model or changing preprocessing reruns only the fits that use it.
+    """
+    ds = DATASETS[wildcards.dataset]
+    keys = ("bag_column", "id_column", "embedding", "labels", "covariates", "protocol")
+    return {key: ds[key] for key in keys}
+
+
+def dataset_fit_settings(wildcards):
+    """What one label x model's fits depend on besides the prepared data and the model entry."""
+    ds = DATASETS[wildcards.dataset]
+    return {
+        "label": vars(DATASET_PLANS[wildcards.dataset].labels[wildcards.label]),
+        "covariates": ds["covariates"],
+        "id_column": ds["id_column"],
+        "embedding": ds["embedding"],
+        "preprocessing": ds["preprocessing"],
+        "class_weight": ds["class_weight"],
+        "search": ds["tuning"]["search"].get(wildcards.model, {}),
+        "inner_folds": ds["tuning"]["inner_folds"],
+    }
 
 
 def dataset_outputs():
-    return [f"results/datasets/{name}/{name}_comparison.md" for name in DATASETS] + [
-        f"results/datasets/{name}/instance_weights.tsv.gz" for name in DATASETS
-    ]
+    outputs = []
+    for name in DATASETS:
+        outputs += [
+            f"results/datasets/{name}/{name}_comparison.md",
+            f"results/datasets/{name}/instance_weights.tsv.gz",
+            f"results/datasets/{name}/instances_with_weights.h5ad",
+        ]
+    return outputs

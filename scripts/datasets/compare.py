@@ -1,39 +1,69 @@
-"""Out-of-fold comparison of every model per label, per-instance weights, and the comparison figure."""
+"""Held-out comparison of every model per label (mean ± s.e.), metrics per fold, timings, the nested
+search's choices, per-instance scores (a table and an .h5ad copy of the instances) and the figure."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
 from mixmil_workflow.io import atomic_path, log_to, save_table
 from mixmil_workflow.own_bags.input import LabelSpec
-from mixmil_workflow.own_bags.study import comparison_figure, comparison_table, instance_weight_table
+from mixmil_workflow.workflow.provenance import provenance_footer
+from mixmil_workflow.own_bags.report import (
+    PREDICTION_COLUMNS,
+    collect,
+    comparison,
+    comparison_figure,
+    comparison_markdown,
+    instance_weight_table,
+    write_weighted_h5ad,
+)
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
+
+def gathered(paths, runs):
+    frames = [
+        pd.read_csv(path, sep="\t", comment="#").assign(label=label, model=model)
+        for (label, model, _), path in zip(runs, paths, strict=True)
+    ]
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(frames, ignore_index=True)
+
+
 with log_to(snakemake.log[0]):
     labels = {k: LabelSpec(**v) for k, v in snakemake.params.labels.items()}
-    types = snakemake.params.types
     runs = snakemake.params.runs
-    stacked, comparison = comparison_table(
+    provenance = snakemake.params.provenance
+    predictions = collect(
         (
-            (label, model, types[model], fold, path)
-            for (label, model, fold), path in zip(runs, snakemake.input.predictions, strict=True)
+            (label, model, unit, path)
+            for (label, model, unit), path in zip(runs, snakemake.input.predictions, strict=True)
         ),
-        labels,
+        snakemake.params.types,
     )
-    save_table(snakemake.output.predictions, stacked)
-    save_table(snakemake.output.tsv, comparison.round(4), provenance=snakemake.params.provenance)
-    shown = comparison[["label", "likelihood", "model", "metric", "value", "n_bags", "train_seconds"]]
-    save_table(snakemake.output.md, shown.round(3), provenance=snakemake.params.provenance)
-    print(shown.round(3).to_markdown(index=False))
-    comparison_figure(comparison, snakemake.wildcards.dataset, snakemake.output.figure)
+    table, per_fold = comparison(predictions, labels)
+    columns = "; ".join(f"{name}: {meaning}" for name, meaning in PREDICTION_COLUMNS.items())
+    save_table(snakemake.output.predictions, predictions, provenance={**provenance, "note": f"columns: {columns}"})
+    save_table(snakemake.output.tsv, table.round(4), provenance=provenance)
+    save_table(snakemake.output.folds, per_fold.round(4), provenance=provenance)
+    shown = comparison_markdown(table)
+    with atomic_path(snakemake.output.md) as tmp:
+        tmp.write_text(shown + provenance_footer(provenance))
+    print(shown)
+    comparison_figure(table, snakemake.wildcards.dataset, snakemake.output.figure)
+    # Wall times depend on the machine and its load: kept apart so that the result tables above are
+    # byte-identical across identical runs.
+    save_table(snakemake.output.timings, gathered(snakemake.input.timings, runs).round(3))
+    save_table(snakemake.output.search, gathered(snakemake.input.search, runs), provenance=provenance)
 
-    table = pd.read_csv(snakemake.input.table, sep="\t", dtype={snakemake.params.id_column: str})
+    id_column = snakemake.params.id_column
+    bags = pd.read_csv(snakemake.input.table, sep="\t", dtype={id_column: str})
     names = pd.read_csv(snakemake.input.names, sep="\t")["obs_name"]
     weights = instance_weight_table(
         ((label, model, path) for (label, model, _), path in zip(runs, snakemake.input.weights, strict=True)),
-        table,
+        bags,
         names,
-        snakemake.params.id_column,
+        id_column,
     )
     with atomic_path(snakemake.output.weights) as tmp:
-        weights.to_csv(tmp, sep="\t", index=False, compression="gzip")
+        weights.to_csv(tmp, sep="\t", index=False, compression={"method": "gzip", "mtime": 0})
+    write_weighted_h5ad(snakemake.input.instances, weights, snakemake.output.h5ad)

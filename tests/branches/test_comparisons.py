@@ -73,8 +73,11 @@ def test_smmile_comparison_through_the_workflow(tmp_path):
 
 
 def test_bring_your_own_bags_under_three_protocols(tmp_path):
-    """The generated example dataset through k-fold CV, held-out groups and a given split: every bag
-    predicted once per label and model, weights for every instance, the comparison and figure."""
+    """The generated example dataset through repeated k-fold CV with a nested search, held-out groups with
+    class weights and one job per fold, and a given split: every bag predicted once per repeat, label and
+    model, metrics with standard errors, scores for every instance (table and .h5ad), the figure."""
+    import anndata
+
     config = yaml.safe_load((REPO / "tests/configs/datasets_tiny.yaml").read_text())
     path = REPO / "tests/configs/datasets_tiny.yaml"
     snakemake("--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
@@ -84,14 +87,35 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
         comparison = pd.read_csv(root / f"{name}_comparison.tsv", sep="\t", comment="#")
         assert len(comparison) == len(spec["labels"]) * len(spec["models"])
         assert comparison["value"].notna().all()
-        predictions = pd.read_csv(root / "out_of_fold_predictions.tsv", sep="\t")
+        repeats = spec["protocol"].get("n_repeats", 1)
+        assert (comparison["n_repeats"] == repeats).all()
+        assert comparison["se"].notna().all() == (spec["protocol"]["kind"] != "split")
+        predictions = pd.read_csv(root / "out_of_fold_predictions.tsv", sep="\t", comment="#")
         n_expected = (bags["split"] == "test").sum() if spec["protocol"]["kind"] == "split" else len(bags)
-        for _, group in predictions.groupby(["label", "model"]):
+        for _, group in predictions.groupby(["label", "model", "repeat"]):
             assert len(group) == n_expected and group["bag"].is_unique
         assert (root / f"{name}_comparison.png").stat().st_size > 0
-    # Held-out groups: no pool is split across folds.
+        timings = pd.read_csv(root / f"{name}_timings.tsv", sep="\t", comment="#")
+        assert (timings["train_seconds"] > 0).all() and "train_seconds" not in comparison
+    # Bernoulli labels: every metric of the field, and probabilities beside the logits.
+    cv = pd.read_csv(tmp_path / "results/datasets/cv/cv_comparison.tsv", sep="\t", comment="#")
+    disease = cv[cv["label"] == "disease"]
+    for metric in ("auc", "accuracy", "balanced_accuracy", "f1", "log_loss"):
+        assert disease[metric].between(0, 10).all() and disease[f"{metric}_se"].notna().all()
+    predictions = pd.read_csv(tmp_path / "results/datasets/cv/out_of_fold_predictions.tsv", sep="\t", comment="#")
+    bernoulli = predictions[predictions["label"] == "disease"]
+    np.testing.assert_allclose(bernoulli["probability"], 1 / (1 + np.exp(-bernoulli["linear_predictor"])), rtol=1e-3)
+    header = (tmp_path / "results/datasets/cv/out_of_fold_predictions.tsv").read_text().split("\n")[:5]
+    assert any(line.startswith("# config sha256") for line in header) and any("probability" in line for line in header)
+    # Nested CV: one choice per outer fit of abmil, none for the models without a search space.
+    search = pd.read_csv(tmp_path / "results/datasets/cv/cv_tuning.tsv", sep="\t", comment="#")
+    assert set(search["model"]) == {"abmil"} and search.groupby(["label", "repeat", "fold"])["chosen"].sum().eq(1).all()
+    assert len(search) == 2 * 2 * 3 * 2  # labels x repeats x folds x candidates
+    # Held-out groups: no pool is split across folds; one job per fold there, one per model in cv.
     prepared = pd.read_csv(tmp_path / "results/datasets/pools/prepared/bags.tsv", sep="\t")
-    assert prepared.groupby("pool")["fold"].nunique().eq(1).all()
+    assert prepared.groupby("pool")["fold_r0"].nunique().eq(1).all()
+    assert len(list((tmp_path / "results/datasets/pools/predictions/disease/abmil").glob("r0f*.tsv"))) == 4
+    assert [p.name for p in (tmp_path / "results/datasets/cv/predictions/disease/abmil").glob("*.tsv")] == ["all.tsv"]
     # Every cell gets the weight of the model that held its donor out; weights sum to one per donor.
     weights = pd.read_csv(tmp_path / "results/datasets/cv/instance_weights.tsv.gz", sep="\t")
     assert len(weights) == weights["obs_name"].nunique() == anndata_rows(tmp_path)
@@ -99,6 +123,11 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
     assert "dosage:glmm" not in weights  # the GLMM has no instance weights
     single = weights[weights["bag"] == "donor_000"]  # the example's single-cell donor: weight exactly 1
     assert len(single) == 1 and single["dosage:mixmil"].iloc[0] == pytest.approx(1.0)
+    # ... and the same scores in an .h5ad copy of the cells, as obs columns
+    adata = anndata.read_h5ad(tmp_path / "results/datasets/cv/instances_with_weights.h5ad")
+    assert adata.n_obs == len(weights) and "X_scvi" in adata.obsm
+    indexed = weights.set_index("obs_name").loc[adata.obs_names]
+    np.testing.assert_allclose(adata.obs["dosage:mixmil"], indexed["dosage:mixmil"], rtol=1e-6)
     assert assert_jobs_used_only_their_envs(tmp_path) > 10
 
     # Bad input stops before any training and leaves no prepared files.

@@ -113,7 +113,17 @@ def test_example_dataset_config_plans_every_label_model_and_fold(tmp_path):
     result = snakemake("-n", "--configfile", str(REPO / "config/example_dataset.yaml"), "--directory", str(tmp_path))
     counts = job_counts(result.stdout + result.stderr)
     spec = config["datasets"]["example"]
-    assert counts["fit_dataset"] == len(spec["labels"]) * len(spec["models"]) * spec["protocol"]["n_folds"]
+    # a small dataset: one job per label and model runs all of its folds and repeats
+    assert counts["fit_dataset"] == len(spec["labels"]) * len(spec["models"])
+    fold_jobs = yaml.safe_load((REPO / "config/example_dataset.yaml").read_text())
+    fold_jobs["datasets"]["example"]["fits_per_job"] = "fold"
+    (tmp_path / "fold_jobs.yaml").write_text(yaml.safe_dump(fold_jobs))
+    result = snakemake("-n", "--configfile", str(tmp_path / "fold_jobs.yaml"), "--directory", str(tmp_path))
+    protocol = spec["protocol"]
+    n_fits = protocol["n_folds"] * protocol["n_repeats"]
+    assert (
+        job_counts(result.stdout + result.stderr)["fit_dataset"] == len(spec["labels"]) * len(spec["models"]) * n_fits
+    )
     assert counts["example_dataset"] == counts["prepare_dataset"] == counts["compare_dataset"] == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,6 +60,8 @@ def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
     }
     config["datasets"]["cv"]["models"] = ["mixmil"]
     config["datasets"]["cv"]["protocol"] = {"kind": "kfold", "n_folds": 2}
+    config["datasets"]["cv"]["fits_per_job"] = "fold"
+    config["datasets"]["cv"].pop("tuning")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -69,7 +72,7 @@ def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
         [*command, "--directory", str(killed)], cwd=REPO, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    log = killed / "logs/datasets/cv/fit/dosage/mixmil/fold0.log"
+    log = killed / "logs/datasets/cv/fit/dosage/mixmil/r0f0.log"
     deadline = time.time() + 300
     while not (log.exists() and "trained" not in log.read_text() and log.stat().st_size > 0):
         assert time.time() < deadline and run.poll() is None, "the run ended before training started"
@@ -78,15 +81,18 @@ def test_a_run_killed_mid_training_resumes_to_identical_results(tmp_path):
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
     assert "trained" not in log.read_text()  # the job died inside fit()
-    assert not (killed / "results/datasets/cv/predictions/dosage/mixmil/fold0.tsv").exists()
+    assert not (killed / "results/datasets/cv/predictions/dosage/mixmil/r0f0.tsv").exists()
     assert not list((killed / "results/datasets/cv/predictions/dosage/mixmil").glob("*.tmp"))  # no temp files
     snakemake("--unlock", "--configfile", str(path), "--directory", str(killed))
     snakemake("--cores", "1", "--configfile", str(path), "--directory", str(killed))
-    for name in ("cv_comparison.tsv", "out_of_fold_predictions.tsv"):
-        first = pd.read_csv(whole / "results/datasets/cv" / name, sep="\t", comment="#")
-        second = pd.read_csv(killed / "results/datasets/cv" / name, sep="\t", comment="#")
-        columns = [c for c in first.columns if "seconds" not in c]
-        pd.testing.assert_frame_equal(first[columns], second[columns], check_exact=True)
+    # Identical runs give identical bytes: every result file but the wall times (kept apart for that).
+    results = sorted(p.relative_to(whole) for p in (whole / "results").rglob("*") if p.is_file())
+    assert results == sorted(p.relative_to(killed) for p in (killed / "results").rglob("*") if p.is_file())
+    timed = [p for p in results if "timings" in str(p)]
+    assert timed and len(timed) < len(results)
+    for relative in set(results) - set(timed):
+        first, second = (whole / relative).read_bytes(), (killed / relative).read_bytes()
+        assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest(), relative
 
 
 def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
@@ -103,6 +109,7 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     config["datasets"] = {"cv": {**config["datasets"]["cv"], "models": ["glmm", "abmil"]}}
     config["datasets"]["cv"]["labels"] = {"disease": {"likelihood": "bernoulli"}}
     config["datasets"]["cv"]["protocol"] = {"kind": "kfold", "n_folds": 2}
+    config["datasets"]["cv"].pop("tuning")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
@@ -126,7 +133,20 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     changed = yaml.safe_load(path.read_text())
     changed["models"]["abmil"]["n_epochs"] = 3
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert planned(tmp_path / "changed.yaml") == {"fit_dataset": 2, "compare_dataset": 1}
+    assert planned(tmp_path / "changed.yaml") == {"fit_dataset": 1, "compare_dataset": 1}
+
+    # (1b) Adding a model to the dataset: its fits and the comparison, none of the other models' fits.
+    added = yaml.safe_load(path.read_text())
+    added["models"]["gated"] = {"type": "gated_abmil", "n_epochs": 2, "hidden_dim": 8}
+    added["datasets"]["cv"]["models"].append("gated")
+    (tmp_path / "added.yaml").write_text(yaml.safe_dump(added))
+    assert planned(tmp_path / "added.yaml") == {"fit_dataset": 1, "compare_dataset": 1}
+
+    # (1c) Preprocessing: every fit that uses it and the comparison, not the data preparation.
+    scaled = yaml.safe_load(path.read_text())
+    scaled["datasets"]["cv"]["preprocessing"] = {"standardize": True}
+    (tmp_path / "scaled.yaml").write_text(yaml.safe_dump(scaled))
+    assert planned(tmp_path / "scaled.yaml") == {"fit_dataset": 2, "compare_dataset": 1}
 
     # (2) The code of one script: that rule only (it is the last stage).
     script = workflow / "scripts/datasets/compare.py"
@@ -142,7 +162,7 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     module = workflow / "src/mixmil_workflow/own_bags/example.py"
     original = module.read_text()
     module.write_text(original + "\n# a changed line\n")
-    assert planned() == {"example_dataset": 1, "prepare_dataset": 1, "fit_dataset": 4, "compare_dataset": 1}
+    assert planned() == {"example_dataset": 1, "prepare_dataset": 1, "fit_dataset": 2, "compare_dataset": 1}
     module.write_text(original)
     assert planned() == {}
     # ... and a module no rule of this configuration runs: nothing.
@@ -154,5 +174,5 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     table = run / "resources/example_dataset/bags.tsv"
     table.write_text(table.read_text().replace("\t0\t", "\t1\t", 1))
     plan = planned()
-    assert plan == {"prepare_dataset": 1, "fit_dataset": 4, "compare_dataset": 1}
+    assert plan == {"prepare_dataset": 1, "fit_dataset": 2, "compare_dataset": 1}
     assert "example_dataset" not in plan

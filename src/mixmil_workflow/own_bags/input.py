@@ -63,8 +63,8 @@ class BagDataset:
         return self.bags.n_bags
 
 
-def read_bag_table(path: str | Path) -> pd.DataFrame:
-    """A ``.tsv``/``.csv``/``.parquet`` bag table."""
+def read_bag_table(path: str | Path, id_column: str | None = None) -> pd.DataFrame:
+    """A ``.tsv``/``.csv``/``.parquet`` bag table; ``id_column`` is read as text ("000" stays "000")."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"bag table {path} does not exist; check the path in the config (table:)")
@@ -74,7 +74,8 @@ def read_bag_table(path: str | Path) -> pd.DataFrame:
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+        text = {id_column: str} if id_column else None
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=text, keep_default_na=False, na_values=[""])
     except Exception as err:  # pandas raises many types for unreadable files
         raise DatasetError(f"bag table {path} cannot be read as {kind} ({type(err).__name__}: {err})") from err
 
@@ -110,6 +111,11 @@ def _read_instances(path: Path, bag_column: str, embedding: str) -> tuple[np.nda
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
         raise DatasetError(
             f"instance file {path}: embedding {embedding!r} is not a numeric matrix ({x.dtype}, {x.shape})"
+        )
+    if x.shape[1] == 0 or x.shape[0] == 0:
+        raise DatasetError(
+            f"instance file {path}: embedding {embedding!r} has shape {x.shape}; it needs instances and at least "
+            f"one feature; set embedding to a filled matrix (available: {['X', *adata.obsm.keys()]})"
         )
     ids = adata.obs[bag_column].astype(str).to_numpy()
     return x, ids, adata.obs_names.to_numpy()
@@ -147,16 +153,19 @@ def load_bag_dataset(
     id_column: str = "bag",
     embedding: str = "X",
     covariates: Sequence[str] = (),
+    missing_allowed: Sequence[str] = (),
 ) -> BagDataset:
     """Load and check a bring-your-own-bags dataset.
 
     ``instances``: ``.h5ad`` with the embeddings in ``X`` or ``obsm[embedding]`` and the bag id in
     ``obs[bag_column]``. ``table``: one row per bag with ``id_column``, the label columns and the
     covariate columns. ``labels``: column -> likelihood name or ``{likelihood, n_trials}``.
+    ``missing_allowed``: label columns whose empty cells are kept as missing labels (for models that
+    leave them out of their fit); elsewhere an empty label is an error.
     """
     instances = Path(instances)
     table_name = "the bag table" if isinstance(table, pd.DataFrame) else f"bag table {table}"
-    frame = table.copy() if isinstance(table, pd.DataFrame) else read_bag_table(table)
+    frame = table.copy() if isinstance(table, pd.DataFrame) else read_bag_table(table, id_column)
     specs = {col: LabelSpec.parse(col, spec) for col, spec in labels.items()}
     if not specs:
         raise DatasetError("no label columns given; name at least one column of the bag table under labels")
@@ -199,7 +208,7 @@ def load_bag_dataset(
 
     prepared, classes = {}, {}
     for col, spec in specs.items():
-        prepared[col], cls = prepare_label_column(frame[col], spec, table_name)
+        prepared[col], cls = prepare_label_column(frame[col], spec, table_name, allow_missing=col in missing_allowed)
         if cls is not None:
             classes[col] = cls
     cov = None
@@ -211,28 +220,47 @@ def load_bag_dataset(
     )
 
 
-def prepare_label_column(values: pd.Series, spec: LabelSpec, table_name: str) -> tuple[np.ndarray, np.ndarray | None]:
+def prepare_label_column(
+    values: pd.Series, spec: LabelSpec, table_name: str, allow_missing: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model-ready labels of one column: numbers (NaN where missing), or for a categorical label class
+    indices into the sorted class names taken from the whole column (-1 where missing)."""
     where = f"{table_name}, label column {spec.column!r}"
-    if values.isna().any():
-        raise DatasetError(f"{where}: {int(values.isna().sum())} bag(s) have no label; drop them or impute")
+    missing = values.isna().to_numpy()
+    if missing.all():
+        raise DatasetError(f"{where}: no bag has a label")
+    if missing.any() and not allow_missing:
+        raise DatasetError(
+            f"{where}: {int(missing.sum())} bag(s) have no label (e.g. row {int(np.flatnonzero(missing)[0]) + 2}); "
+            "drop or impute them, or keep them as missing labels with models that leave them out of their fit "
+            "(MixMIL and the GLMM with missing_labels: true)"
+        )
     if spec.likelihood == "categorical":
-        classes = np.unique(values.astype(str))
+        text = values.astype(str)
+        classes = np.unique(text[~missing])
         if len(classes) < 2:
             raise DatasetError(f"{where}: a categorical label needs at least two classes, found {list(classes)}")
-        return np.searchsorted(classes, values.astype(str).to_numpy()), classes
+        codes = np.where(missing, -1, np.searchsorted(classes, text.to_numpy()))
+        return codes, classes
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.isna().any():
-        bad = values[numeric.isna()].iloc[0]
-        raise DatasetError(f"{where}: value {bad!r} is not a number; use likelihood 'categorical' for class names")
+    bad = numeric.isna().to_numpy() & ~missing
+    if bad.any():
+        raise DatasetError(
+            f"{where}: value {values[bad].iloc[0]!r} is not a number; use likelihood 'categorical' for class names"
+        )
+    if not np.isfinite(numeric.to_numpy(float)[~missing]).all():
+        raise DatasetError(f"{where}: infinite values; labels must be finite numbers")
     try:
         from mixmil_workflow.models.likelihoods import LabelError, make_likelihood
 
         likelihood = make_likelihood(spec.likelihood, n_trials=spec.n_trials)
-        likelihood.prepare_labels(numeric.to_numpy(float))
+        likelihood.prepare_labels(numeric.to_numpy(float)[~missing])
     except LabelError as err:
         raise DatasetError(f"{where}: {err}") from None
     except (ValueError, TypeError) as err:
         raise DatasetError(f"{where}: {err}") from None
+    if spec.likelihood == "bernoulli" and numeric[~missing].nunique() < 2:
+        raise DatasetError(f"{where}: every labelled bag has the same value; a Bernoulli label needs both 0 and 1")
     return numeric.to_numpy(float), None
 
 
@@ -240,9 +268,10 @@ def _prepare_covariates(frame: pd.DataFrame, columns: list[str], table_name: str
     out = []
     for col in columns:
         values = pd.to_numeric(frame[col], errors="coerce")
-        if values.isna().any():
+        if values.isna().any() or not np.isfinite(values.to_numpy(float)).all():
             raise DatasetError(
-                f"{table_name}, covariate column {col!r}: {int(values.isna().sum())} missing or non-numeric value(s) "
+                f"{table_name}, covariate column {col!r}: {int((~np.isfinite(values.to_numpy(float))).sum())} missing, "
+                "infinite or non-numeric value(s) "
                 "(one-hot encode categories, impute or drop those bags)"
             )
         if values.nunique() < 2:
@@ -255,7 +284,8 @@ def _prepare_covariates(frame: pd.DataFrame, columns: list[str], table_name: str
 
 
 def stacked_folds(n_bags: int, n_folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """Fold index of every bag for k-fold stacked cross-validation (bags of one group share a fold)."""
+    """Fold index of every bag for k-fold stacked cross-validation (bags of one group share a fold); the
+    genetics branch's unstratified assignment (own bags: :func:`mixmil_workflow.own_bags.protocol.kfold`)."""
     if n_folds < 2:
         raise DatasetError(f"n_folds must be at least 2, got {n_folds}")
     units = np.unique(groups) if groups is not None else np.arange(n_bags)
