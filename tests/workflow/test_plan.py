@@ -169,3 +169,18 @@ def test_the_workflow_plan_is_light_and_states_no_default_twice():
             if literal_default.search(line):
                 found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_the_documented_repeated_and_nested_cv_example_plans(tmp_path):
+    """config/README.md's complete example of repeated and nested CV is a valid configuration."""
+    text = (REPO / "config/README.md").read_text()
+    block = (
+        text.split("A complete repeated and nested cross-validation", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    )
+    config = yaml.safe_load(block)
+    (tmp_path / "example.yaml").write_text(block)
+    result = snakemake("-n", "--configfile", str(tmp_path / "example.yaml"), "--directory", str(tmp_path))
+    counts = job_counts(result.stdout + result.stderr)
+    spec = config["datasets"]["example"]
+    assert spec["protocol"] == {"kind": "kfold", "n_folds": 10, "n_repeats": 5}
+    assert counts["fit_dataset"] == len(spec["labels"]) * len(spec["models"])  # small: one job per model
