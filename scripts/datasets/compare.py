@@ -4,7 +4,7 @@ search's choices, per-instance scores (a table and an .h5ad copy of the instance
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import pandas as pd
 
-from mixmil_workflow.io import atomic_path, log_to, save_table
+from mixmil_workflow.io import atomic_path, log_to, save_table, save_tsv_gz
 from mixmil_workflow.own_bags.input import LabelSpec
 from mixmil_workflow.workflow.provenance import provenance_footer
 from mixmil_workflow.own_bags.report import (
@@ -64,6 +64,5 @@ with log_to(snakemake.log[0]):
         names,
         id_column,
     )
-    with atomic_path(snakemake.output.weights) as tmp:
-        weights.to_csv(tmp, sep="\t", index=False, compression={"method": "gzip", "mtime": 0})
+    save_tsv_gz(snakemake.output.weights, weights)
     write_weighted_h5ad(snakemake.input.instances, weights, snakemake.output.h5ad)

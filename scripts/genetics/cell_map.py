@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 
-from mixmil_workflow.io import atomic_path, log_to
+from mixmil_workflow.io import log_to, save_tsv_gz
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -36,5 +36,4 @@ with log_to(snakemake.log[0]):
             "umap2": coords[:, 1],
         }
     )
-    with atomic_path(snakemake.output[0]) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, compression="gzip", float_format="%.4f")
+    save_tsv_gz(snakemake.output[0], table, float_format="%.4f")

@@ -2,7 +2,7 @@
 repeat, and the nucleus centres of those fields."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
-from mixmil_workflow.io import log_to, save_table
+from mixmil_workflow.io import log_to, save_table, save_tsv_gz
 from mixmil_workflow.microscopy.bbbc021 import (
     MicroscopyError,
     add_structures,
@@ -38,7 +38,7 @@ with log_to(snakemake.log[0]):
     )
     save_table(snakemake.output.images, images)
     save_table(snakemake.output.wells, wells)
-    nuclei.to_csv(snakemake.output.nuclei, sep="\t", index=False, compression="gzip")
+    save_tsv_gz(snakemake.output.nuclei, nuclei)
     split_columns = [c for c in wells.columns if c.startswith("split_r")]
     summary = wells.groupby("moa").agg(
         wells=("bag", "size"),

@@ -33,6 +33,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def save_tsv_gz(path: str | Path, table: pd.DataFrame, **to_csv) -> None:
+    """A gzip-compressed TSV, written atomically, whose bytes depend on the table only: the gzip header
+    carries neither a timestamp nor a file name (pandas would write the temporary file's), so identical
+    runs give identical files."""
+    import gzip
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
+            table.to_csv(fh, sep="\t", index=False, **to_csv)
+
+
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixmil_workflow.io import atomic_path
+from mixmil_workflow.io import atomic_path, save_tsv_gz
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,7 @@ def write_demo_archive(zip_path: str | Path, truth_path: str | Path, spec: DemoS
         archive.writestr("Camelyon16/Camelyon16.csv", _csv(listing.iloc[rng.permutation(len(listing))]))
         for label, name in ((0, "0-normal"), (1, "1-tumor")):
             archive.writestr(f"Camelyon16/{name}.csv", _csv(listing[listing["label"] == label]))
-    with atomic_path(truth_path) as tmp:
-        pd.concat(truth_frames, ignore_index=True).to_csv(tmp, sep="\t", index=False, compression="gzip")
+    save_tsv_gz(truth_path, pd.concat(truth_frames, ignore_index=True))
 
 
 def _csv(frame: pd.DataFrame) -> str:

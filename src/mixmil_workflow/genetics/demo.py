@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mixmil_workflow.genetics.bgzf import write_bgzf
-from mixmil_workflow.io import atomic_path
+from mixmil_workflow.io import atomic_path, save_tsv_gz
 
 # CELLxGENE cell_type labels of the lymphoid groups (data_sources.md 1.1).
 LYMPHOID_CELL_TYPES = {
@@ -340,8 +340,7 @@ def write_onek1k_demo(out_dir: str | Path, spec: OneK1KDemoSpec, seed: int) -> d
     with atomic_path(paths["vcf"]) as tmp:
         write_bgzf(tmp, _vcf_text(variants, haps, samples))
     for code, table in _esnp_tables(variants, var, rng).items():
-        with atomic_path(paths["esnp"] / f"{code}_esnp_table.tsv.gz") as tmp:
-            table.to_csv(tmp, sep="\t", index=False, compression="gzip")
+        save_tsv_gz(paths["esnp"] / f"{code}_esnp_table.tsv.gz", table)
     with atomic_path(paths["samples"]) as tmp:
         has_cells = np.isin(np.arange(n_samples), expressed)
         pd.DataFrame({"sample": samples, "ancestry": ancestry.astype(int), "has_cells": has_cells}).to_csv(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from mixmil_workflow.io import atomic_path
+from mixmil_workflow.io import atomic_path, save_tsv_gz
 from mixmil_workflow.microscopy.bbbc021 import CHANNELS, MicroscopyError, bag_id
 from mixmil_workflow.microscopy.illumination import correct, read_tiff
 
@@ -70,8 +70,7 @@ def save_crops(h5_path: str | Path, table_path: str | Path, crops: np.ndarray, t
         chunk = (min(max(len(crops), 1), 256), *crops.shape[1:])
         store.create_dataset("crops", data=crops, chunks=chunk if len(crops) else None, compression="gzip")
         store.attrs["channels"] = list(CHANNELS)
-    with atomic_path(table_path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, compression="gzip")
+    save_tsv_gz(table_path, table)
 
 
 def read_crops(h5_path: str | Path, start: int = 0, stop: int | None = None) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixmil_workflow.io import atomic_path
+from mixmil_workflow.io import atomic_path, save_tsv_gz
 from mixmil_workflow.microscopy.bbbc021 import IMAGE_COLUMNS
 
 CHANNEL_CODES = {"DAPI": 1, "Tubulin": 2, "Actin": 4}
@@ -235,6 +235,5 @@ def write_demo(out_dir: str | Path, spec: DemoSpec, seed: int) -> dict[str, Path
         db.close()
     paths["truth"] = out_dir / "truth.tsv.gz"
     truth = pd.DataFrame(truth_rows, columns=["plate", "well", "site", "x", "y", "kind"])
-    with atomic_path(paths["truth"]) as tmp:
-        truth.to_csv(tmp, sep="\t", index=False, compression="gzip")
+    save_tsv_gz(paths["truth"], truth)
     return paths

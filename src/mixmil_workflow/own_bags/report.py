@@ -19,7 +19,7 @@ PREDICTION_COLUMNS = {
     "label, model, type": "label column, model name and model type",
     "y": "the label as the model saw it (categorical: class index into the prob_<class> columns; empty: missing)",
     "linear_predictor": "the model's logit / linear predictor (not categorical)",
-    "probability": "Bernoulli: predicted probability of 1",
+    "probability": "Bernoulli: predicted probability of 1 (MixMIL: averaged over posterior samples)",
     "expected": "binomial / Gaussian: expected value of the label",
     "predicted, prob_<class>": "categorical: predicted class index and the probability of each class",
 }

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mixmil_workflow.io import atomic_path
+from mixmil_workflow.io import atomic_path, save_tsv_gz
 from mixmil_workflow.own_bags.input import BagDataset, DatasetError, LabelSpec, prepare_label_column
 
 
@@ -36,9 +36,7 @@ def save_prepared(
     table = dataset.table.assign(**columns, n_instances=dataset.bags.sizes.numpy())
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    with atomic_path(names_path) as tmp:
-        names = pd.DataFrame({"obs_name": dataset.instance_names})
-        names.to_csv(tmp, sep="\t", index=False, compression={"method": "gzip", "mtime": 0})
+    save_tsv_gz(names_path, pd.DataFrame({"obs_name": dataset.instance_names}))
 
 
 def load_prepared(matrix_path: str | Path, table_path: str | Path, id_column: str):
