@@ -209,6 +209,13 @@ def check_config_types(config: Mapping) -> None:
                 )
 
 
+def leaves_out_missing_labels(spec: Mapping, likelihood: str) -> bool:
+    """Whether a config entry's model fits labels with gaps (NaN), leaving those bags out of its fit: a
+    type with the ``missing_labels`` option (MixMIL, the GLMM) set on, for binomial or Bernoulli labels."""
+    has_option = "missing_labels" in spec_type(spec).options()
+    return has_option and bool(spec.get("missing_labels")) and likelihood in ("binomial", "bernoulli")
+
+
 def gpus(spec: Mapping) -> int:
     """GPUs a training job of this model asks for: 1 for the models that use one, 0 for CPU-only ones."""
     return int(spec_type(spec).uses_gpu)

@@ -39,12 +39,6 @@ class FitSettings:
     device: str = "cpu"
 
 
-def supports_missing_labels(spec: Mapping, likelihood: str) -> bool:
-    """Whether a model entry leaves bags without a label out of its fit (MixMIL and the GLMM with
-    ``missing_labels: true``, for binomial and Bernoulli labels)."""
-    return bool(spec.get("missing_labels")) and likelihood in ("binomial", "bernoulli")
-
-
 def balanced_resample(y: np.ndarray, seed: int) -> np.ndarray:
     """Training-bag indices in which every class has as many bags as the largest: each bag of a rarer class
     repeated, with a seeded draw for the remainder. Random oversampling is the model-agnostic form of
@@ -87,12 +81,12 @@ def fit_predict(
     """Fit on bags ``train``, predict bags ``test``. Returns the held-out predictions (linear predictor and
     expected value, or class probabilities), the fitted model, the held-out bags as the model saw them
     and the training seconds."""
-    from mixmil_workflow.models.registry import build
+    from mixmil_workflow.models.registry import build, leaves_out_missing_labels
 
     likelihood = settings.label.likelihood
     y_train = y[train]
     labelled = ~_missing(y_train, likelihood)
-    if not labelled.all() and not supports_missing_labels(spec, likelihood):
+    if not labelled.all() and not leaves_out_missing_labels(spec, likelihood):
         raise DatasetError(
             f"label {settings.label.column!r}: {int((~labelled).sum())} training bag(s) have no label, and model type "
             f"{spec['type']!r} without missing_labels: true cannot leave them out; set missing_labels: true (MixMIL, "

@@ -91,24 +91,24 @@ def _check_search(name: str, dataset: Mapping, models: Mapping) -> None:
             raise ValueError(f"config: datasets.{name}.tuning.search.{model}: no values for {empty}")
 
 
-def read_table_columns(path: Path, columns: list[str], id_column: str):
-    """The bag table's given columns (ids as text), or None when it does not exist yet (made by a rule)."""
-    import pandas as pd
+def read_table(path: Path, id_column: str):
+    """The bag table (ids as text), or None when it does not exist yet (made by a rule) or cannot be read:
+    the prepare step then checks the same before any training, with the reader's own error."""
+    from mixmil_workflow.own_bags.input import read_bag_table
 
-    kind = TABLE_READERS.get(path.suffix.lower())
-    if not path.exists() or kind is None:
+    if not path.exists() or path.suffix.lower() not in TABLE_READERS:
         return None
-    if kind == "parquet":
-        return pd.read_parquet(path)
-    frame = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype={id_column: str}, nrows=None)
-    return frame
+    try:
+        return read_bag_table(path, id_column)
+    except DatasetError:
+        return None
 
 
 def _check_against_table(name: str, dataset: Mapping, labels: Mapping[str, LabelSpec], models: Mapping) -> None:
-    from mixmil_workflow.own_bags.crossval import supports_missing_labels
+    from mixmil_workflow.models.registry import leaves_out_missing_labels
 
     path = Path(dataset["table"])
-    frame = read_table_columns(path, [], dataset["id_column"])
+    frame = read_table(path, dataset["id_column"])
     if frame is None:
         return  # made by a rule: the prepare step checks the same before any training
     where = f"config: datasets.{name}"
@@ -132,7 +132,7 @@ def _check_against_table(name: str, dataset: Mapping, labels: Mapping[str, Label
             raise DatasetError(f"{where}.labels.{label}: {path} has no column {label!r}{hint}")
         n_missing = int(frame[label].isna().sum())
         if n_missing:
-            refusing = [m for m in dataset["models"] if not supports_missing_labels(models[m], spec.likelihood)]
+            refusing = [m for m in dataset["models"] if not leaves_out_missing_labels(models[m], spec.likelihood)]
             if refusing:
                 raise DatasetError(
                     f"{where}.labels.{label}: {n_missing} bag(s) of {path} have no label, and model(s) {refusing} "
