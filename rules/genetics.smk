@@ -66,7 +66,8 @@ rule embed_scvi:
     input:
         "results/genetics/cells/lymphoid_hvg.h5ad",
     output:
-        "results/genetics/cells/lymphoid_scvi.h5ad",
+        h5ad="results/genetics/cells/lymphoid_scvi.h5ad",
+        model=directory("results/genetics/cells/scvi_model"),
     log:
         "logs/genetics/embed_scvi.log",
     benchmark:
@@ -372,7 +373,8 @@ rule genetics_cell_map:
     input:
         "results/genetics/cells/lymphoid_scvi.h5ad",
     output:
-        "results/genetics/cells/cell_map.tsv.gz",
+        table="results/genetics/cells/cell_map.tsv.gz",
+        h5ad="results/genetics/cells/lymphoid_embeddings.h5ad",
     log:
         "logs/genetics/cell_map.log",
     conda:

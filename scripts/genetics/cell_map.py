@@ -1,5 +1,7 @@
 """A 2-D map of the cells for Fig. E.3: UMAP (scanpy) of the scVI embeddings of a seeded sample of
-cells; one row per cell (all cells, so their cell types enter the odds ratios), NaN off the sample."""
+cells; one row per cell (all cells, so their cell types enter the odds ratios), NaN off the sample. The
+same as an AnnData a single-cell user opens directly: the cells' obs with obsm["X_scvi"] and
+obsm["X_umap"] (no counts: those stay in lymphoid_scvi.h5ad), e.g. for scanpy.pl.umap."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import anndata
@@ -7,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 
-from mixmil_workflow.io import log_to, save_tsv_gz
+from mixmil_workflow.io import atomic_path, log_to, save_tsv_gz
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -36,4 +38,9 @@ with log_to(snakemake.log[0]):
             "umap2": coords[:, 1],
         }
     )
-    save_tsv_gz(snakemake.output[0], table, float_format="%.4f")
+    save_tsv_gz(snakemake.output.table, table, float_format="%.4f")
+    embeddings = anndata.AnnData(
+        obs=cells.obs.copy(), obsm={"X_scvi": embedding, "X_umap": coords}, uns={"umap": {"n_cells": n}}
+    )
+    with atomic_path(snakemake.output.h5ad) as tmp:
+        embeddings.write_h5ad(tmp)

@@ -1,4 +1,5 @@
-"""scVI embeddings of the selected cells (Table D.1), stored in obsm["X_scvi"]."""
+"""scVI embeddings of the selected cells (Table D.1), stored in obsm["X_scvi"]; the trained model saved
+beside them (scvi-tools' format, loadable with scvi.model.SCVI.load)."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import anndata
@@ -16,6 +17,8 @@ with log_to(snakemake.log[0]):
     adata = anndata.read_h5ad(snakemake.input[0])
     print(f"scVI on {adata.n_obs} cells x {adata.n_vars} genes, {settings}, seed {snakemake.params.seed}")
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
-    adata.obsm["X_scvi"] = scvi_embedding(adata, settings, snakemake.params.seed, accelerator=accelerator)
-    with atomic_path(snakemake.output[0]) as tmp:
+    adata.obsm["X_scvi"] = scvi_embedding(
+        adata, settings, snakemake.params.seed, accelerator=accelerator, model_dir=snakemake.output.model
+    )
+    with atomic_path(snakemake.output.h5ad) as tmp:
         adata.write_h5ad(tmp, compression="gzip")

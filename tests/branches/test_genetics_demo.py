@@ -223,8 +223,17 @@ def test_lymphoid_selection_hvg_and_scvi_embedding(demo, tmp_path):
     assert hvg.n_vars == 60
     latent = scvi_embedding(hvg, ScviSettings(n_latent=5, max_epochs=2, batch_size=256), seed=0, accelerator="cpu")
     assert latent.shape == (hvg.n_obs, 5) and np.isfinite(latent).all()
-    again = scvi_embedding(hvg, ScviSettings(n_latent=5, max_epochs=2, batch_size=256), seed=0, accelerator="cpu")
+    model_dir = tmp_path / "scvi_model"
+    again = scvi_embedding(
+        hvg, ScviSettings(n_latent=5, max_epochs=2, batch_size=256), seed=0, accelerator="cpu", model_dir=model_dir
+    )
     np.testing.assert_allclose(latent, again, atol=1e-5)  # seeded
+    # the saved model loads with scvi-tools and gives the same latent space
+    import scvi
+
+    loaded = scvi.model.SCVI.load(str(model_dir), adata=hvg, accelerator="cpu")
+    np.testing.assert_allclose(loaded.get_latent_representation(), again, atol=1e-5)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".scvi_model")] == []  # no staging left
     covariates = donor_covariates(cells.obs)
     assert len(covariates) == SPEC.n_donors and set(covariates["sex"]) == {0, 1}
     with pytest.raises(CellDataError, match="obs lacks \\['pool_number'\\]"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -51,6 +52,10 @@ def test_demo_configuration_end_to_end(demo_run):
     cells = anndata.read_h5ad(tmp_path / "results/genetics/cells/lymphoid_scvi.h5ad")
     assert cells.obsm["X_scvi"].shape == (cells.n_obs, genetics["scvi"]["n_latent"])
     assert cells.n_vars == genetics["n_top_genes"] and set(cells.obs["cell_group"]) == {"CD4", "CD8", "NK"}
+    assert (tmp_path / "results/genetics/cells/scvi_model/model.pt").stat().st_size > 0  # the trained scVI
+    embeddings = anndata.read_h5ad(tmp_path / "results/genetics/cells/lymphoid_embeddings.h5ad")
+    assert embeddings.n_obs == cells.n_obs and embeddings.obsm["X_umap"].shape == (cells.n_obs, 2)
+    np.testing.assert_array_equal(embeddings.obsm["X_scvi"], cells.obsm["X_scvi"])
     pcs = read_table(tmp_path / "results/genetics/genotypes/genetic_pcs.tsv")
     assert len(pcs) == genetics["demo"]["n_donors"] and pcs.shape[1] == 1 + genetics["n_genetic_pcs"]
     truth = pd.read_csv(tmp_path / "resources/onek1k/demo/truth.tsv", sep="\t")

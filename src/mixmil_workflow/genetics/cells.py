@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,9 +83,13 @@ class ScviSettings:
     batch_key: str = "pool_number"
 
 
-def scvi_embedding(adata, settings: ScviSettings, seed: int, accelerator: str = "auto") -> np.ndarray:
+def scvi_embedding(
+    adata, settings: ScviSettings, seed: int, accelerator: str = "auto", model_dir: str | Path | None = None
+) -> np.ndarray:
     """Train scVI on the counts and return the latent means (cells, n_latent). ``accelerator``: "auto"
-    (a GPU when there is one), "cpu" or "gpu"."""
+    (a GPU when there is one), "cpu" or "gpu". ``model_dir``: save the trained model there (scvi-tools'
+    own format, without the data: ``scvi.model.SCVI.load(model_dir, adata=...)`` with the same cells and
+    genes), written to a temporary folder first so that a failed run leaves none."""
     import scvi
 
     scvi.settings.seed = seed
@@ -103,6 +108,19 @@ def scvi_embedding(adata, settings: ScviSettings, seed: int, accelerator: str = 
     history = model.history.get("elbo_train")
     if history is not None and not np.isfinite(np.asarray(history, dtype=float)).all():
         raise RuntimeError("scVI training diverged (non-finite ELBO)")
+    if model_dir is not None:
+        import shutil
+        import tempfile
+
+        model_dir = Path(model_dir)
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
+        try:
+            model.save(str(staging / "model"), overwrite=True, save_anndata=False)
+            shutil.rmtree(model_dir, ignore_errors=True)
+            (staging / "model").rename(model_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return np.asarray(latent, dtype=np.float32)
 
 
