@@ -31,7 +31,6 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from mixmil_workflow.models.registry import build as build_model
-from mixmil_workflow.models.registry import spec_type
 from mixmil_workflow.studies.simulation import (
     DEFAULT_SCENARIO,
     derive_seed,
@@ -39,6 +38,7 @@ from mixmil_workflow.studies.simulation import (
     scenario_grid,
     simulate_default,
 )
+from mixmil_workflow.workflow.resources import size_factor  # the cluster profile's cost model scales the same way
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED_INSTANCE_TREES = {
@@ -47,19 +47,9 @@ RECORDED_INSTANCE_TREES = {
 }
 
 
-def sees_instances(spec: dict) -> bool:
-    """Does the model's cost grow with the instances per bag (not only with the bags)?"""
-    return spec_type(spec).minibatch or spec.get("pooling") == "instance"
-
-
 def fits_per_output(spec: dict) -> bool:
     """GLMM and tree searches fit the outputs one by one; the torch models fit them together."""
     return spec["type"] in ("glmm", "random_forest", "xgboost")
-
-
-def size_factor(scenario: dict, default: dict, spec: dict) -> float:
-    factor = scenario["n_train"] / default["n_train"]
-    return factor * scenario["n_instances"] / default["n_instances"] if sees_instances(spec) else factor
 
 
 def recorded_instance_tree_seconds(kind: str) -> tuple[float, str]:

@@ -41,7 +41,12 @@ from mixmil_workflow.models.registry import (  # noqa: E402
 from mixmil_workflow.microscopy.study import microscopy_models  # noqa: E402
 from mixmil_workflow.workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.studies.sweep import sweep_combinations, sweep_runs  # noqa: E402
+from mixmil_workflow.workflow.resources import (  # noqa: E402
+    job_memory_mb,
+    simulation_fit_runtime,
+)
 from mixmil_workflow.studies.simulation import (  # noqa: E402
+    DEFAULT_SCENARIO,
     cost_models,
     derive_seed,
     model_runs,

@@ -54,7 +54,7 @@ rule select_cells:
     conda:
         "../envs/scvi.yaml"
     resources:
-        mem_mb=lambda wc, input: int(2000 + 4 * input.size_mb),
+        mem_mb=lambda wc, input, attempt: (int(2000 + 4 * input.size_mb)) * attempt,
     params:
         code=package_code("scripts/genetics/select_cells.py"),
         n_top_genes=GENETICS["n_top_genes"],
@@ -77,8 +77,8 @@ rule embed_scvi:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=lambda wc, input: int(3000 + 3 * input.size_mb),
-        runtime=240,
+        mem_mb=lambda wc, input, attempt: (int(3000 + 3 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         code=package_code("scripts/genetics/embed_scvi.py"),
         scvi=GENETICS["scvi"],
@@ -100,7 +100,7 @@ rule donor_genotypes:
     conda:
         "../envs/genetics.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
     params:
         code=package_code("scripts/genetics/donor_genotypes.py"),
     script:
@@ -165,8 +165,8 @@ rule donor_dosages:
     conda:
         "../envs/mil.yaml"
     resources:
-        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
-        runtime=600,
+        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: 600 * attempt,
     params:
         code=package_code("scripts/genetics/donor_dosages.py"),
     script:
@@ -190,8 +190,8 @@ rule screen_variant_chunk:
         "../envs/mil.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input: int(1500 + 2 * input.size_mb),
-        runtime=600,
+        mem_mb=lambda wc, input, attempt: (int(1500 + 2 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: 600 * attempt,
     params:
         code=package_code("scripts/genetics/screen_chunk.py"),
         n_chunks=GENETICS_SCREEN_CHUNKS,
@@ -267,7 +267,7 @@ rule genetics_training_data:
     conda:
         "../envs/mil.yaml"
     resources:
-        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
+        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
     params:
         code=package_code("scripts/genetics/training_data.py"),
         covariates=GENETICS_COVARIATES,
@@ -298,8 +298,8 @@ rule fit_genetics:
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
         # OneK1K scale (1.2 M cells, 28 labels): 2.3 GB peak in benchmarks/onek1k_scale.py
-        mem_mb=lambda wc, input: int(3000 + 4 * input.size_mb),
-        runtime=360,
+        mem_mb=lambda wc, input, attempt: (int(3000 + 4 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: 360 * attempt,
     params:
         code=package_code("scripts/genetics/fit.py"),
         model=lambda wc: config["models"][wc.model],
@@ -381,7 +381,7 @@ rule genetics_cell_map:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, input: int(3000 + input.size_mb),
+        mem_mb=lambda wc, input, attempt: (int(3000 + input.size_mb)) * attempt,
     params:
         code=package_code("scripts/genetics/cell_map.py"),
         n_cells=GENETICS["cell_states"]["umap_cells"],
@@ -418,7 +418,7 @@ rule genetics_cell_states:
     conda:
         "../envs/mil.yaml"
     resources:
-        mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
+        mem_mb=lambda wc, input, attempt: (int(2000 + 3 * input.size_mb)) * attempt,
     params:
         code=package_code("scripts/genetics/cell_states.py"),
         reference=GENETICS_REFERENCE,
@@ -452,8 +452,8 @@ rule genetics_costs:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
-        runtime=120,
+        mem_mb=lambda wc, input, attempt: (int(2000 + 3 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         code=package_code("scripts/genetics/costs.py"),
         models=lambda wc: {m: config["models"][m] for m in GENETICS_COST_MODELS},

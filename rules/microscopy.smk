@@ -63,7 +63,7 @@ rule microscopy_metadata:
         "../envs/microscopy.yaml"
     resources:
         # four columns of the Ljosa et al. nucleus table (all 13,200 fields, about 1-2 million rows)
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
     params:
         code=package_code("scripts/microscopy/metadata.py"),
         plates=MICROSCOPY_PLATES,
@@ -110,7 +110,7 @@ rule crop_bbbc021:
         "../envs/microscopy.yaml"
     resources:
         # the plate's crops are held in memory before writing (about 28 kB per cell)
-        mem_mb=4000,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
     params:
         code=package_code("scripts/microscopy/crops.py"),
         box=MICROSCOPY["crop_size"],
@@ -138,8 +138,8 @@ rule embed_bbbc021:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=6000,
-        runtime=240,
+        mem_mb=lambda wc, attempt: 6000 * attempt,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         code=package_code("scripts/microscopy/embed.py"),
         batch_size=MICROSCOPY["embedding_batch_size"],
@@ -166,7 +166,7 @@ rule microscopy_features:
         "../envs/microscopy.yaml"
     resources:
         # all embeddings (2048 floats per cell) plus the PCs
-        mem_mb=lambda wc, input: int(2000 + 3 * input.size_mb),
+        mem_mb=lambda wc, input, attempt: (int(2000 + 3 * input.size_mb)) * attempt,
     params:
         code=package_code("scripts/microscopy/features.py"),
         n_components=max(MICROSCOPY_PCS),
@@ -200,8 +200,8 @@ rule fit_microscopy:
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
-        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
-        runtime=lambda wc: 120 * len(MICROSCOPY_PCS),
+        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: (120 * len(MICROSCOPY_PCS)) * attempt,
     params:
         code=package_code("scripts/microscopy/fit.py"),
         model=lambda wc: config["models"][wc.model],
@@ -346,8 +346,8 @@ rule fit_microscopy_sweep:
         gpu=lambda wc: model_gpus(
             MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)]
         ),
-        mem_mb=lambda wc, input: int(2000 + 2 * input.size_mb),
-        runtime=120,
+        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         code=package_code("scripts/microscopy/fit_sweep.py"),
         model=lambda wc: MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],

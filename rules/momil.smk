@@ -18,8 +18,8 @@ rule momil_simulation:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=3000,
-        runtime=120,
+        mem_mb=lambda wc, attempt: 3000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         code=package_code("scripts/momil/simulation.py"),
         simulation=MOMIL["simulation"],

@@ -30,8 +30,16 @@ rule fit_simulation:
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
-        mem_mb=4000,
-        runtime=120,
+        # from the recorded cost of the model and the scenario's size (workflow/resources.py), doubled on a retry
+        mem_mb=lambda wc, input, attempt: job_memory_mb(input.size_mb, attempt),
+        runtime=lambda wc, threads, attempt: simulation_fit_runtime(
+            config["models"][wc.model],
+            SCENARIOS[wc.scenario],
+            SCENARIOS[DEFAULT_SCENARIO],
+            SIMULATION["n_outputs"],
+            threads,
+            attempt,
+        ),
     params:
         code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: config["models"][wc.model],

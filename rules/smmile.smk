@@ -52,8 +52,8 @@ rule camelyon16_slide_features:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         code=package_code("scripts/smmile/slide_features.py"),
         patch_size=C16_SLIDES["patch_size"],
@@ -112,8 +112,8 @@ rule fit_spatial:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=lambda wc, attempt: 3000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
     params:
         code=package_code("scripts/smmile/fit.py"),
         spec=lambda wc: SMMILE_MODELS[wc.model],

@@ -28,6 +28,12 @@ def test_slurm_profile_is_valid_and_chooses_partitions_by_resources():
     profile_dir = REPO / "profiles" / "slurm"
     profile = yaml.safe_load((profile_dir / "config.yaml").read_text())
     assert profile["executor"] == "slurm"
+    # a failed job (killed for time or memory) is resubmitted once, with the rules' attempt-scaled resources,
+    # and one failure does not stop the others
+    assert profile["retries"] >= 1 and profile["keep-going"] is True
+    rules_text = "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
+    fixed = re.findall(r"^\s+(?:runtime|mem_mb)=\d+,$", rules_text, flags=re.M)
+    assert not fixed, f"resources that do not grow on a retry: {fixed}"
     assert "default-resources" not in yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
     assert (profile_dir / profile["slurm-partition-config"]).is_file()
     pinned = [rule for rule, res in profile.get("set-resources", {}).items() if "slurm_partition" in res]
@@ -100,8 +106,21 @@ def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
     # CPUs: a model's `threads` key (the GLMM's 2), else one.
     cpus = {model: re.search(r"NumCPUs=(\d+)", line).group(1) for model, line in fits.items()}
     assert cpus == {"mixmil": "1", "glmm": "2"}, cpus
-    # Memory and runtime from the rule (4000 MB, 120 min), not from the profile's defaults.
-    assert all("MinMemoryNode=4000M" in line and "TimeLimit=02:00:00" in line for line in by_rule["fit_simulation"])
+    # Memory and runtime from the rule's cost model (workflow/resources.py), not from the profile's defaults:
+    # each fit's time limit is what its model and scenario ask for (at least the cost model's floor).
+    from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, scenario_grid
+    from mixmil_workflow.workflow.resources import FLOOR_MINUTES, MEMORY_BASE_MB, simulation_fit_runtime
+
+    config = yaml.safe_load(CONFIG.read_text())
+    grid = scenario_grid({**config["simulation"], "axes": {}})
+    for model, line in fits.items():
+        spec = config["models"][model]
+        minutes = simulation_fit_runtime(
+            spec, grid[DEFAULT_SCENARIO], grid[DEFAULT_SCENARIO], 1, spec.get("threads", 1)
+        )
+        hours, rest = divmod(minutes, 60)
+        assert minutes >= FLOOR_MINUTES and f"TimeLimit={hours:02d}:{rest:02d}:00" in line, (minutes, line)
+        assert int(re.search(r"MinMemoryNode=(\d+)M", line).group(1)) >= MEMORY_BASE_MB, line
     # slurmd set CUDA_VISIBLE_DEVICES for the GPU job; with no usable CUDA device the fit fell back to the CPU.
     fit_log = (workdir / "logs/simulation/fit/mixmil/default/rep0.log").read_text()
     assert "CUDA_VISIBLE_DEVICES=0" in fit_log and "-> cpu" in fit_log, fit_log

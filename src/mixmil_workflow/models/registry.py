@@ -63,10 +63,13 @@ class ModelType:
         """Color, marker and legend label of a config entry's line in the figures."""
         return {"label": self.label, **self.style, **self.variant_styles.get(self.variant(spec), {})}
 
+    def options_dataclass(self) -> type:
+        module, _, name = self.options_class.rpartition(":")
+        return getattr(importlib.import_module(module) if module else model_options_module, name)
+
     def options(self) -> tuple[str, ...]:
         """The hyperparameters a config entry of this type may set."""
-        module, _, name = self.options_class.rpartition(":")
-        config_class = getattr(importlib.import_module(module) if module else model_options_module, name)
+        config_class = self.options_dataclass()
         skip = set(STUDY_SET_OPTIONS) | set(self.fixed_options) | ({self.threads_option} - {None})
         return tuple(f.name for f in dataclasses.fields(config_class) if f.name not in skip)
 
