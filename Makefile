@@ -19,12 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# PLINK 1.9 (genetics branch) is a Debian package, not a pip one: install it when missing.
+# PLINK 1.9 and bcftools (genetics branch) are Debian packages, not pip ones: install them when missing.
 system-deps:
-	@command -v plink1.9 >/dev/null || command -v plink >/dev/null || { \
-	  echo "installing PLINK 1.9 (Debian package plink1.9) for the genetics branch"; \
+	@{ command -v plink1.9 >/dev/null || command -v plink >/dev/null; } && command -v bcftools >/dev/null || { \
+	  echo "installing PLINK 1.9 and bcftools (Debian packages plink1.9 bcftools) for the genetics branch"; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends plink1.9; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends plink1.9 bcftools; }
 
 run: env system-deps
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(or $(GPUS),0) --configfile config/config.yaml

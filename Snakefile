@@ -43,7 +43,6 @@ localrules:
     download_onek1k,
     camelyon16_table3,
     compare_dataset,
-    variant_universe,
     clump_labels,
     screen_variants,
     genetics_results,

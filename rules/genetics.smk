@@ -97,10 +97,15 @@ rule donor_genotypes:
         multiext("results/genetics/genotypes/donors", ".bed", ".bim", ".fam"),
     log:
         "logs/genetics/donor_genotypes.log",
+    benchmark:
+        "logs/benchmarks/genetics/donor_genotypes.tsv"
     conda:
         "../envs/genetics.yaml"
+    threads: 4
     resources:
+        # PLINK streams the VCF into its binary format: memory does not grow with the VCF
         mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         code=package_code("scripts/genetics/donor_genotypes.py"),
     script:
@@ -114,8 +119,14 @@ rule genetic_pcs:
         "results/genetics/genotypes/genetic_pcs.tsv",
     log:
         "logs/genetics/genetic_pcs.log",
+    benchmark:
+        "logs/benchmarks/genetics/genetic_pcs.tsv"
     conda:
         "../envs/genetics.yaml"
+    threads: 4
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 120 * attempt,
     params:
         code=package_code("scripts/genetics/genetic_pcs.py"),
         n_pcs=GENETICS["n_genetic_pcs"],
@@ -136,8 +147,14 @@ rule variant_universe:
         ),
     log:
         "logs/genetics/variant_universe.log",
+    benchmark:
+        "logs/benchmarks/genetics/variant_universe.tsv"
     conda:
-        "../envs/data.yaml"
+        "../envs/genetics.yaml"
+    resources:
+        # bcftools streams the VCF and hands Python only the universe's records: memory does not grow with it
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         code=package_code("scripts/genetics/variant_universe.py"),
         codes=GENETICS["esnp_cell_types"],
@@ -163,9 +180,11 @@ rule donor_dosages:
     benchmark:
         "logs/benchmarks/genetics/donor_dosages.tsv"
     conda:
-        "../envs/mil.yaml"
+        "../envs/genetics.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
+        # the cells are read backed (obs and embeddings only) and bcftools selects the universe's records, so
+        # neither the count matrix nor the VCF (12.7 GB for OneK1K) is held in memory
+        mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 600 * attempt,
     params:
         code=package_code("scripts/genetics/donor_dosages.py"),
@@ -238,6 +257,8 @@ rule clump_labels:
         "logs/genetics/clump_labels.log",
     conda:
         "../envs/genetics.yaml"
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
     params:
         code=package_code("scripts/genetics/clump_labels.py"),
         min_spearman=GENETICS["screen"]["min_spearman"],

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mixmil_workflow.genetics.labels import clump, label_steps
+from mixmil_workflow.genetics.labels import label_steps
+from mixmil_workflow.genetics.plink import clump
 from mixmil_workflow.io import log_to, read_table, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -16,7 +17,15 @@ with log_to(snakemake.log[0]):
     print(f"{len(passed)} of {len(screen)} variants pass the GLMM screen (Spearman > {snakemake.params.min_spearman})")
     bed = Path(snakemake.input.bed[0]).with_suffix("")
     work = Path(snakemake.output.labels).with_name("clump")
-    index = clump(bed, passed, work, r2=snakemake.params.r2, kb=snakemake.params.kb)
+    index = clump(
+        bed,
+        passed,
+        work,
+        r2=snakemake.params.r2,
+        kb=snakemake.params.kb,
+        threads=snakemake.threads,
+        memory_mb=int(0.75 * snakemake.resources.mem_mb),
+    )
     labels = passed.set_index("rsid").loc[index].reset_index()
     print(f"{len(labels)} labels after LD clumping (r2 {snakemake.params.r2}, {snakemake.params.kb} kb)")
     if labels.empty:

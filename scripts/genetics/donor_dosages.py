@@ -5,14 +5,9 @@ from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job se
 import anndata
 import numpy as np
 
-from mixmil_workflow.genetics.labels import (
-    donor_mean_embeddings,
-    donor_table,
-    indexed_reading,
-    read_dosages,
-    vcf_index,
-)
-from mixmil_workflow.io import atomic_path, log_to, read_table, save_table
+from mixmil_workflow.genetics.labels import donor_mean_embeddings, donor_table
+from mixmil_workflow.genetics.vcf import read_dosages, vcf_index
+from mixmil_workflow.io import atomic_path, log_to, read_table, save_table, save_tsv_gz
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -22,19 +17,14 @@ with log_to(snakemake.log[0]):
     donors = donor_table(cells.obs, pcs)
     means = donor_mean_embeddings(cells.obsm["X_scvi"], cells.obs["donor_id"].astype(str), donors.index)
     universe = read_table(snakemake.input.universe)
-    how = (
-        f"through the index {vcf_index(snakemake.input.vcf)} (tabix)"
-        if indexed_reading(snakemake.input.vcf)
-        else ("scanning the whole VCF (no .csi/.tbi index next to it, or no tabix)")
-    )
-    print(f"reading the allele counts of {len(universe)} variants for {len(donors)} donors {how} ...", flush=True)
-    # With the downloaded .csi index next to the VCF, only the universe's positions are read (tabix).
+    index = vcf_index(snakemake.input.vcf)
+    how = f"at their positions through the index {index}" if index else "streaming the VCF (no .csi/.tbi index)"
+    print(f"bcftools: allele counts of {len(universe)} variants for {len(donors)} donors {how} ...", flush=True)
     positions = universe[["chrom", "pos"]]
     dosages = read_dosages(snakemake.input.vcf, universe["rsid"], list(donors["sample"]), positions=positions)
     print(f"{len(donors)} donors, {means.shape[1]} embedding dimensions, {dosages.shape[1]} variants")
     print(f"covariates: {', '.join(donors.columns[1:])}")
     save_table(snakemake.output.donors, donors.reset_index())
-    with atomic_path(snakemake.output.dosages) as tmp:
-        dosages[list(universe["rsid"])].to_csv(tmp, sep="\t", compression="gzip")
+    save_tsv_gz(snakemake.output.dosages, dosages[list(universe["rsid"])].reset_index())
     with atomic_path(snakemake.output.means) as tmp, open(tmp, "wb") as fh:
         np.save(fh, means)

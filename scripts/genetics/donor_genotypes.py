@@ -16,5 +16,6 @@ with log_to(snakemake.log[0]):
     samples = sorted({vcf_sample_of(d) for d in donors})
     print(f"{len(donors)} donors with cells -> {len(samples)} VCF samples")
     prefix = Path(snakemake.output[0]).with_suffix("")
-    fam = vcf_to_bed(snakemake.input.vcf, samples, prefix)
+    # PLINK gets the job's threads and most of its memory (the rest is this Python process)
+    fam = vcf_to_bed(snakemake.input.vcf, samples, prefix, snakemake.threads, int(0.75 * snakemake.resources.mem_mb))
     print(f"binary PLINK: {len(fam)} samples")

@@ -11,6 +11,12 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     bed = Path(snakemake.input[0]).with_suffix("")
     work = Path(snakemake.output[0]).with_name("pca")
-    pcs = genetic_pcs(bed, work, n_pcs=snakemake.params.n_pcs)
+    pcs = genetic_pcs(
+        bed,
+        work,
+        n_pcs=snakemake.params.n_pcs,
+        threads=snakemake.threads,
+        memory_mb=int(0.75 * snakemake.resources.mem_mb),
+    )
     print(pcs.describe().round(3).to_string())
     save_table(snakemake.output[0], pcs.reset_index().round(6))

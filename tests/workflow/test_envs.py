@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Needed by the Snakemake process that runs the workflow, not inside a job's environment.
 NOT_IN_JOB_ENVS = {"snakemake", "snakemake-executor-plugin-slurm"}
 # Not pinned in pyproject.toml: the interpreter, its installer, and command-line tools from conda.
-ENV_BASE = {"python", "pip", "plink"}
+ENV_BASE = {"python", "pip", "plink", "bcftools", "htslib"}
 
 
 def env_files() -> list[Path]:
@@ -90,3 +90,33 @@ def test_job_env_check_catches_a_missing_package(tmp_path):
     log.write_text("packages used: numpy==2.4.6, torch==2.15.0\n")
     with pytest.raises(AssertionError, match="imported torch, which its env"):
         assert_jobs_used_only_their_envs(tmp_path)
+
+
+# Command-line tools the package runs, by the module that runs them, and their conda package.
+TOOLS = {"mixmil_workflow/genetics/vcf.py": "bcftools", "mixmil_workflow/genetics/plink.py": "plink"}
+
+
+def test_every_binary_a_rule_runs_is_in_its_env_at_the_version_ci_runs():
+    """A rule whose script reaches a module that runs bcftools or PLINK names an env with that tool; the
+    env's bcftools is the version the CI machine runs (Debian's), so a test run checks what users get."""
+    import shutil
+    import subprocess
+
+    from mixmil_workflow.workflow.code import package_modules
+
+    src = REPO / "src"
+    running = set()
+    for name, (path, block) in rule_blocks().items():
+        script = re.search(r'^\s+script:\s*\n\s+"([^"]+)"', block, re.M)
+        if not script:
+            continue
+        modules = package_modules((path.parent / script.group(1)).resolve(), src)
+        for module, tool in TOOLS.items():
+            if module in modules:
+                running.add((name, tool))
+                env = env_packages((path.parent / rule_env(block)).resolve())
+                assert tool in env, f"rule {name} runs {tool} ({module}) but its env {rule_env(block)} lacks it"
+    assert {("variant_universe", "bcftools"), ("donor_dosages", "bcftools"), ("genetic_pcs", "plink")} <= running
+    if shutil.which("bcftools"):
+        version = subprocess.run(["bcftools", "--version"], capture_output=True, text=True).stdout.split()[1]
+        assert env_packages(REPO / "envs/genetics.yaml")["bcftools"] == version

@@ -1,102 +1,17 @@
 """Genetic labels (Appendix D.1): donor dosages of the universe's variants, the GLMM screen (variants
 predictable from the donors' mean cell embeddings, out-of-fold Spearman > 0.15, covariates sex, age and
-genetic PCs), and LD clumping of the survivors with ``plink1.9 --clump``.
+genetic PCs); LD clumping of the survivors is PLINK's (:func:`mixmil_workflow.genetics.plink.clump`).
 """
 
 from __future__ import annotations
 
-import gzip
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mixmil_workflow.genetics.plink import run_plink
 from mixmil_workflow.genetics.samples import vcf_sample_of
-
-
-def read_dosages(
-    vcf: str | Path, rsids: Iterable[str], samples: Sequence[str], positions: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """ALT allele counts (0, 1, 2) of ``rsids`` for ``samples`` (rows), from the rounded ``DS`` field
-    when present (imputed dosages), else from ``GT``. A missing call is an error naming the variant.
-
-    With ``positions`` (columns ``chrom``, ``pos``) and a ``.csi``/``.tbi`` index next to the VCF, only
-    those positions are read (``tabix -R``, Debian package tabix): the real VCF holds millions of records
-    x 1,098 samples, hundreds of GB uncompressed. Otherwise the whole file is streamed."""
-    wanted = set(rsids)
-    if positions is not None and indexed_reading(vcf):
-        with tempfile.TemporaryDirectory() as tmp:
-            regions = Path(tmp) / "regions.tsv"
-            unique = positions[["chrom", "pos"]].astype({"pos": int}).drop_duplicates()
-            unique.sort_values(["chrom", "pos"]).to_csv(regions, sep="\t", header=False, index=False)
-            command = ["tabix", "-h", "-R", str(regions), str(vcf)]
-            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-                rows, columns = _parse_dosages(proc.stdout, wanted, samples, vcf)
-                error = proc.stderr.read()
-            if proc.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {error.strip()[-500:]}")
-    else:
-        with gzip.open(vcf, "rt") as fh:
-            rows, columns = _parse_dosages(fh, wanted, samples, vcf)
-    if columns is None:
-        raise ValueError(f"{vcf}: no #CHROM header line; is it a VCF?")
-    absent = sorted(wanted - set(rows))
-    if absent:
-        raise ValueError(f"{vcf}: {len(absent)} variant(s) not found, e.g. {absent[:3]}")
-    return pd.DataFrame(rows, index=pd.Index(samples, name="sample")).astype(int)
-
-
-def indexed_reading(vcf: str | Path) -> bool:
-    """Whether :func:`read_dosages` can read positions through an index (one exists, tabix is installed)."""
-    return vcf_index(vcf) is not None and shutil.which("tabix") is not None
-
-
-def vcf_index(vcf: str | Path) -> Path | None:
-    """The VCF's ``.csi`` or ``.tbi`` index, when there is one."""
-    for suffix in (".csi", ".tbi"):
-        candidate = Path(f"{vcf}{suffix}")
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _parse_dosages(lines: Iterable[str], wanted: set[str], samples: Sequence[str], vcf) -> tuple[dict, dict | None]:
-    rows, columns, index = {}, None, []
-    for line in lines:
-        if line.startswith("##"):
-            continue
-        if line.startswith("#CHROM"):
-            columns = {name: k for k, name in enumerate(line.rstrip("\n").split("\t"))}
-            missing = [s for s in samples if s not in columns]
-            if missing:
-                raise ValueError(f"{vcf}: samples {missing[:3]} are not in the VCF")
-            index = [columns[s] for s in samples]
-            continue
-        # The real VCF has millions of records and ~1,100 samples: split a record fully only when wanted.
-        if line.split("\t", 3)[2] not in wanted:
-            continue
-        fields = line.rstrip("\n").split("\t")
-        keys = fields[8].split(":")
-        ds = keys.index("DS") if "DS" in keys else None
-        gt = keys.index("GT") if "GT" in keys else None
-        values = []
-        for j, k in enumerate(index):
-            call = fields[k].split(":")
-            if ds is not None and ds < len(call) and call[ds] not in (".", ""):
-                values.append(float(call[ds]))
-                continue
-            alleles = call[gt].replace("|", "/").split("/") if gt is not None and gt < len(call) else ["."]
-            if "." in alleles:
-                raise ValueError(f"{vcf}: missing genotype for {fields[2]} in sample {samples[j]}")
-            values.append(float(sum(int(a) > 0 for a in alleles)))
-        rows[fields[2]] = np.clip(np.round(values), 0, 2)
-    return rows, columns
 
 
 def donor_table(obs: pd.DataFrame, pcs: pd.DataFrame) -> pd.DataFrame:
@@ -153,33 +68,6 @@ def screen_chunk_columns(n_variants: int, chunk: int, n_chunks: int) -> tuple[in
         raise ValueError(f"chunk {chunk} is not in 0..{n_chunks - 1}")
     bounds = np.linspace(0, n_variants, n_chunks + 1).round().astype(int)
     return int(bounds[chunk]), int(bounds[chunk + 1])
-
-
-def clump(
-    bed_prefix: str | Path,
-    candidates: pd.DataFrame,
-    out_prefix: str | Path,
-    r2: float,
-    kb: int,
-) -> list[str]:
-    """LD clumping of ``candidates`` (``rsid``, ``p_value``) with PLINK 1.9: every candidate may lead a
-    clump (``--clump-p1 1``), variants within ``kb`` with r^2 above ``r2`` join the clump of a stronger
-    one. Returns the index variants (strongest first)."""
-    if candidates.empty:
-        return []
-    out_prefix = Path(out_prefix)
-    assoc = out_prefix.with_suffix(".assoc")
-    candidates.rename(columns={"rsid": "SNP", "p_value": "P"})[["SNP", "P"]].to_csv(assoc, sep="\t", index=False)
-    run_plink(
-        ["--bfile", bed_prefix, "--clump", assoc, "--clump-p1", 1, "--clump-p2", 1]
-        + ["--clump-r2", r2, "--clump-kb", kb, "--keep-allele-order"],
-        out_prefix,
-    )
-    clumped = Path(f"{out_prefix}.clumped")
-    if not clumped.exists():  # PLINK writes no file when nothing clumps (all p-values above p1)
-        return []
-    table = pd.read_csv(clumped, sep=r"\s+")
-    return list(table.sort_values("P")["SNP"])
 
 
 def label_steps(n_universe: int, n_screened: int, n_labels: int, min_spearman: float) -> pd.DataFrame:

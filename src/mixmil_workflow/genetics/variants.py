@@ -7,8 +7,7 @@ and alleles are checked (the same two alleles, in either order); mismatches are 
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -59,23 +58,11 @@ def variant_universe(esnps: pd.DataFrame) -> pd.DataFrame:
     return universe.rename_axis("rsid").reset_index()
 
 
-def vcf_sites(path: str | Path, rsids: Iterable[str] | None = None) -> pd.DataFrame:
-    """CHROM, POS, ID, REF, ALT of the VCF's records (streamed; only ``rsids`` when given)."""
-    wanted = set(rsids) if rsids is not None else None
-    rows = []
-    with gzip.open(path, "rt") as fh:
-        for line in fh:
-            if line.startswith("#"):
-                continue
-            chrom, pos, rsid, ref, alt = line.split("\t", 5)[:5]
-            if wanted is None or rsid in wanted:
-                rows.append((chrom, int(pos), rsid, ref, alt))
-    return pd.DataFrame(rows, columns=["chrom", "pos", "rsid", "ref", "alt"])
-
-
 def match_to_vcf(universe: pd.DataFrame, vcf: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Keep the universe's variants found in the VCF (by rsID) with the same alleles; returns them with
     the VCF's GRCh38 position and REF/ALT, and the counts of each step for the log and the report."""
+    from mixmil_workflow.genetics.vcf import vcf_sites
+
     sites = vcf_sites(vcf, universe["rsid"]).drop_duplicates("rsid", keep=False)  # multi-allelic: ambiguous
     matched = universe.merge(sites, on="rsid", how="inner")
     same_alleles = [
