@@ -68,8 +68,8 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=600
 NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:testgpu:1 State=UNKNOWN
-PartitionName=cpu Nodes={node} Default=YES MaxTime=INFINITE State=UP
-PartitionName=gpu Nodes={node} Default=NO MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes={node} Default=YES MaxTime=04:00:00 State=UP
+PartitionName=gpu Nodes={node} Default=NO MaxTime=04:00:00 State=UP
 """
 
 
