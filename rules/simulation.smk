@@ -1,38 +1,48 @@
 # Simulation study (paper Section 4.2): simulate -> fit -> evaluate and aggregate -> figures.
 
 
+# One job simulates every repeat of a scenario (each with its own seed): seconds per dataset.
 rule simulate_data:
     output:
-        "results/simulation/data/{scenario}/rep{repeat}.npz",
+        expand("results/simulation/data/{{scenario}}/rep{repeat}.npz", repeat=REPEATS),
     log:
-        "logs/simulation/simulate/{scenario}/rep{repeat}.log",
+        "logs/simulation/simulate/{scenario}.log",
     conda:
         "../envs/data.yaml"
     params:
         code=package_code("scripts/simulation/simulate.py"),
         simulation=lambda wc: SCENARIOS[wc.scenario],
-        seed=simulation_seed,
+        seeds=simulation_seeds,
     script:
         "../scripts/simulation/simulate.py"
 
 
+# One job fits a model on every repeat of a scenario (each repeat with its own seed, as one job per repeat
+# would): config/paper.yaml's 2,630 fits are 263 jobs, a few hundred sbatch calls on a cluster.
 rule fit_simulation:
     input:
-        "results/simulation/data/{scenario}/rep{repeat}.npz",
+        expand("results/simulation/data/{{scenario}}/rep{repeat}.npz", repeat=REPEATS),
     output:
-        "results/simulation/predictions/{model}/{scenario}/rep{repeat}.npz",
+        expand(
+            "results/simulation/predictions/{{model}}/{{scenario}}/rep{repeat}.npz",
+            repeat=REPEATS,
+        ),
     log:
-        "logs/simulation/fit/{model}/{scenario}/rep{repeat}.log",
+        "logs/simulation/fit/{model}/{scenario}.log",
     benchmark:
-        "logs/benchmarks/simulation/fit/{model}/{scenario}/rep{repeat}.tsv"
+        "logs/benchmarks/simulation/fit/{model}/{scenario}.tsv"
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
-        # from the recorded cost of the model and the scenario's size (workflow/resources.py), doubled on a retry
-        mem_mb=lambda wc, input, attempt: job_memory_mb(input.size_mb, attempt),
-        runtime=lambda wc, threads, attempt: simulation_fit_runtime(
+        # from the recorded cost of the model and the scenario's size (workflow/resources.py), for every
+        # repeat, doubled on a retry; memory for one repeat's data at a time
+        mem_mb=lambda wc, input, attempt: job_memory_mb(
+            input.size_mb / len(REPEATS), attempt
+        ),
+        runtime=lambda wc, threads, attempt: len(REPEATS)
+        * simulation_fit_runtime(
             config["models"][wc.model],
             SCENARIOS[wc.scenario],
             SCENARIOS[DEFAULT_SCENARIO],
@@ -43,7 +53,7 @@ rule fit_simulation:
     params:
         code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: config["models"][wc.model],
-        seed=fit_seed,
+        seeds=fit_seeds,
         device=config["device"],
     script:
         "../scripts/simulation/fit.py"

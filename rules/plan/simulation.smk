@@ -8,14 +8,21 @@ SIMULATION_RUNS = model_runs(SIMULATION, config["models"], SCENARIOS)
 SIMULATION_REFERENCE = reference_model(SIMULATION, config["models"])
 
 
-def simulation_seed(wildcards):
-    return derive_seed(config["seed"], "simulate", wildcards.scenario, wildcards.repeat)
+def simulation_seeds(wildcards):
+    """One seed per repeat of the scenario, from its identity (scenario, repeat)."""
+    return [
+        derive_seed(config["seed"], "simulate", wildcards.scenario, str(r))
+        for r in REPEATS
+    ]
 
 
-def fit_seed(wildcards):
-    return derive_seed(
-        config["seed"], "fit", wildcards.model, wildcards.scenario, wildcards.repeat
-    )
+def fit_seeds(wildcards):
+    """One seed per repeat, from the fit's identity (model, scenario, repeat): the job's grouping of
+    repeats does not change any fit."""
+    return [
+        derive_seed(config["seed"], "fit", wildcards.model, wildcards.scenario, str(r))
+        for r in REPEATS
+    ]
 
 
 def simulation_prediction_files(wildcards=None):

@@ -1,4 +1,4 @@
-"""Fit one model on one simulated dataset and predict its test bags."""
+"""Fit one model on every repeat's simulated dataset of one scenario and predict their test bags."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np
@@ -15,9 +15,11 @@ with log_to(snakemake.log[0]):
     device = job_device(snakemake.params.device)
     # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
     spec = {**snakemake.params.model, "threads": snakemake.threads}
-    print(f"fitting {snakemake.wildcards.model} ({spec}) on {device}, seed {snakemake.params.seed}")
-    with np.load(snakemake.input[0]) as arrays:
-        data = SimulatedData.from_arrays(arrays)
-    result = run_model(spec, data, snakemake.params.seed, device)
-    print(f"trained in {float(result['train_seconds']):.1f} s")
-    save_npz(snakemake.output[0], **result)
+    wc = snakemake.wildcards
+    for data_path, out_path, seed in zip(snakemake.input, snakemake.output, snakemake.params.seeds, strict=True):
+        print(f"fitting {wc.model} ({spec}) on {data_path} ({device}), seed {seed}", flush=True)
+        with np.load(data_path) as arrays:
+            data = SimulatedData.from_arrays(arrays)
+        result = run_model(spec, data, seed, device)
+        print(f"trained in {float(result['train_seconds']):.1f} s")
+        save_npz(out_path, **result)

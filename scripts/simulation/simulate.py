@@ -1,4 +1,4 @@
-"""Simulate one scenario x repeat of the simulation study."""
+"""Simulate every repeat of one scenario of the simulation study."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, save_npz
@@ -7,8 +7,7 @@ from mixmil_workflow.studies.simulation import simulate_scenario
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
-    print(
-        f"simulating {snakemake.wildcards.scenario} repeat {snakemake.wildcards.repeat}: {snakemake.params.simulation}"
-    )
-    data = simulate_scenario(snakemake.params.simulation, snakemake.params.seed)
-    save_npz(snakemake.output[0], **data.to_arrays())
+    for path, seed in zip(snakemake.output, snakemake.params.seeds, strict=True):
+        print(f"simulating {snakemake.wildcards.scenario} -> {path} (seed {seed}): {snakemake.params.simulation}")
+        data = simulate_scenario(snakemake.params.simulation, seed)
+        save_npz(path, **data.to_arrays())

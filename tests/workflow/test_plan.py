@@ -29,9 +29,10 @@ def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     n_scenarios = 1 + sum(v != defaults[axis] for axis, values in sim["axes"].items() for v in values)
     result = snakemake("-n", "--configfile", str(REPO / configfile), "--directory", str(tmp_path))
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["simulate_data"] == n_scenarios * sim["n_repeats"]
+    # one job per scenario simulates its repeats; one per model and scenario fits them
+    assert counts["simulate_data"] == n_scenarios
     per_model = [len(config["models"][m].get("scenarios", [None] * n_scenarios)) for m in sim["models"]]
-    assert counts["fit_simulation"] == sim["n_repeats"] * sum(per_model)
+    assert counts["fit_simulation"] == sum(per_model)
     assert counts["aggregate_simulation"] == 1 and counts["simulation_figures"] == 1
     microscopy = config.get("microscopy", {})
     if microscopy.get("activate"):

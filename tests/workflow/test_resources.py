@@ -56,11 +56,13 @@ def test_the_paper_configuration_plans_runtimes_from_the_cost_model(tmp_path):
     ask for no GPU."""
     result = snakemake("-n", "--configfile", str(REPO / "config/paper.yaml"), "--directory", str(tmp_path))
     out = result.stdout + result.stderr
-    assert job_counts(out)["fit_simulation"] > 2000
-    fits = re.findall(r"wildcards: model=(\w+), scenario=([\w.-]+), repeat=\d+\n\s+resources: ([^\n]+)", out)
+    repeats = PAPER["simulation"]["n_repeats"]
+    assert job_counts(out)["fit_simulation"] < 300  # one job per model and scenario fits its repeats
+    fits = re.findall(r"wildcards: model=(\w+), scenario=([\w.-]+)\n(?:\s+threads: \d+\n)?\s+resources: ([^\n]+)", out)
     runtimes = {(m, s): int(re.search(r"runtime=(\d+)", r).group(1)) for m, s, r in fits}
-    assert runtimes[("glmm", DEFAULT_SCENARIO)] == resources.FLOOR_MINUTES
+    assert len(runtimes) == job_counts(out)["fit_simulation"]
+    assert runtimes[("glmm", DEFAULT_SCENARIO)] == repeats * resources.FLOOR_MINUTES
     big = max(GRID, key=lambda s: GRID[s]["n_train"])
-    assert runtimes[("xgboost_moments", big)] > 10 * 60  # hours, where the fixed 120 min killed it
+    assert runtimes[("xgboost_moments", big)] > repeats * 10 * 60  # hours per fit, where 120 min killed it
     gpus = {m: re.search(r"gpu=(\d)", r).group(1) for m, _, r in fits}
     assert gpus["xgboost_moments"] == gpus["glmm"] == "0" and gpus["mixmil"] == "1"

@@ -122,7 +122,7 @@ def test_workflow_runs_through_the_slurm_profile_on_a_real_cluster(tmp_path):
         assert minutes >= FLOOR_MINUTES and f"TimeLimit={hours:02d}:{rest:02d}:00" in line, (minutes, line)
         assert int(re.search(r"MinMemoryNode=(\d+)M", line).group(1)) >= MEMORY_BASE_MB, line
     # slurmd set CUDA_VISIBLE_DEVICES for the GPU job; with no usable CUDA device the fit fell back to the CPU.
-    fit_log = (workdir / "logs/simulation/fit/mixmil/default/rep0.log").read_text()
+    fit_log = (workdir / "logs/simulation/fit/mixmil/default.log").read_text()
     assert "CUDA_VISIBLE_DEVICES=0" in fit_log and "-> cpu" in fit_log, fit_log
     summary = pd.read_csv(workdir / "results/simulation/tables/simulation_summary.tsv", sep="\t", comment="#")
     assert set(summary["model"]) == {"mixmil", "glmm"}
