@@ -13,7 +13,7 @@ rule simulate_sweep_data:
     params:
         code=package_code("scripts/simulation/simulate.py"),
         simulation=lambda wc: SCENARIOS[wc.scenario],
-        seed=sweep_data_seed,
+        seeds=lambda wc: [sweep_data_seed(wc)],  # the script simulates one dataset per output
     script:
         "../scripts/simulation/simulate.py"
 
@@ -37,7 +37,7 @@ rule fit_sweep:
     params:
         code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
-        seed=sweep_fit_seed,
+        seeds=lambda wc: [sweep_fit_seed(wc)],  # the script fits one dataset per output
         device=config["device"],
     script:
         "../scripts/simulation/fit.py"

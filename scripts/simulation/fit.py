@@ -1,4 +1,5 @@
-"""Fit one model on every repeat's simulated dataset of one scenario and predict their test bags."""
+"""Fit one model on each input dataset (its seed beside it) and predict its test bags: the simulation
+study's every repeat of a scenario, or the sweep's one dataset."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 import numpy as np

@@ -1,4 +1,5 @@
-"""Simulate every repeat of one scenario of the simulation study."""
+"""Simulate one dataset per output file, each with its own seed (the simulation study: every repeat of a
+scenario; the sweep: one repeat)."""
 
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to, save_npz
