@@ -11,6 +11,7 @@ from mixmil_workflow.own_bags.report import (
     PREDICTION_COLUMNS,
     collect,
     comparison,
+    concat_fit_tables,
     comparison_figure,
     comparison_markdown,
     instance_weight_table,
@@ -20,26 +21,11 @@ from mixmil_workflow.own_bags.report import (
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 
-def gathered(paths, runs):
-    frames = [
-        pd.read_csv(path, sep="\t", comment="#").assign(label=label, model=model)
-        for (label, model, _), path in zip(runs, paths, strict=True)
-    ]
-    frames = [f for f in frames if len(f)] or frames[:1]
-    return pd.concat(frames, ignore_index=True)
-
-
 with log_to(snakemake.log[0]):
     labels = {k: LabelSpec(**v) for k, v in snakemake.params.labels.items()}
     runs = snakemake.params.runs
     provenance = snakemake.params.provenance
-    predictions = collect(
-        (
-            (label, model, unit, path)
-            for (label, model, unit), path in zip(runs, snakemake.input.predictions, strict=True)
-        ),
-        snakemake.params.types,
-    )
+    predictions = collect(runs, snakemake.input.predictions, snakemake.params.types)
     table, per_fold = comparison(predictions, labels)
     columns = "; ".join(f"{name}: {meaning}" for name, meaning in PREDICTION_COLUMNS.items())
     save_table(snakemake.output.predictions, predictions, provenance={**provenance, "note": f"columns: {columns}"})
@@ -52,8 +38,8 @@ with log_to(snakemake.log[0]):
     comparison_figure(table, snakemake.wildcards.dataset, snakemake.output.figure)
     # Wall times depend on the machine and its load: kept apart so that the result tables above are
     # byte-identical across identical runs.
-    save_table(snakemake.output.timings, gathered(snakemake.input.timings, runs).round(3))
-    save_table(snakemake.output.search, gathered(snakemake.input.search, runs), provenance=provenance)
+    save_table(snakemake.output.timings, concat_fit_tables(runs, snakemake.input.timings).round(3))
+    save_table(snakemake.output.search, concat_fit_tables(runs, snakemake.input.search), provenance=provenance)
 
     id_column = snakemake.params.id_column
     bags = pd.read_csv(snakemake.input.table, sep="\t", dtype={id_column: str})

@@ -3,7 +3,7 @@
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from mixmil_workflow.io import log_to
 from mixmil_workflow.own_bags.input import load_bag_dataset
-from mixmil_workflow.own_bags.protocol import assign_folds, check_classes_in_training, strata
+from mixmil_workflow.own_bags.protocol import dataset_folds
 from mixmil_workflow.own_bags.study import save_prepared
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -22,18 +22,13 @@ with log_to(snakemake.log[0]):
         missing_allowed=list(config["labels"]),  # which models may see them is checked per fit
     )
     protocol = config["protocol"]
-    first = next(iter(dataset.label_specs.values()))
-    by = strata(dataset.table[first.column], first.likelihood) if protocol["stratify"] else None
-    folds = assign_folds(dataset.table, protocol, snakemake.params.seeds, by, table_name)
-    for column, codes in dataset.labels.items():
-        if column in dataset.classes:
-            check_classes_in_training(folds, dataset.classes[column], codes, column, table_name)
+    folds, stratified_by = dataset_folds(dataset, protocol, snakemake.params.seeds, table_name)
     x = dataset.bags.x
     constant = int((x.amax(0) == x.amin(0)).sum())
     print(
         f"{dataset.n_bags} bags, {dataset.bags.n_instances} instances x {dataset.bags.n_features}; "
         f"bag sizes {int(dataset.bags.sizes.min())}-{int(dataset.bags.sizes.max())}; protocol {protocol}"
-        + (f"; stratified by {first.column!r}" if by is not None else "")
+        + (f"; stratified by {stratified_by!r}" if stratified_by else "")
     )
     if constant:
         print(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from mixmil_workflow.genetics.labels import label_steps
-from mixmil_workflow.genetics.plink import clump
+from mixmil_workflow.genetics.plink import clump, plink_memory_mb
 from mixmil_workflow.io import log_to, read_table, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -24,7 +24,7 @@ with log_to(snakemake.log[0]):
         r2=snakemake.params.r2,
         kb=snakemake.params.kb,
         threads=snakemake.threads,
-        memory_mb=int(0.75 * snakemake.resources.mem_mb),
+        memory_mb=plink_memory_mb(snakemake.resources.mem_mb),
     )
     labels = passed.set_index("rsid").loc[index].reset_index()
     print(f"{len(labels)} labels after LD clumping (r2 {snakemake.params.r2}, {snakemake.params.kb} kb)")

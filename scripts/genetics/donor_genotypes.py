@@ -5,7 +5,7 @@ from pathlib import Path
 
 import anndata
 
-from mixmil_workflow.genetics.plink import vcf_to_bed
+from mixmil_workflow.genetics.plink import vcf_to_bed, plink_memory_mb
 from mixmil_workflow.genetics.samples import vcf_sample_of
 from mixmil_workflow.io import log_to
 
@@ -16,6 +16,7 @@ with log_to(snakemake.log[0]):
     samples = sorted({vcf_sample_of(d) for d in donors})
     print(f"{len(donors)} donors with cells -> {len(samples)} VCF samples")
     prefix = Path(snakemake.output[0]).with_suffix("")
-    # PLINK gets the job's threads and most of its memory (the rest is this Python process)
-    fam = vcf_to_bed(snakemake.input.vcf, samples, prefix, snakemake.threads, int(0.75 * snakemake.resources.mem_mb))
+    fam = vcf_to_bed(
+        snakemake.input.vcf, samples, prefix, snakemake.threads, plink_memory_mb(snakemake.resources.mem_mb)
+    )
     print(f"binary PLINK: {len(fam)} samples")

@@ -3,7 +3,7 @@
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 from pathlib import Path
 
-from mixmil_workflow.genetics.plink import genetic_pcs
+from mixmil_workflow.genetics.plink import genetic_pcs, plink_memory_mb
 from mixmil_workflow.io import log_to, save_table
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -16,7 +16,7 @@ with log_to(snakemake.log[0]):
         work,
         n_pcs=snakemake.params.n_pcs,
         threads=snakemake.threads,
-        memory_mb=int(0.75 * snakemake.resources.mem_mb),
+        memory_mb=plink_memory_mb(snakemake.resources.mem_mb),
     )
     print(pcs.describe().round(3).to_string())
     save_table(snakemake.output[0], pcs.reset_index().round(6))

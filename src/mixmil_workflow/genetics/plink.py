@@ -30,6 +30,11 @@ def plink_binary() -> str:
     raise PlinkError("PLINK 1.9 not found: install it (apt-get install plink1.9, or conda install -c bioconda plink)")
 
 
+def plink_memory_mb(job_mem_mb: int) -> int:
+    """PLINK's ``--memory`` in a job granted ``job_mem_mb``: most of it, the rest for the Python process."""
+    return int(0.75 * job_mem_mb)
+
+
 def run_plink(args: Sequence[str], out_prefix: str | Path, threads: int = 1, memory_mb: int | None = None) -> None:
     """Run PLINK with ``--out out_prefix`` and the job's threads and memory (PLINK otherwise takes every core
     of the node and half its memory, whatever the scheduler granted); fail with the command and its log."""

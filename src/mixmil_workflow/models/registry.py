@@ -10,7 +10,6 @@ classes are named by import path and loaded only when a job builds a model.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -162,11 +161,12 @@ def build(
 
 def check_options(entry: ModelType, options: Mapping, where: str) -> None:
     """One error naming each hyperparameter ``entry`` does not have, the closest it does, and all of them."""
+    from mixmil_workflow.workflow.config_checks import did_you_mean
+
     known = entry.options()
     for key in options:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(key, known)
             raise ValueError(
                 f"{where}: {key!r} is not a hyperparameter of model type {entry.name!r}; {hint}"
                 f"its hyperparameters: {', '.join(sorted(known))}"

@@ -8,7 +8,6 @@ model running all of its folds and repeats (``fits_per_job``).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +105,7 @@ def read_table(path: Path, id_column: str):
 
 def _check_against_table(name: str, dataset: Mapping, labels: Mapping[str, LabelSpec], models: Mapping) -> None:
     from mixmil_workflow.models.registry import leaves_out_missing_labels
+    from mixmil_workflow.workflow.config_checks import did_you_mean
 
     path = Path(dataset["table"])
     frame = read_table(path, dataset["id_column"])
@@ -116,9 +116,8 @@ def _check_against_table(name: str, dataset: Mapping, labels: Mapping[str, Label
     if protocol["kind"] != "split":
         column = protocol.get("group_column") if protocol["kind"] == "groups" else None
         if column is not None and column not in frame.columns:
-            close = difflib.get_close_matches(column, list(map(str, frame.columns)), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DatasetError(f"{where}.protocol.group_column: {path} has no column {column!r}{hint}")
+            hint = did_you_mean(column, frame.columns)
+            raise DatasetError(f"{where}.protocol.group_column: {path} has no column {column!r}; {hint}".rstrip("; "))
         units = frame[column].nunique() if column else len(frame)
         if protocol["n_folds"] > units:
             raise DatasetError(
@@ -127,9 +126,8 @@ def _check_against_table(name: str, dataset: Mapping, labels: Mapping[str, Label
             )
     for label, spec in labels.items():
         if label not in frame.columns:
-            close = difflib.get_close_matches(label, list(map(str, frame.columns)), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise DatasetError(f"{where}.labels.{label}: {path} has no column {label!r}{hint}")
+            hint = did_you_mean(label, frame.columns)
+            raise DatasetError(f"{where}.labels.{label}: {path} has no column {label!r}; {hint}".rstrip("; "))
         n_missing = int(frame[label].isna().sum())
         if n_missing:
             refusing = [m for m in dataset["models"] if not leaves_out_missing_labels(models[m], spec.likelihood)]

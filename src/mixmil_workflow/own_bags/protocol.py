@@ -157,3 +157,17 @@ def check_classes_in_training(
                     f"({column}) is held out; every class needs bags in at least two folds (add bags of that class, "
                     "merge rare classes, or lower protocol.n_folds)"
                 )
+
+
+def dataset_folds(
+    dataset, protocol: Mapping, seeds: list[int], table_name: str
+) -> tuple[dict[str, np.ndarray], str | None]:
+    """The fold columns of a loaded :class:`~mixmil_workflow.own_bags.input.BagDataset` (stratified by its
+    first label unless ``protocol.stratify`` is false), checked so that every class of a categorical label has
+    training bags in every fit. Returns the folds and the label they are stratified by (or None)."""
+    first = next(iter(dataset.label_specs.values()))
+    by = strata(dataset.table[first.column], first.likelihood) if protocol["stratify"] else None
+    folds = assign_folds(dataset.table, protocol, seeds, by, table_name)
+    for column, classes in dataset.classes.items():
+        check_classes_in_training(folds, classes, dataset.labels[column], column, table_name)
+    return folds, (first.column if by is not None else None)

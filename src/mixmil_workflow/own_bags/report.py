@@ -25,27 +25,29 @@ PREDICTION_COLUMNS = {
 }
 
 
-def collect(runs: Iterable[tuple[str, str, str, str | Path]], types: Mapping[str, str]) -> pd.DataFrame:
-    """``runs``: (label, model, unit, predictions TSV) -> one frame of every held-out prediction, ordered by
-    label, model, repeat, fold and bag (the same however the fits were split into jobs)."""
+def concat_fit_tables(
+    runs: Iterable[tuple[str, str, str]], paths, types: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The per-job tables of ``runs`` ((label, model, unit), one path each) in one frame with ``label`` and
+    ``model`` columns (and ``type`` when ``types`` is given); empty tables (no nested search) are skipped."""
     frames = []
-    for label, model, _unit, path in runs:
-        frame = pd.read_csv(path, sep="\t", dtype={"bag": str}, comment="#")
-        frames.append(frame.assign(label=label, model=model, type=types[model]))
-    out = pd.concat(frames, ignore_index=True)
+    for (label, model, _unit), path in zip(runs, paths, strict=True):
+        frame = pd.read_csv(path, sep="\t", dtype={"bag": str}, comment="#").assign(label=label, model=model)
+        frames.append(frame if types is None else frame.assign(type=types[model]))
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+
+def collect(runs: Iterable[tuple[str, str, str]], paths, types: Mapping[str, str]) -> pd.DataFrame:
+    """Every held-out prediction in one frame, ordered by label, model, repeat, fold and bag (the same
+    however the fits were split into jobs)."""
+    out = concat_fit_tables(runs, paths, types)
     first = ["bag", "repeat", "fold", "label", "model", "type", "y"]
     out = out[first + [c for c in out.columns if c not in first]]
-    order = (
-        {name: k for k, name in enumerate(dict.fromkeys(out["label"]))},
-        {m: k for k, m in enumerate(dict.fromkeys(out["model"]))},
-    )
-    keys = out["label"].map(order[0]) * 10_000 + out["model"].map(order[1])
-    return (
-        out.assign(_key=keys)
-        .sort_values(["_key", "repeat", "fold", "bag"], kind="stable")
-        .drop(columns="_key")
-        .reset_index(drop=True)
-    )
+    labels = pd.Categorical(out["label"], categories=list(dict.fromkeys(out["label"])), ordered=True)
+    models = pd.Categorical(out["model"], categories=list(dict.fromkeys(out["model"])), ordered=True)
+    keys = out.assign(_label=labels, _model=models)
+    order = keys.sort_values(["_label", "_model", "repeat", "fold", "bag"], kind="stable").index
+    return out.loc[order].reset_index(drop=True)
 
 
 def comparison(predictions: pd.DataFrame, labels: Mapping[str, LabelSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -4,6 +4,7 @@ the config field, the model and the fix."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 
 
@@ -32,6 +33,12 @@ def check_model_names(
     return names
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``choices``, or nothing: one wording for every key check."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def _unknown_keys(node, schema: Mapping, path: str):
     """(key path, key, allowed keys) of every key the schema does not allow, depth first."""
     if not isinstance(node, Mapping) or not isinstance(schema, Mapping):
@@ -52,16 +59,13 @@ def check_config(config: Mapping, schema_path) -> None:
     """The config against its JSON schema, before Snakemake's own validation (which fills the defaults):
     an unknown key gets the closest allowed one, and any other violation one line with the key path
     first, instead of a dump of the whole schema."""
-    import difflib
-
     import jsonschema
     import yaml
 
     with open(schema_path) as fh:
         schema = yaml.safe_load(fh)
     for where, key, allowed in _unknown_keys(config, schema, ""):
-        close = difflib.get_close_matches(str(key), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(key, allowed)
         raise ValueError(f"config: {where}: unknown key {key!r}; {hint}allowed here: {', '.join(allowed)}")
     error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(config))
     if error is not None:
