@@ -55,27 +55,13 @@ def dataset_fold_seeds(wildcards):
 
 
 def dataset_input_settings(wildcards):
-    """What the prepare step reads: the dataset's inputs and protocol, not its models or preprocessing,
-    so that adding a model or changing preprocessing reruns only the fits that use it.
-    """
-    ds = DATASETS[wildcards.dataset]
-    keys = ("bag_column", "id_column", "embedding", "labels", "covariates", "protocol")
-    return {key: ds[key] for key in keys}
+    return DATASET_PLANS[wildcards.dataset].input_settings()
 
 
 def dataset_fit_settings(wildcards):
-    """What one label x model's fits depend on besides the prepared data and the model entry."""
-    ds = DATASETS[wildcards.dataset]
-    return {
-        "label": vars(DATASET_PLANS[wildcards.dataset].labels[wildcards.label]),
-        "covariates": ds["covariates"],
-        "id_column": ds["id_column"],
-        "embedding": ds["embedding"],
-        "preprocessing": ds["preprocessing"],
-        "class_weight": ds["class_weight"],
-        "search": ds["tuning"]["search"].get(wildcards.model, {}),
-        "inner_folds": ds["tuning"]["inner_folds"],
-    }
+    return DATASET_PLANS[wildcards.dataset].fit_settings(
+        wildcards.label, wildcards.model
+    )
 
 
 def dataset_outputs():

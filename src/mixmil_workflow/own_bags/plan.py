@@ -25,9 +25,30 @@ class DatasetPlan:
     name: str
     labels: dict[str, LabelSpec]
     units: dict[str, list[tuple[int, int]]]  # job unit name -> its (repeat, fold) fits
+    dataset: Mapping  # the dataset's config entry
 
     def runs(self, models) -> list[tuple[str, str, str]]:
         return [(label, model, unit) for label in self.labels for model in models for unit in self.units]
+
+    def input_settings(self) -> dict:
+        """What the prepare step reads: the inputs and the protocol, not the models or the preprocessing, so
+        that adding a model or changing preprocessing reruns only the fits that use it."""
+        keys = ("bag_column", "id_column", "embedding", "labels", "covariates", "protocol")
+        return {key: self.dataset[key] for key in keys}
+
+    def fit_settings(self, label: str, model: str) -> dict:
+        """What one label x model's fits depend on besides the prepared data and the model entry."""
+        ds = self.dataset
+        return {
+            "label": vars(self.labels[label]),
+            "covariates": ds["covariates"],
+            "id_column": ds["id_column"],
+            "embedding": ds["embedding"],
+            "preprocessing": ds["preprocessing"],
+            "class_weight": ds["class_weight"],
+            "search": ds["tuning"]["search"].get(model, {}),
+            "inner_folds": ds["tuning"]["inner_folds"],
+        }
 
 
 def unit_name(repeat: int, fold: int) -> str:
@@ -51,7 +72,7 @@ def plan_dataset(name: str, dataset: Mapping, models: Mapping) -> DatasetPlan:
         units = {"all": folds}
     else:
         units = {unit_name(r, k): [(r, k)] for r, k in folds}
-    return DatasetPlan(name, labels, units)
+    return DatasetPlan(name, labels, units, dataset)
 
 
 def _one_job(dataset: Mapping) -> bool:
