@@ -11,6 +11,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/plan/resources.smk"
 include: "rules/plan/simulation.smk"
 include: "rules/plan/costs.smk"
 include: "rules/plan/sweep.smk"
@@ -59,3 +60,15 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+# What a cluster profile asks for, checked before any job runs (workflow/profile_checks.py): set-resources
+# entries for rules and resources that exist, at parse time; the SLURM partitions, at the start of a run.
+check_resource_overrides(
+    workflow.resource_settings.overwrite_resources,
+    {rule.name: set(rule.resources) for rule in workflow.rules},
+)
+
+
+onstart:
+    check_slurm_run(workflow)

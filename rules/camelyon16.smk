@@ -48,8 +48,8 @@ rule convert_camelyon16:
     conda:
         "../envs/data.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(240),
     params:
         code=package_code("scripts/camelyon16/convert.py"),
     script:
@@ -68,8 +68,8 @@ rule prepare_camelyon16:
     conda:
         "../envs/data.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/camelyon16/prepare.py"),
         validation_fraction=CAMELYON16["validation_fraction"],
@@ -97,8 +97,8 @@ rule fit_camelyon16:
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
         # benchmarks/camelyon16_memory.py: peak ~ 1.1 GB + 1.25 x the instance matrix (~ the h5ad).
-        mem_mb=lambda wc, input, attempt: (int(1500 + 1.5 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 720 * attempt,
+        mem_mb=memory_mb(1500, per_input_mb=1.5),
+        runtime=runtime_minutes(720),
     params:
         code=package_code("scripts/camelyon16/fit.py"),
         model=lambda wc: config["models"][wc.model],
@@ -170,8 +170,8 @@ rule fit_camelyon16_sweep:
         gpu=lambda wc: model_gpus(
             CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)]
         ),
-        mem_mb=lambda wc, input, attempt: (int(1500 + 1.5 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 720 * attempt,
+        mem_mb=memory_mb(1500, per_input_mb=1.5),
+        runtime=runtime_minutes(720),
     params:
         code=package_code("scripts/camelyon16/fit.py"),
         model=lambda wc: CAMELYON16_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],

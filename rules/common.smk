@@ -42,6 +42,8 @@ from mixmil_workflow.microscopy.study import microscopy_models  # noqa: E402
 from mixmil_workflow.workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.studies.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.workflow.resources import (  # noqa: E402
+    Scaling,
+    fit_group,
     job_memory_mb,
     simulation_fit_runtime,
 )
@@ -56,6 +58,10 @@ from mixmil_workflow.studies.simulation import (  # noqa: E402
 
 from mixmil_workflow.workflow.code import code_digest  # noqa: E402
 from mixmil_workflow.workflow.config_checks import check_config  # noqa: E402
+from mixmil_workflow.workflow.profile_checks import (  # noqa: E402
+    check_resource_overrides,
+    check_slurm_run,
+)
 
 # Our check first: key path first, did-you-mean for a misspelled key; Snakemake's then fills the defaults.
 check_config(config, Path(workflow.basedir) / "config" / "config.schema.yaml")

@@ -21,8 +21,8 @@ rule model_costs:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(60),
     params:
         code=package_code("scripts/costs/measure.py"),
         costs=COSTS,

@@ -30,7 +30,7 @@ rule prepare_dataset:
     conda:
         "../envs/mil.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: (int(1500 + 3 * input.size_mb)) * attempt,
+        mem_mb=memory_mb(1500, per_input_mb=3),
     params:
         code=package_code("scripts/datasets/prepare.py"),
         dataset=dataset_input_settings,
@@ -57,8 +57,8 @@ rule fit_dataset:
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
-        mem_mb=lambda wc, input, attempt: (int(1500 + 2 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=memory_mb(1500, per_input_mb=2),
+        runtime=runtime_minutes(240),
     params:
         code=package_code("scripts/datasets/fit.py"),
         model=lambda wc: config["models"][wc.model],

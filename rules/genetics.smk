@@ -54,7 +54,7 @@ rule select_cells:
     conda:
         "../envs/scvi.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: (int(2000 + 4 * input.size_mb)) * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=4),
     params:
         code=package_code("scripts/genetics/select_cells.py"),
         n_top_genes=GENETICS["n_top_genes"],
@@ -77,8 +77,8 @@ rule embed_scvi:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=lambda wc, input, attempt: (int(3000 + 3 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=memory_mb(3000, per_input_mb=3),
+        runtime=runtime_minutes(240),
     params:
         code=package_code("scripts/genetics/embed_scvi.py"),
         scvi=GENETICS["scvi"],
@@ -104,8 +104,8 @@ rule donor_genotypes:
     threads: 4
     resources:
         # PLINK streams the VCF into its binary format: memory does not grow with the VCF
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(240),
     params:
         code=package_code("scripts/genetics/donor_genotypes.py"),
     script:
@@ -125,8 +125,8 @@ rule genetic_pcs:
         "../envs/genetics.yaml"
     threads: 4
     resources:
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/genetics/genetic_pcs.py"),
         n_pcs=GENETICS["n_genetic_pcs"],
@@ -153,8 +153,8 @@ rule variant_universe:
         "../envs/genetics.yaml"
     resources:
         # bcftools streams the VCF and hands Python only the universe's records: memory does not grow with it
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=memory_mb(2000),
+        runtime=runtime_minutes(240),
     params:
         code=package_code("scripts/genetics/variant_universe.py"),
         codes=GENETICS["esnp_cell_types"],
@@ -184,8 +184,8 @@ rule donor_dosages:
     resources:
         # the cells are read backed (obs and embeddings only) and bcftools selects the universe's records, so
         # neither the count matrix nor the VCF (12.7 GB for OneK1K) is held in memory
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 600 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(600),
     params:
         code=package_code("scripts/genetics/donor_dosages.py"),
     script:
@@ -205,12 +205,14 @@ rule screen_variant_chunk:
         "logs/genetics/screen/chunk{chunk}.log",
     benchmark:
         "logs/benchmarks/genetics/screen/chunk{chunk}.tsv"
+    group:
+        cluster_group("variant_screens")
     conda:
         "../envs/mil.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: (int(1500 + 2 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 600 * attempt,
+        mem_mb=memory_mb(1500, per_input_mb=2),
+        runtime=runtime_minutes(600),
     params:
         code=package_code("scripts/genetics/screen_chunk.py"),
         n_chunks=GENETICS_SCREEN_CHUNKS,
@@ -258,7 +260,7 @@ rule clump_labels:
     conda:
         "../envs/genetics.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
+        mem_mb=memory_mb(2000),
     params:
         code=package_code("scripts/genetics/clump_labels.py"),
         min_spearman=GENETICS["screen"]["min_spearman"],
@@ -288,7 +290,7 @@ rule genetics_training_data:
     conda:
         "../envs/mil.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=2),
     params:
         code=package_code("scripts/genetics/training_data.py"),
         covariates=GENETICS_COVARIATES,
@@ -319,8 +321,8 @@ rule fit_genetics:
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
         # OneK1K scale (1.2 M cells, 28 labels): 2.3 GB peak in benchmarks/onek1k_scale.py
-        mem_mb=lambda wc, input, attempt: (int(3000 + 4 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 360 * attempt,
+        mem_mb=memory_mb(3000, per_input_mb=4),
+        runtime=runtime_minutes(360),
     params:
         code=package_code("scripts/genetics/fit.py"),
         model=lambda wc: config["models"][wc.model],
@@ -402,7 +404,7 @@ rule genetics_cell_map:
         "../envs/scvi.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, input, attempt: (int(3000 + input.size_mb)) * attempt,
+        mem_mb=memory_mb(3000, per_input_mb=1),
     params:
         code=package_code("scripts/genetics/cell_map.py"),
         n_cells=GENETICS["cell_states"]["umap_cells"],
@@ -439,7 +441,7 @@ rule genetics_cell_states:
     conda:
         "../envs/mil.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: (int(2000 + 3 * input.size_mb)) * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=3),
     params:
         code=package_code("scripts/genetics/cell_states.py"),
         reference=GENETICS_REFERENCE,
@@ -473,8 +475,8 @@ rule genetics_costs:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=lambda wc, input, attempt: (int(2000 + 3 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=3),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/genetics/costs.py"),
         models=lambda wc: {m: config["models"][m] for m in GENETICS_COST_MODELS},

@@ -63,7 +63,7 @@ rule microscopy_metadata:
         "../envs/microscopy.yaml"
     resources:
         # four columns of the Ljosa et al. nucleus table (all 13,200 fields, about 1-2 million rows)
-        mem_mb=lambda wc, attempt: 4000 * attempt,
+        mem_mb=memory_mb(4000),
     params:
         code=package_code("scripts/microscopy/metadata.py"),
         plates=MICROSCOPY_PLATES,
@@ -74,6 +74,8 @@ rule microscopy_metadata:
         "../scripts/microscopy/metadata.py"
 
 
+# A plate's illumination, crops and embeddings run one after another in one cluster submission (group
+# bbbc021_plate: one per plate, its resources the largest of the three, runtimes added).
 rule illumination_bbbc021:
     input:
         bbbc021_plate_zip,
@@ -83,6 +85,8 @@ rule illumination_bbbc021:
         "logs/microscopy/illumination/{plate}.log",
     benchmark:
         "logs/benchmarks/microscopy/illumination/{plate}.tsv"
+    group:
+        cluster_group("bbbc021_plate")
     conda:
         "../envs/microscopy.yaml"
     params:
@@ -106,11 +110,13 @@ rule crop_bbbc021:
         "logs/microscopy/crops/{plate}.log",
     benchmark:
         "logs/benchmarks/microscopy/crops/{plate}.tsv"
+    group:
+        cluster_group("bbbc021_plate")
     conda:
         "../envs/microscopy.yaml"
     resources:
         # the plate's crops are held in memory before writing (about 28 kB per cell)
-        mem_mb=lambda wc, attempt: 4000 * attempt,
+        mem_mb=memory_mb(4000),
     params:
         code=package_code("scripts/microscopy/crops.py"),
         box=MICROSCOPY["crop_size"],
@@ -133,13 +139,15 @@ rule embed_bbbc021:
         "logs/microscopy/embed/{plate}.log",
     benchmark:
         "logs/benchmarks/microscopy/embed/{plate}.tsv"
+    group:
+        cluster_group("bbbc021_plate")
     conda:
         "../envs/microscopy.yaml"
     threads: 2
     resources:
         gpu=1,
-        mem_mb=lambda wc, attempt: 6000 * attempt,
-        runtime=lambda wc, attempt: 240 * attempt,
+        mem_mb=memory_mb(6000),
+        runtime=runtime_minutes(240),
     params:
         code=package_code("scripts/microscopy/embed.py"),
         batch_size=MICROSCOPY["embedding_batch_size"],
@@ -166,7 +174,7 @@ rule microscopy_features:
         "../envs/microscopy.yaml"
     resources:
         # all embeddings (2048 floats per cell) plus the PCs
-        mem_mb=lambda wc, input, attempt: (int(2000 + 3 * input.size_mb)) * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=3),
     params:
         code=package_code("scripts/microscopy/features.py"),
         n_components=max(MICROSCOPY_PCS),
@@ -200,8 +208,8 @@ rule fit_microscopy:
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
-        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: (120 * len(MICROSCOPY_PCS)) * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=2),
+        runtime=runtime_minutes(120 * len(MICROSCOPY_PCS)),
     params:
         code=package_code("scripts/microscopy/fit.py"),
         model=lambda wc: config["models"][wc.model],
@@ -346,8 +354,8 @@ rule fit_microscopy_sweep:
         gpu=lambda wc: model_gpus(
             MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)]
         ),
-        mem_mb=lambda wc, input, attempt: (int(2000 + 2 * input.size_mb)) * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(2000, per_input_mb=2),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/microscopy/fit_sweep.py"),
         model=lambda wc: MICROSCOPY_SWEEP_COMBINATIONS[wc.model][int(wc.combo)],

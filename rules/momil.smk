@@ -13,13 +13,15 @@ rule momil_simulation:
         "logs/momil/simulation/repeat{repeat}.log",
     benchmark:
         "logs/benchmarks/momil/simulation/repeat{repeat}.tsv"
+    group:
+        cluster_group("momil_fits")
     conda:
         "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=lambda wc, attempt: 3000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(3000),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/momil/simulation.py"),
         simulation=MOMIL["simulation"],

@@ -1,12 +1,15 @@
 # Simulation study (paper Section 4.2): simulate -> fit -> evaluate and aggregate -> figures.
 
 
-# One job simulates every repeat of a scenario (each with its own seed): seconds per dataset.
+# One job simulates every repeat of a scenario (each with its own seed): seconds per dataset; on a cluster
+# the scenarios share submissions (group simulation_data; the profile's group-components).
 rule simulate_data:
     output:
         expand("results/simulation/data/{{scenario}}/rep{repeat}.npz", repeat=REPEATS),
     log:
         "logs/simulation/simulate/{scenario}.log",
+    group:
+        cluster_group("simulation_data")
     conda:
         "../envs/data.yaml"
     params:
@@ -18,7 +21,7 @@ rule simulate_data:
 
 
 # One job fits a model on every repeat of a scenario (each repeat with its own seed, as one job per repeat
-# would): config/paper.yaml's 2,630 fits are 263 jobs, a few hundred sbatch calls on a cluster.
+# would): config/paper.yaml's 2,630 fits are 263 jobs, and on a cluster the small ones share submissions.
 rule fit_simulation:
     input:
         expand("results/simulation/data/{{scenario}}/rep{repeat}.npz", repeat=REPEATS),
@@ -31,25 +34,27 @@ rule fit_simulation:
         "logs/simulation/fit/{model}/{scenario}.log",
     benchmark:
         "logs/benchmarks/simulation/fit/{model}/{scenario}.tsv"
+    # on a cluster, small fits go several to one submission (workflow/resources.py: fit_group)
+    group:
+        cluster_group(
+            lambda wc: fit_group(
+                config["models"][wc.model],
+                simulation_fit_job_minutes(wc),
+                model_gpus(config["models"][wc.model]),
+                SCALING,
+            )
+        )
     conda:
         "../envs/mil.yaml"
     threads: lambda wc: model_threads(config["models"][wc.model])
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
         # from the recorded cost of the model and the scenario's size (workflow/resources.py), for every
-        # repeat, doubled on a retry; memory for one repeat's data at a time
+        # repeat, more on a retry; memory for one repeat's data at a time
         mem_mb=lambda wc, input, attempt: job_memory_mb(
-            input.size_mb / len(REPEATS), attempt
+            input.size_mb / len(REPEATS), attempt, scaling=SCALING
         ),
-        runtime=lambda wc, threads, attempt: len(REPEATS)
-        * simulation_fit_runtime(
-            config["models"][wc.model],
-            SCENARIOS[wc.scenario],
-            SCENARIOS[DEFAULT_SCENARIO],
-            SIMULATION["n_outputs"],
-            threads,
-            attempt,
-        ),
+        runtime=lambda wc, attempt: simulation_fit_job_minutes(wc, attempt),
     params:
         code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: config["models"][wc.model],

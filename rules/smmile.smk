@@ -52,8 +52,8 @@ rule camelyon16_slide_features:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/smmile/slide_features.py"),
         patch_size=C16_SLIDES["patch_size"],
@@ -93,6 +93,7 @@ rule camelyon16_slides_dataset:
         "../scripts/smmile/slides_dataset.py"
 
 
+# On a cluster, several fits share a submission (group spatial_fits; the profile's group-components).
 rule fit_spatial:
     input:
         smmile_data,
@@ -107,13 +108,15 @@ rule fit_spatial:
     wildcard_constraints:
         study="simulation|camelyon16",
         model="|".join(SMMILE_MODELS) or "none",
+    group:
+        cluster_group("spatial_fits")
     conda:
         "../envs/mil.yaml"
     threads: 1
     resources:
         gpu=1,
-        mem_mb=lambda wc, attempt: 3000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
+        mem_mb=memory_mb(3000),
+        runtime=runtime_minutes(60),
     params:
         code=package_code("scripts/smmile/fit.py"),
         spec=lambda wc: SMMILE_MODELS[wc.model],

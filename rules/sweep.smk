@@ -32,8 +32,8 @@ rule fit_sweep:
     threads: lambda wc: model_threads(SWEEP_COMBINATIONS[wc.model][int(wc.combo)])
     resources:
         gpu=lambda wc: model_gpus(SWEEP_COMBINATIONS[wc.model][int(wc.combo)]),
-        mem_mb=lambda wc, attempt: 4000 * attempt,
-        runtime=lambda wc, attempt: 120 * attempt,
+        mem_mb=memory_mb(4000),
+        runtime=runtime_minutes(120),
     params:
         code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: SWEEP_COMBINATIONS[wc.model][int(wc.combo)],

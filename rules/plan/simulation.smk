@@ -58,3 +58,18 @@ def simulation_outputs():
         "results/simulation/figures/figE2_retrieval_mean_field.png",
         "results/simulation/figures/figE1_traditional.png",
     ]
+
+
+def simulation_fit_job_minutes(wc, attempt=1):
+    """The runtime a fit_simulation job asks for: the cost model of workflow/resources.py."""
+    spec = config["models"][wc.model]
+    return simulation_fit_runtime(
+        spec,
+        SCENARIOS[wc.scenario],
+        SCENARIOS[DEFAULT_SCENARIO],
+        SIMULATION["n_outputs"],
+        model_threads(spec),
+        attempt,
+        n_fits=len(REPEATS),
+        scaling=SCALING,
+    )

@@ -9,7 +9,7 @@ import yaml
 
 from mixmil_workflow.studies.simulation import DEFAULT_SCENARIO, scenario_grid
 from mixmil_workflow.workflow import resources
-from mixmil_workflow.workflow.resources import job_memory_mb, recorded_fits, simulation_fit_runtime
+from mixmil_workflow.workflow.resources import Scaling, fit_group, job_memory_mb, recorded_fits, simulation_fit_runtime
 from tests.support.workflow import REPO, job_counts, snakemake
 
 PAPER = yaml.safe_load((REPO / "config/paper.yaml").read_text())
@@ -46,6 +46,29 @@ def test_runtime_follows_the_recorded_cost_the_size_and_the_training_length():
     assert job_memory_mb(100, attempt=2) == 2 * job_memory_mb(100)
 
 
+def test_the_config_scales_estimates_floors_retries_and_groups():
+    spec, default, outputs = PAPER["models"]["xgboost_moments"], DEFAULT, PAPER["simulation"]["n_outputs"]
+    base = simulation_fit_runtime(spec, default, default, outputs, 1)
+    slower = Scaling(runtime_scale=2.0, retry_factor=3.0)
+    assert simulation_fit_runtime(spec, default, default, outputs, 1, scaling=slower) == pytest.approx(2 * base, abs=1)
+    assert simulation_fit_runtime(spec, default, default, outputs, 1, attempt=2, scaling=slower) == pytest.approx(
+        6 * base, abs=3)  # fmt: skip
+    # the floor is the job's: ten fits of a few seconds ask for the floor once, not ten times
+    glmm = PAPER["models"]["glmm"]
+    assert simulation_fit_runtime(glmm, default, default, outputs, 2, n_fits=10) == resources.FLOOR_MINUTES
+    assert simulation_fit_runtime(glmm, default, default, outputs, 2, scaling=Scaling(runtime_floor_minutes=5)) == 5
+    # a model entry's runtime replaces the estimate; a retry still multiplies it
+    assert simulation_fit_runtime({**spec, "runtime": 7}, default, default, outputs, 1) == 7
+    assert simulation_fit_runtime({**spec, "runtime": 7}, default, default, outputs, 1, attempt=2, scaling=slower) == 21
+    assert Scaling().memory(1000, attempt=3) == 4000 and Scaling(retry_factor=1.5).runtime(60, 2) == 90
+    # small fits join the group of their device; large ones, and those with their own runtime, go alone
+    limit = Scaling().group_fits_under_minutes
+    assert fit_group(glmm, limit - 1, 0) == "simulation_fits_cpu"
+    assert fit_group(PAPER["models"]["mixmil"], limit - 1, 1) == "simulation_fits_gpu"
+    assert fit_group(spec, limit, 0) is None and fit_group({**glmm, "runtime": 5}, 5, 0) is None
+    assert fit_group(glmm, 1, 0, Scaling(group_fits_under_minutes=0)) is None
+
+
 def test_a_type_without_a_recorded_fit_asks_for_the_unrecorded_default():
     spec = {"type": "additive_mil"}  # not in the paper's simulation grid
     assert simulation_fit_runtime(spec, DEFAULT, DEFAULT, 10, 1) == resources.UNRECORDED_MINUTES
@@ -61,8 +84,41 @@ def test_the_paper_configuration_plans_runtimes_from_the_cost_model(tmp_path):
     fits = re.findall(r"wildcards: model=(\w+), scenario=([\w.-]+)\n(?:\s+threads: \d+\n)?\s+resources: ([^\n]+)", out)
     runtimes = {(m, s): int(re.search(r"runtime=(\d+)", r).group(1)) for m, s, r in fits}
     assert len(runtimes) == job_counts(out)["fit_simulation"]
-    assert runtimes[("glmm", DEFAULT_SCENARIO)] == repeats * resources.FLOOR_MINUTES
+    assert runtimes[("glmm", DEFAULT_SCENARIO)] == resources.FLOOR_MINUTES  # ten fits of seconds: one floor
     big = max(GRID, key=lambda s: GRID[s]["n_train"])
     assert runtimes[("xgboost_moments", big)] > repeats * 10 * 60  # hours per fit, where 120 min killed it
+    assert runtimes[("xgboost_moments", big)] == pytest.approx(repeats * runtime("xgboost_moments", big), abs=repeats)
     gpus = {m: re.search(r"gpu=(\d)", r).group(1) for m, _, r in fits}
     assert gpus["xgboost_moments"] == gpus["glmm"] == "0" and gpus["mixmil"] == "1"
+
+
+def test_the_cluster_profile_groups_small_jobs_and_names_every_group(tmp_path):
+    """config/paper.yaml through profiles/slurm: a few hundred submissions, every group of the profile's
+    group-components used by the workflow, no small fit submitted alone, no CPU fit in a GPU group."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    components = dict(item.split("=") for item in profile["group-components"])
+    result = snakemake("-n", "--profile", str(REPO / "profiles/slurm"), "--slurm-no-account", "--configfile",
+                       str(REPO / "config/paper.yaml"), "--directory", str(tmp_path))  # fmt: skip
+    out = result.stdout
+    groups = re.split(r"\n(?=\[[^\]]+\] Group job )", out)
+    seen = {}
+    for block in groups[1:]:
+        name = re.match(r"\[[^\]]+\] Group job (\w+)", block).group(1)
+        body = block.split("\n\n[", 1)[0] if name != "bbbc021_plate" else block
+        seen.setdefault(name, 0)
+        seen[name] += 1
+        if name.startswith("simulation_fits"):
+            gpus = set(re.findall(r"gpu=(\d)", body))
+            assert gpus == ({"1"} if name.endswith("gpu") else {"0"}), (name, gpus)
+    # the profile's groups, and the per-plate BBBC021 chains (one group per plate: no component count)
+    assert set(seen) == set(components) | {"bbbc021_plate"}, (seen, components)
+    local = set(
+        re.findall(r"^    (\w+),$", (REPO / "Snakefile").read_text().split("localrules:")[1].split("\n\n")[0], re.M)
+    )
+    singles = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: ([^\n]+)", out, re.M)
+    alone = [(rule, res) for rule, res in singles if rule not in local]
+    assert len(alone) + sum(seen.values()) < 400, (len(alone), seen)
+    # what goes alone is long: no simulation fit under the grouping threshold
+    short = [res for rule, res in alone if rule == "fit_simulation"
+             and int(re.search(r"runtime=(\d+)", res).group(1)) < Scaling().group_fits_under_minutes]  # fmt: skip
+    assert not short, short

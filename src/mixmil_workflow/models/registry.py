@@ -21,7 +21,7 @@ STUDIES = ("simulation", "costs", "sweep", "camelyon16", "microscopy", "genetics
 # Likelihoods of the labels (see models.likelihoods).
 LIKELIHOODS = ("binomial", "bernoulli", "categorical", "gaussian")
 # Keys of a model's config entry that the workflow consumes; the rest are the model's hyperparameters.
-WORKFLOW_KEYS = ("type", "scenarios", "threads")
+WORKFLOW_KEYS = ("type", "scenarios", "threads", "runtime")
 # Hyperparameters every study sets from the labels, the job's seed and its device, never the config.
 STUDY_SET_OPTIONS = ("likelihood", "n_trials", "n_classes", "seed", "device")
 

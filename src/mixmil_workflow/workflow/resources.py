@@ -4,8 +4,8 @@ A scheduler kills a job at its time limit and a real cluster queues long request
 fixed ``runtime`` per rule is wrong both ways: minutes of GLMM asked for as two hours, hours of XGBoost
 search killed at two. A simulation fit asks for
 
-    runtime (minutes) = max(FLOOR_MINUTES, SAFETY x recorded CPU minutes x size x length x outputs / threads)
-                        x attempt
+    runtime (minutes) = max(floor, runtime_scale x SAFETY x recorded CPU minutes x size x length x outputs
+                                   x fits / threads) x retry_factor ^ (attempt - 1)
 
 - recorded CPU minutes: one fit of the same model type and variant (pooling, posterior) at the default
   scenario with the paper's hyperparameters, from the recorded cost benchmark
@@ -16,15 +16,26 @@ search killed at two. A simulation fit asks for
   size (``n_iter`` x ``cv_folds``) relative to the recorded one for the tree searches;
 - outputs: the simulation's outputs relative to the recorded fit's;
 - threads: the trees spread their search over the job's threads; the torch models count as one;
-- attempt: Snakemake's attempt counter, so a job killed for time (or memory) is retried once with twice
-  as much (the cluster profile sets ``retries: 1``).
+- fits: the job's fits (one per simulated repeat); the floor (start-up, imports, queue granularity) is the
+  job's, not each fit's;
+- attempt: Snakemake's attempt counter, so a job killed for time (or memory) is retried with
+  ``retry_factor`` times as much (the cluster profile sets ``retries: 1``).
 
-A model type without a recorded fit (one added after the benchmark) asks for UNRECORDED_MINUTES. Memory
-is MEMORY_BASE_MB (Python, torch, the model) plus MEMORY_PER_INPUT x the job's input size, x attempt.
+A model type without a recorded fit (one added after the benchmark) asks for UNRECORDED_MINUTES; a model
+entry's ``runtime`` key (minutes per training job) replaces the estimate. Memory is MEMORY_BASE_MB (Python,
+torch, the model) plus MEMORY_PER_INPUT x the job's input size, with the same retry factor. The config's
+``resources`` section (``Scaling``) holds the knobs a site tunes: ``runtime_scale`` (slower or shared
+cores), ``runtime_floor_minutes``, ``retry_factor`` and ``group_fits_under_minutes``.
+
+Small fits are grouped on a cluster (``fit_group``): a simulation fit whose estimate is below
+``group_fits_under_minutes`` joins the group ``simulation_fits_gpu`` or ``simulation_fits_cpu`` (so a
+CPU-only model never rides on a GPU job), and the cluster profile's ``group-components`` says how many
+such fits one submission runs. Local runs ignore groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -36,10 +47,38 @@ RECORDED_COSTS = REPO / "benchmarks" / "results" / "paper_grid_cost.json"
 RECORDED_CONFIG = REPO / "config" / "paper.yaml"
 
 SAFETY = 3.0  # recorded on one idle core; a cluster's cores are slower or shared, and scenarios vary
-FLOOR_MINUTES = 15  # start-up, imports and queue granularity
 UNRECORDED_MINUTES = 240
 MEMORY_BASE_MB = 2500
 MEMORY_PER_INPUT = 20  # MB per MB of input: the data as float32 tensors, copies, predictions
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """The config's ``resources`` section: how estimates become requests (defaults in the config schema)."""
+
+    runtime_scale: float = 1.0  # x every runtime (2: the site's cores are half as fast as the recording's)
+    runtime_floor_minutes: int = 15  # no job asks for less
+    retry_factor: float = 2.0  # a retried job asks for this much more runtime and memory per attempt
+    group_fits_under_minutes: int = 120  # cluster runs group the simulation fits estimated below this
+
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> Scaling:
+        return cls(**(section or {}))
+
+    def on_attempt(self, attempt: int) -> float:
+        return self.retry_factor ** (max(1, attempt) - 1)
+
+    def runtime(self, minutes: float, attempt: int = 1) -> int:
+        """A rule's runtime request (minutes) from its estimate, scaled for the site and the attempt."""
+        first = math.ceil(max(self.runtime_floor_minutes, self.runtime_scale * minutes))
+        return int(math.ceil(first * self.on_attempt(attempt)))
+
+    def memory(self, mb: float, attempt: int = 1) -> int:
+        return int(math.ceil(mb * self.on_attempt(attempt)))
+
+
+DEFAULT_SCALING = Scaling()
+FLOOR_MINUTES = DEFAULT_SCALING.runtime_floor_minutes
 
 
 def _variant_key(spec: Mapping) -> tuple[str, str | None]:
@@ -124,18 +163,36 @@ def simulation_fit_minutes(spec: Mapping, scenario: Mapping, default: Mapping, n
 
 
 def simulation_fit_runtime(
-    spec: Mapping, scenario: Mapping, default: Mapping, n_outputs: int, threads: int, attempt: int = 1
+    spec: Mapping,
+    scenario: Mapping,
+    default: Mapping,
+    n_outputs: int,
+    threads: int,
+    attempt: int = 1,
+    n_fits: int = 1,
+    scaling: Scaling = DEFAULT_SCALING,
 ) -> int:
-    """The ``runtime`` (minutes) a simulation fit job asks for (see the module's docstring)."""
+    """The ``runtime`` (minutes) a simulation fit job of ``n_fits`` fits asks for (see the module's
+    docstring)."""
     from mixmil_workflow.models.registry import spec_type
 
+    if spec.get("runtime") is not None:  # the model entry's own figure, per job: no scaling but the retry's
+        return int(math.ceil(spec["runtime"] * scaling.on_attempt(attempt)))
     minutes = simulation_fit_minutes(spec, scenario, default, n_outputs)
     if minutes is None:
-        return UNRECORDED_MINUTES * attempt
+        return scaling.runtime(UNRECORDED_MINUTES, attempt)
     parallel = max(1, threads) if spec_type(spec).threads_option else 1
-    return int(math.ceil(max(FLOOR_MINUTES, SAFETY * minutes / parallel))) * attempt
+    return scaling.runtime(SAFETY * n_fits * minutes / parallel, attempt)
 
 
-def job_memory_mb(input_mb: float, attempt: int = 1, base_mb: int = MEMORY_BASE_MB) -> int:
+def fit_group(spec: Mapping, runtime_minutes: int, gpus: int, scaling: Scaling = DEFAULT_SCALING) -> str | None:
+    """The cluster group of a simulation fit job (see the module's docstring), or None to submit it alone."""
+    if spec.get("runtime") is not None or runtime_minutes >= scaling.group_fits_under_minutes:
+        return None
+    return "simulation_fits_gpu" if gpus else "simulation_fits_cpu"
+
+
+def job_memory_mb(input_mb: float, attempt: int = 1, base_mb: int = MEMORY_BASE_MB,
+                  scaling: Scaling = DEFAULT_SCALING) -> int:  # fmt: skip
     """The ``mem_mb`` a training job asks for from the size of its input."""
-    return int(base_mb + MEMORY_PER_INPUT * input_mb) * attempt
+    return scaling.memory(base_mb + MEMORY_PER_INPUT * input_mb, attempt)
