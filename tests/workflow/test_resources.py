@@ -61,6 +61,7 @@ def test_the_config_scales_estimates_floors_retries_and_groups():
     assert simulation_fit_runtime({**spec, "runtime": 7}, default, default, outputs, 1) == 7
     assert simulation_fit_runtime({**spec, "runtime": 7}, default, default, outputs, 1, attempt=2, scaling=slower) == 21
     assert Scaling().memory(1000, attempt=3) == 4000 and Scaling(retry_factor=1.5).runtime(60, 2) == 90
+    assert Scaling(retry_factor=10).memory(1000, attempt=2) == 2000  # memory has its own factor
     # small fits join the group of their device; large ones, and those with their own runtime, go alone
     limit = Scaling().group_fits_under_minutes
     assert fit_group(glmm, limit - 1, 0) == "simulation_fits_cpu"

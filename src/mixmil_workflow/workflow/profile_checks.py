@@ -103,5 +103,7 @@ def check_slurm_run(workflow) -> None:
             for rule, res in settings.overwrite_resources.items()
         }  # fmt: skip
     )
-    named = {key: str(value).strip("'\"") for key, value in requested.items() if value}
+    # Snakemake holds each value as a Resource (its .value None when the key is absent)
+    values = {key: getattr(value, "value", value) for key, value in requested.items()}
+    named = {key: str(value).strip("'\"") for key, value in values.items() if value not in (None, "")}
     check_partitions(workflow.executor_settings.partition_config, named, cluster_partitions())

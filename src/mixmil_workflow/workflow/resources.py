@@ -23,9 +23,9 @@ search killed at two. A simulation fit asks for
 
 A model type without a recorded fit (one added after the benchmark) asks for UNRECORDED_MINUTES; a model
 entry's ``runtime`` key (minutes per training job) replaces the estimate. Memory is MEMORY_BASE_MB (Python,
-torch, the model) plus MEMORY_PER_INPUT x the job's input size, with the same retry factor. The config's
+torch, the model) plus MEMORY_PER_INPUT x the job's input size, x memory_retry_factor per retry. The config's
 ``resources`` section (``Scaling``) holds the knobs a site tunes: ``runtime_scale`` (slower or shared
-cores), ``runtime_floor_minutes``, ``retry_factor`` and ``group_fits_under_minutes``.
+cores), ``runtime_floor_minutes``, ``retry_factor``, ``memory_retry_factor`` and ``group_fits_under_minutes``.
 
 Small fits are grouped on a cluster (``fit_group``): a simulation fit whose estimate is below
 ``group_fits_under_minutes`` joins the group ``simulation_fits_gpu`` or ``simulation_fits_cpu`` (so a
@@ -58,15 +58,16 @@ class Scaling:
 
     runtime_scale: float = 1.0  # x every runtime (2: the site's cores are half as fast as the recording's)
     runtime_floor_minutes: int = 15  # no job asks for less
-    retry_factor: float = 2.0  # a retried job asks for this much more runtime and memory per attempt
+    retry_factor: float = 2.0  # a retried job asks for this much more runtime per attempt
+    memory_retry_factor: float = 2.0  # and this much more memory
     group_fits_under_minutes: int = 120  # cluster runs group the simulation fits estimated below this
 
     @classmethod
     def from_config(cls, section: Mapping | None) -> Scaling:
         return cls(**(section or {}))
 
-    def on_attempt(self, attempt: int) -> float:
-        return self.retry_factor ** (max(1, attempt) - 1)
+    def on_attempt(self, attempt: int, factor: float | None = None) -> float:
+        return (self.retry_factor if factor is None else factor) ** (max(1, attempt) - 1)
 
     def runtime(self, minutes: float, attempt: int = 1) -> int:
         """A rule's runtime request (minutes) from its estimate, scaled for the site and the attempt."""
@@ -74,7 +75,7 @@ class Scaling:
         return int(math.ceil(first * self.on_attempt(attempt)))
 
     def memory(self, mb: float, attempt: int = 1) -> int:
-        return int(math.ceil(mb * self.on_attempt(attempt)))
+        return int(math.ceil(mb * self.on_attempt(attempt, self.memory_retry_factor)))
 
 
 DEFAULT_SCALING = Scaling()
