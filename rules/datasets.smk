@@ -58,7 +58,10 @@ rule fit_dataset:
     resources:
         gpu=lambda wc: model_gpus(config["models"][wc.model]),
         mem_mb=memory_mb(1500, per_input_mb=2),
-        runtime=runtime_minutes(240),
+        # the recorded cost of the model at the data's size (workflow/resources.py: dataset_fit_runtime)
+        runtime=lambda wc, input, threads, attempt: dataset_fit_job_minutes(
+            wc, input, threads, attempt
+        ),
     params:
         code=package_code("scripts/datasets/fit.py"),
         model=lambda wc: config["models"][wc.model],

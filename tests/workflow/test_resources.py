@@ -123,3 +123,24 @@ def test_the_cluster_profile_groups_small_jobs_and_names_every_group(tmp_path):
     short = [res for rule, res in alone if rule == "fit_simulation"
              and int(re.search(r"runtime=(\d+)", res).group(1)) < Scaling().group_fits_under_minutes]  # fmt: skip
     assert not short, short
+
+
+def test_a_fit_of_users_bags_asks_for_time_by_its_size_folds_and_search():
+    from mixmil_workflow.workflow.resources import dataset_fit_runtime, search_fits
+
+    mixmil, xgb = PAPER["models"]["mixmil"], PAPER["models"]["xgboost_moments"]
+    default_mb = 1000 * 50 * 30 * 4 / 2**20  # the default scenario's training values as float32
+    base = dataset_fit_runtime(mixmil, 1000, default_mb, 1, 1, scaling=Scaling(runtime_floor_minutes=1))
+    assert base == pytest.approx(runtime("mixmil") / PAPER["simulation"]["n_outputs"], rel=0.1, abs=2)
+    # instance-level models grow with the matrix, pooled ones with the bags
+    small = dataset_fit_runtime(mixmil, 1000, default_mb, 1, 1, scaling=Scaling(runtime_floor_minutes=1))
+    assert dataset_fit_runtime(mixmil, 1000, 100 * default_mb, 1, 1) > 50 * small
+    assert dataset_fit_runtime(xgb, 4000, default_mb, 1, 1) == pytest.approx(
+        4 * dataset_fit_runtime(xgb, 1000, 100 * default_mb, 1, 1), rel=0.03)  # fmt: skip (whole minutes)
+    # a job of 5 outer folds, each with a 3 x 2 grid on 3 inner folds: 5 x (6 x 3 + 1) fits
+    assert search_fits({"lr": [1, 2, 3], "n_epochs": [1, 2]}, 3) == 19 and search_fits({}, 3) == 1
+    one = dataset_fit_runtime(xgb, 1000, default_mb, 1, 1)
+    assert dataset_fit_runtime(xgb, 1000, default_mb, 1, 1, n_fits=5, search_fits=19) == pytest.approx(
+        95 * one, rel=0.03
+    )
+    assert dataset_fit_runtime({**xgb, "runtime": 30}, 1000, default_mb, 1, 1, attempt=2) == 60

@@ -27,6 +27,12 @@ torch, the model) plus MEMORY_PER_INPUT x the job's input size, x memory_retry_f
 ``resources`` section (``Scaling``) holds the knobs a site tunes: ``runtime_scale`` (slower or shared
 cores), ``runtime_floor_minutes``, ``retry_factor``, ``memory_retry_factor`` and ``group_fits_under_minutes``.
 
+The fits of a user's bags (``fit_dataset``) use the same recorded cost with their own size: training
+bags, and instances x features from the prepared matrix (4 bytes a value), relative to the default
+scenario's; x the job's outer fits, x (search candidates x inner folds + 1) under nested tuning
+(``dataset_fit_runtime``). The paper's data branches (genetics, microscopy, Camelyon16) ask for fixed,
+generous estimates per rule, scaled by ``runtime_scale`` and the retry factor.
+
 Small fits are grouped on a cluster (``fit_group``): a simulation fit whose estimate is below
 ``group_fits_under_minutes`` joins the group ``simulation_fits_gpu`` or ``simulation_fits_cpu`` (so a
 CPU-only model never rides on a GPU job), and the cluster profile's ``group-components`` says how many
@@ -153,14 +159,32 @@ def size_factor(scenario: Mapping, default: Mapping, spec: Mapping) -> float:
     return factor * scenario["n_instances"] / default["n_instances"] if sees_instances(spec) else factor
 
 
-def simulation_fit_minutes(spec: Mapping, scenario: Mapping, default: Mapping, n_outputs: int) -> float | None:
-    """Expected CPU minutes of one simulation fit on one thread, or None without a recorded fit."""
+def _one_fit_minutes(spec: Mapping, size: float, n_outputs: int) -> float | None:
+    """Expected CPU minutes of one fit on one thread at ``size`` x the recorded fit's training size, or
+    None without a recorded fit."""
     recorded = recorded_fits().get(_variant_key(spec))
     if recorded is None:
         return None
     length = _training_length(spec) / _training_length(recorded["spec"])
-    outputs = n_outputs / recorded["n_outputs"]
-    return recorded["seconds"] / 60 * size_factor(scenario, default, spec) * length * outputs
+    return recorded["seconds"] / 60 * size * length * n_outputs / recorded["n_outputs"]
+
+
+def simulation_fit_minutes(spec: Mapping, scenario: Mapping, default: Mapping, n_outputs: int) -> float | None:
+    """Expected CPU minutes of one simulation fit on one thread, or None without a recorded fit."""
+    return _one_fit_minutes(spec, size_factor(scenario, default, spec), n_outputs)
+
+
+def _job_runtime(spec: Mapping, minutes: float | None, fits: int, threads: int, attempt: int, scaling: Scaling) -> int:
+    """A training job's runtime request from one fit's minutes: the model entry's ``runtime`` if set (only
+    the retry scales it), the unrecorded default, or SAFETY x fits x minutes over the threads it uses."""
+    from mixmil_workflow.models.registry import spec_type
+
+    if spec.get("runtime") is not None:
+        return int(math.ceil(spec["runtime"] * scaling.on_attempt(attempt)))
+    if minutes is None:
+        return scaling.runtime(UNRECORDED_MINUTES, attempt)
+    parallel = max(1, threads) if spec_type(spec).threads_option else 1
+    return scaling.runtime(SAFETY * fits * minutes / parallel, attempt)
 
 
 def simulation_fit_runtime(
@@ -175,15 +199,39 @@ def simulation_fit_runtime(
 ) -> int:
     """The ``runtime`` (minutes) a simulation fit job of ``n_fits`` fits asks for (see the module's
     docstring)."""
-    from mixmil_workflow.models.registry import spec_type
-
-    if spec.get("runtime") is not None:  # the model entry's own figure, per job: no scaling but the retry's
-        return int(math.ceil(spec["runtime"] * scaling.on_attempt(attempt)))
     minutes = simulation_fit_minutes(spec, scenario, default, n_outputs)
-    if minutes is None:
-        return scaling.runtime(UNRECORDED_MINUTES, attempt)
-    parallel = max(1, threads) if spec_type(spec).threads_option else 1
-    return scaling.runtime(SAFETY * n_fits * minutes / parallel, attempt)
+    return _job_runtime(spec, minutes, n_fits, threads, attempt, scaling)
+
+
+def dataset_fit_runtime(
+    spec: Mapping,
+    n_bags: int,
+    input_mb: float,
+    n_outputs: int,
+    threads: int,
+    attempt: int = 1,
+    n_fits: int = 1,
+    search_fits: int = 1,
+    scaling: Scaling = DEFAULT_SCALING,
+) -> int:
+    """The ``runtime`` (minutes) of a job fitting ``n_fits`` outer folds on a user's bags (module docstring):
+    ``n_bags`` bags, a prepared float32 matrix of ``input_mb`` MB, ``search_fits`` fits per outer fold."""
+    import yaml
+
+    default = yaml.safe_load(RECORDED_CONFIG.read_text())["simulation"]["defaults"]
+    if sees_instances(spec):
+        size = input_mb * 2**20 / 4 / (default["n_train"] * default["n_instances"] * default["n_features"])
+    else:
+        size = n_bags / default["n_train"]
+    minutes = _one_fit_minutes(spec, size, n_outputs)
+    return _job_runtime(spec, minutes, n_fits * search_fits, threads, attempt, scaling)
+
+
+def search_fits(space: Mapping, inner_folds: int) -> int:
+    """Fits per outer fold under nested tuning: every grid point on every inner fold, then the refit."""
+    if not space:
+        return 1
+    return math.prod(len(values) for values in space.values()) * inner_folds + 1
 
 
 def fit_group(spec: Mapping, runtime_minutes: int, gpus: int, scaling: Scaling = DEFAULT_SCALING) -> str | None:
