@@ -34,6 +34,7 @@ from mixmil_workflow.genetics.training import (
 from mixmil_workflow.models.registry import (  # noqa: E402
     check_config_options,
     check_config_types,
+    check_spatial_tasks,
     gpus as model_gpus,
     spec_type,
     threads as model_threads,

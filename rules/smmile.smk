@@ -5,15 +5,20 @@
 
 rule spatial_simulation:
     output:
-        "results/smmile/simulation/data/repeat{repeat}.npz",
+        "results/smmile/{study}/data/repeat{repeat}.npz",
     log:
-        "logs/smmile/simulation/data_repeat{repeat}.log",
+        "logs/smmile/{study}/data_repeat{repeat}.log",
+    wildcard_constraints:
+        study="simulation(_multiclass|_multilabel)?",
     conda:
         "../envs/mil.yaml"
     params:
         code=package_code("scripts/smmile/simulate.py"),
-        simulation=SMMILE["simulation"],
-        seed=lambda wc: derive_seed(config["seed"], "spatial-simulation", wc.repeat),
+        simulation=lambda wc: {
+            **SMMILE["simulation"],
+            "task": SPATIAL_STUDY_TASKS[wc.study],
+        },
+        seed=spatial_simulation_seed,
     script:
         "../scripts/smmile/simulate.py"
 
@@ -106,7 +111,7 @@ rule fit_spatial:
     benchmark:
         "logs/benchmarks/smmile/{study}/{model}/repeat{repeat}.tsv"
     wildcard_constraints:
-        study="simulation|camelyon16",
+        study="simulation(_multiclass|_multilabel)?|camelyon16",
         model="|".join(SMMILE_MODELS) or "none",
     group:
         cluster_group("spatial_fits")
@@ -153,6 +158,12 @@ rule spatial_summary:
             category="SMMILe",
             subcategory="{study}",
         ),
+        expectation=report(
+            "results/smmile/tables/spatial_{study}_expectation.md",
+            caption="../report/spatial_expectation.rst",
+            category="SMMILe",
+            subcategory="{study}",
+        ),
         maps=report(
             "results/smmile/figures/spatial_{study}.png",
             caption="../report/spatial_maps.rst",
@@ -162,12 +173,13 @@ rule spatial_summary:
     log:
         "logs/smmile/summary_{study}.log",
     wildcard_constraints:
-        study="simulation|camelyon16",
+        study="simulation(_multiclass|_multilabel)?|camelyon16",
     conda:
         "../envs/report.yaml"
     params:
         code=package_code("scripts/smmile/summary.py"),
         models=list(SMMILE_MODELS),
+        families={name: spec_type(spec).family for name, spec in SMMILE_MODELS.items()},
         provenance=config_provenance({"smmile": SMMILE}, config["seed"]),
     script:
         "../scripts/smmile/summary.py"

@@ -4,8 +4,28 @@
 SMMILE = config["smmile"]
 SMMILE_MODELS = SMMILE["models"] if SMMILE["activate"] else {}
 SMMILE_REPEATS = list(range(SMMILE["n_repeats"]))
-SMMILE_STUDIES = SMMILE["studies"] if SMMILE_MODELS else []
+# the simulation's task families are studies of their own: simulation (binary), simulation_<task>
+SPATIAL_STUDY_TASKS = {
+    ("simulation" if task == "binary" else f"simulation_{task}"): task
+    for task in SMMILE["simulation_tasks"]
+}
+SMMILE_STUDIES = (
+    [
+        s
+        for study in SMMILE["studies"]
+        for s in (SPATIAL_STUDY_TASKS if study == "simulation" else [study])
+    ]
+    if SMMILE_MODELS
+    else []
+)
+check_spatial_tasks(SMMILE)
 C16_SLIDES = SMMILE["camelyon16"]
+
+
+def spatial_simulation_seed(wildcards):
+    """The binary study keeps its seeds; the other task families draw their own."""
+    extra = [] if wildcards.study == "simulation" else [wildcards.study]
+    return derive_seed(config["seed"], "spatial-simulation", wildcards.repeat, *extra)
 
 
 def camelyon16_slides_root():
@@ -43,7 +63,7 @@ C16_SLIDE_PATHS = camelyon16_slide_paths()
 def smmile_data(wildcards):
     if wildcards.study == "camelyon16":
         return "results/smmile/camelyon16/data/slides.npz"
-    return f"results/smmile/simulation/data/repeat{wildcards.repeat}.npz"
+    return f"results/smmile/{wildcards.study}/data/repeat{wildcards.repeat}.npz"
 
 
 def smmile_outputs():

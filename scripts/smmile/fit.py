@@ -14,8 +14,8 @@ with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     params = snakemake.params
     data = SpatialData.load(snakemake.input[0])
-    model = build_spatial_model(dict(params.spec), params.seed, job_device(params.device))
-    print(f"{snakemake.wildcards.model}: {dict(params.spec)}; seed {params.seed}")
+    model = build_spatial_model(dict(params.spec), params.seed, job_device(params.device), data.task, data.n_types)
+    print(f"{snakemake.wildcards.model}: {dict(params.spec)}; {data.task} task; seed {params.seed}")
     slides, patches = fit_and_score(model, dict(params.spec), data)
     metrics = localisation_metrics(slides, patches)
     print(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))

@@ -12,9 +12,11 @@ with log_to(snakemake.log[0]):
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in snakemake.params.simulation.items()}
     data = simulate_spatial(SpatialParams(**options), snakemake.params.seed)
     sizes = np.diff(data.offsets)
+    holds = data.slide_categories(slice(None))
     print(
-        f"{data.n_slides} slides ({int(data.slide_label.sum())} with tumour), {len(data.x)} patches "
-        f"({sizes.min()}-{sizes.max()} per slide), {int(data.patch_label.sum())} tumour patches, "
-        f"{int(data.mimic.sum())} mimics; seed {snakemake.params.seed}"
+        f"{data.task} task: {data.n_slides} slides ({int(holds.any(1).sum())} with tumour; per category "
+        f"{holds.sum(0).tolist()}), {len(data.x)} patches ({sizes.min()}-{sizes.max()} per slide), "
+        f"{int((data.patch_label > 0).sum())} tumour patches, {int(data.mimic.sum())} mimics; "
+        f"seed {snakemake.params.seed}"
     )
     data.save(snakemake.output[0])

@@ -5,7 +5,7 @@ import pandas as pd
 
 from mixmil_workflow.io import log_to, read_table, save_table
 from mixmil_workflow.studies.simulation_plots import save_figure
-from mixmil_workflow.studies.smmile import spatial_maps, summarise_spatial
+from mixmil_workflow.studies.smmile import patch_expectation, spatial_maps, summarise_spatial
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -16,5 +16,8 @@ with log_to(snakemake.log[0]):
     print(summary.round(3).to_string(index=False))
     save_table(snakemake.output.tsv, summary, snakemake.params.provenance)
     save_table(snakemake.output.md, summary.round(3), snakemake.params.provenance)
+    expectation = patch_expectation(summary, snakemake.params.families)
+    print(expectation.round(3).to_string(index=False))
+    save_table(snakemake.output.expectation, expectation.round(4), snakemake.params.provenance)
     patches = {model: read_table(path) for model, path in zip(models, snakemake.input.patches, strict=True)}
     save_figure(spatial_maps(patches), snakemake.output.maps)

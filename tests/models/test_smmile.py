@@ -101,30 +101,42 @@ def test_superpatches_cover_the_tissue_and_sampling_takes_one_patch_each(small):
 
 
 def test_pseudo_labels_follow_the_reference_rules():
-    model = SMMILe(instance_rate=0.2)
-    scores = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0])
-    idx, labels = model._pseudo_labels(scores, 1, first=True)
-    assert dict(zip(idx.tolist(), labels.tolist(), strict=True)) == {9: 1, 8: 1, 0: 0, 1: 0}
-    idx, labels = model._pseudo_labels(scores, 0, first=True)  # normal slide: hard negatives
-    assert sorted(idx.tolist()) == [8, 9] and labels.tolist() == [0, 0]
-    q = torch.stack([1 - scores, scores], 1)
+    """Binary: category 0 = tumour, 1 = background (the last column, as in every form)."""
+    model = SMMILe(form="binary", instance_rate=0.2)
+    model.form = "binary"
+    tumour, normal = torch.tensor([1.0]), torch.tensor([0.0])
+    scores = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0])[:, None]
+    idx, labels = model._pseudo_labels(scores, tumour, first=True)
+    assert dict(zip(idx.tolist(), labels.tolist(), strict=True)) == {9: 0, 8: 0, 0: 1, 1: 1}
+    idx, labels = model._pseudo_labels(scores, normal, first=True)  # normal slide: hard negatives
+    assert sorted(idx.tolist()) == [8, 9] and labels.tolist() == [1, 1]
+    q = torch.cat([scores, 1 - scores], 1)
     q[9] = torch.tensor([0.5, 0.5])  # no longer among the top tumour probabilities
-    idx, labels = model._pseudo_labels(q, 1, first=False)
-    assert dict(zip(idx.tolist(), labels.tolist(), strict=True)) == {8: 1, 7: 1, 0: 0, 1: 0}
+    idx, labels = model._pseudo_labels(q, tumour, first=False)
+    assert dict(zip(idx.tolist(), labels.tolist(), strict=True)) == {8: 0, 7: 0, 0: 1, 1: 1}
     # only scores beyond 0.5 are labelled, however large the share
-    idx, labels = SMMILe(instance_rate=0.6)._pseudo_labels(scores, 1, first=True)
-    assert dict(zip(idx.tolist(), labels.tolist(), strict=True)) == {
-        9: 1,
-        8: 1,
-        7: 1,
-        6: 1,
-        5: 1,
-        0: 0,
-        1: 0,
-        2: 0,
-        3: 0,
-        4: 0,
-    }
+    wide = SMMILe(instance_rate=0.6)
+    wide.form = "binary"
+    idx, labels = wide._pseudo_labels(scores, tumour, first=True)
+    assert dict(zip(idx.tolist(), labels.tolist(), strict=True)) == {9: 0, 8: 0, 7: 0, 6: 0, 5: 0, 0: 1, 1: 1,
+                                                                     2: 1, 3: 1, 4: 1}  # fmt: skip
+
+
+def test_pseudo_labels_per_category_for_multilabel_slides():
+    model = SMMILe(instance_rate=0.25)
+    model.form = "multilabel"
+    # 8 patches, 3 categories; the slide holds categories 0 and 2
+    scores = torch.tensor(
+        [[0.9, 0.1, 0.0], [1.0, 0.0, 0.1], [0.0, 0.2, 0.95], [0.1, 0.0, 1.0],
+         [0.0, 0.1, 0.1], [0.05, 0.0, 0.0], [0.3, 0.9, 0.2], [0.2, 0.3, 0.3]]
+    )  # fmt: skip
+    idx, labels = model._pseudo_labels(scores, torch.tensor([1.0, 0.0, 1.0]), first=True)
+    got = sorted(zip(idx.tolist(), labels.tolist(), strict=True))
+    # top 2 by category 0 -> 0, by category 2 -> 2 (category 1 is not on the slide), bottom 2 by the mean -> 3
+    assert got == [(0, 0), (1, 0), (2, 2), (3, 2), (4, 3), (5, 3)]
+    # an empty label set is a negative slide: its most tumour-like patches are background
+    idx, labels = model._pseudo_labels(scores, torch.zeros(3), first=True)
+    assert sorted(idx.tolist()) == [1, 3] and set(labels.tolist()) == {3}
 
 
 def test_mrf_energy_vanishes_on_smooth_maps_and_grows_with_disagreement(small):
@@ -141,12 +153,13 @@ def test_mrf_energy_vanishes_on_smooth_maps_and_grows_with_disagreement(small):
 
 def test_negative_slides_get_the_consistency_loss_instead_of_copies():
     model = SMMILe(superpatch_groups=0)
-    d = torch.tensor([0.5, -1.0, 2.0])
-    cls = torch.tensor([0.2, 0.1, 0.3])
+    model.form = "binary"
+    d = torch.tensor([0.5, -1.0, 2.0])[:, None]
+    cls = torch.tensor([0.2, 0.1, 0.3])[:, None]
     grid = slide_grids(np.array([[0, 0], [0, 1], [0, 2]]), np.array([0, 3]))[0]
     p = (cls * torch.softmax(d, 0)).sum()
     expected = F.binary_cross_entropy(p, torch.tensor(0.0)) + ((d - d.mean()) ** 2).mean()
-    loss = model._stage1_loss(d, cls, grid, 0.0, torch.Generator().manual_seed(0))
+    loss = model._stage1_loss(d, cls, grid, torch.tensor([0.0]), torch.Generator().manual_seed(0))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -214,3 +227,76 @@ def test_localisation_metrics_on_a_known_table():
     assert m["mimic_auc"] == pytest.approx(3 / 4)  # tumour (0.9, 0.45) vs mimics (0.675, 0.2)
     summary = summarise_spatial(pd.DataFrame([{"model": "a", **m}, {"model": "a", **m}]))
     assert summary.loc[0, "patch_auc"] == pytest.approx(0.75) and summary.loc[0, "patch_auc_se"] == 0.0
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_each_task_family_learns_a_held_out_toy_problem_with_one_output_per_category(task):
+    """Shapes per form, and slide-level scores beating chance on the held-out slides (stage 1 and 2)."""
+    from mixmil_workflow.studies.smmile import build_spatial_model
+
+    torch.set_num_threads(1)
+    data = simulate_spatial(SpatialParams(**{**SMALL.as_dict(), "signal": 3.0, "task": task}), seed=0)
+    spec = {"type": "smmile", **FAST, "n_epochs_stage1": 20, "n_epochs_stage2": 4}
+    model = build_spatial_model(spec, 0, "cpu", task=task, n_types=data.n_types)
+    slides, patches = fit_and_score(model, spec, data)
+    n_streams = 4 if task == "multiclass" else 3  # normal and 3 types / 3 types
+    assert model.form == task and model.n_streams == n_streams and model.refined
+    test, bags, coords = split_bags(data, "test")
+    prediction = model.predict(bags, coords=coords)
+    assert prediction.mean.shape == (len(test), n_streams)
+    assert model.instance_scores(bags, coords=coords).shape == (bags.n_instances, n_streams)
+    if task == "multiclass":
+        np.testing.assert_allclose(prediction.mean.sum(1), 1.0, rtol=1e-6)
+    metrics = localisation_metrics(slides, patches)
+    assert metrics["slide_auc"] > 0.7, metrics
+    assert {"patch_auc_1", "patch_auc_2", "patch_auc_3", "f1_3"} <= set(metrics)
+
+
+def test_the_form_must_fit_the_labels():
+    with pytest.raises(ValueError, match="form 'multiclass' does not fit likelihood 'bernoulli'"):
+        SMMILe(form="multiclass", likelihood="bernoulli")
+    with pytest.raises(ValueError, match="form 'binary' does not fit likelihood 'categorical'"):
+        SMMILe(form="binary", likelihood="categorical", n_trials=None)
+    with pytest.raises(ValueError, match="form must be auto or one of"):
+        SMMILe(form="multi")
+    from mixmil_workflow.bags import Bags
+
+    bags = Bags.from_dense(np.zeros((2, 4, 3)))
+    coords = np.tile(np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), (2, 1))
+    with pytest.raises(ValueError, match="takes one label column"):
+        SMMILe(form="binary", **FAST).fit(bags, np.eye(2), coords=coords)
+    with pytest.raises(ValueError, match="category codes 0..2"):
+        SMMILe(likelihood="categorical", n_trials=None, n_classes=3, **FAST).fit(bags, [0, 5], coords=coords)
+
+
+def test_early_stopping_stops_on_the_validation_loss_and_keeps_the_best_epoch(small):
+    """With patience 2 and no minimum epoch, a model whose validation loss cannot improve for long (a
+    learning rate this high makes it jump) stops well before its 60 epochs; the kept weights are the best
+    validation epoch's."""
+    train, bags, coords = split_bags(small, "train")
+    spec = {**FAST, "lr": 0.05, "n_epochs_stage1": 60, "n_epochs_stage2": 0, "patience_stage1": 2,
+            "stop_epoch_stage1": 0, "validation_fraction": 0.3}  # fmt: skip
+    model = SMMILe(seed=0, device="cpu", **spec).fit(bags, small.slide_label[train], coords=coords)
+    assert len(model.history) < 60 and len(model.validation_history) == len(model.history)
+    best = int(np.argmin(model.validation_history))
+    assert len(model.history) == best + 1 + 2  # stopped `patience` epochs after the best
+    # fixed epochs without a validation split
+    fixed = SMMILe(seed=0, device="cpu", **{**spec, "validation_fraction": 0.0, "n_epochs_stage1": 5})
+    assert len(fixed.fit(bags, small.slide_label[train], coords=coords).history) == 5
+
+
+def test_superpatch_smoothing_gives_one_score_per_superpatch_and_the_bitempered_loss_is_bounded(small):
+    from mixmil_workflow.models.smmile import bitempered_bce
+
+    train, bags, coords = split_bags(small, "train")
+    model = SMMILe(seed=0, device="cpu", sp_smooth=True, n_epochs_stage1=2, n_epochs_stage2=0, **FAST)
+    model.fit(bags, small.slide_label[train], coords=coords)
+    scores = model.instance_scores(bags, coords=coords)[: bags.offsets[1].item(), 0]
+    grid = slide_grids(coords[: bags.offsets[1].item()], np.array([0, bags.offsets[1].item()]))[0]
+    add_superpatches(grid, bags.x[: bags.offsets[1].item()].numpy(), 16, 50.0)
+    for sp in range(grid.n_superpatches):
+        assert len(np.unique(scores[grid.superpatch.numpy() == sp])) == 1
+    p = torch.tensor([1e-9, 0.5, 1 - 1e-9])
+    y = torch.tensor([1.0, 1.0, 0.0])
+    assert torch.isfinite(bitempered_bce(p, y)) and bitempered_bce(p, y) < F.binary_cross_entropy(p, y)
+    assert bitempered_bce(torch.tensor([0.999]), torch.tensor([1.0])) < 1e-3

@@ -98,3 +98,22 @@ def test_bring_your_own_bags_config_errors_come_at_parse_time(tmp_path):
     assert "datasets.cv.labels.dosagee:" in out and "did you mean 'dosage'?" in out
     out = variant(with_table)
     assert "datasets.cv.labels.dosage: 1 bag(s)" in out and "['mixmil', 'glmm', 'abmil'] cannot leave them out" in out
+
+
+def test_a_smmile_form_that_does_not_fit_a_task_family_is_refused_at_parse_time(tmp_path):
+    smmile = TINY.parent / "smmile.yaml"
+    config = yaml.safe_load(smmile.read_text())
+    config["smmile"]["models"]["smmile"]["form"] = "multilabel"  # the config runs binary and multiclass
+    message = dry_run_error(tmp_path, config)
+    assert (
+        "config: smmile.models.smmile.form is 'multilabel', but smmile.simulation_tasks runs the binary task" in message
+    )
+    config["smmile"]["models"]["smmile"]["form"] = "auto"
+    config["smmile"]["models"]["gated"] = {"type": "momil"}  # not a model of the smmile study
+    assert (
+        "config: smmile.models.gated.type is 'momil', which is not a model type of the smmile study"
+        in dry_run_error(tmp_path, config)
+    )
+    del config["smmile"]["models"]["gated"]
+    config["smmile"]["simulation_tasks"] = ["ordinal"]
+    assert "simulation_tasks" in dry_run_error(tmp_path, config)

@@ -43,6 +43,8 @@ def test_dry_run_plans_every_scenario_model_and_repeat(configfile, tmp_path):
     assert counts.get("momil_simulation", 0) == (momil.get("n_repeats", 3) if momil.get("activate") else 0)
     smmile = config.get("smmile", {})
     studies = len(smmile.get("studies", ["simulation"]))
+    if "simulation" in smmile.get("studies", ["simulation"]):
+        studies += len(smmile.get("simulation_tasks", ["binary"])) - 1
     n_fits = studies * smmile.get("n_repeats", 3) * len(smmile.get("models", {})) if smmile.get("activate") else 0
     assert counts.get("fit_spatial", 0) == n_fits
 
@@ -97,16 +99,18 @@ def test_smmile_configuration_plans_its_models_and_repeats(tmp_path):
     result = snakemake("-n", "--configfile", str(REPO / "config/smmile.yaml"), "--directory", str(tmp_path))
     counts = job_counts(result.stdout + result.stderr)
     n, studies, slides = config["n_repeats"], config["studies"], 60  # the demo slides' default count
-    assert studies == ["simulation", "camelyon16"]
+    tasks = config["simulation_tasks"]
+    assert studies == ["simulation", "camelyon16"] and tasks == ["binary", "multiclass", "multilabel"]
     assert counts == {
-        "spatial_simulation": n,
+        "spatial_simulation": n * len(tasks),  # each task family is a study of its own
         "camelyon16_slides_demo": 1,
         "camelyon16_slide_features": slides,
         "camelyon16_slides_dataset": 1,
-        "fit_spatial": len(studies) * n * len(config["models"]),
-        "spatial_summary": len(studies),
+        "fit_spatial": (len(tasks) + 1) * n * len(config["models"]),
+        "spatial_summary": len(tasks) + 1,
         "all": 1,
     }
+    assert {"smmile", "abmil", "dsmil", "additive_mil", "mixmil"} <= {m["type"] for m in config["models"].values()}
 
 
 def test_example_dataset_config_plans_every_label_model_and_fold(tmp_path):

@@ -143,25 +143,35 @@ class TreeMILConfig:
 
 @dataclass
 class SMMILeConfig:
+    form: str = "auto"  # binary, multiclass, multilabel; auto: from the likelihood and the labels' columns
     conv_kernel: int = 3  # 3: "small" (3 x 3 conv, D -> 128, attention 64); 1: "big" (1 x 1, D -> 512, 256)
     hidden_dim: int = 128
     attention_dim: int = 64
     dropout: float = 0.25
     lr: float = 2e-5  # reference configs
     weight_decay: float = 1e-5
-    n_epochs_stage1: int = 40  # reference README
+    n_epochs_stage1: int = 40  # most epochs per stage (reference README); early stopping may end a stage sooner
     n_epochs_stage2: int = 20  # 0: stage 1 only (no refinement, no MRF)
+    validation_fraction: float = 0.2  # training slides held out for early stopping; 0: fixed epochs, last weights
+    patience_stage1: int = 20  # early stopping on the validation loss (reference: 20 / 50 epochs, not before
+    stop_epoch_stage1: int = 50  # epoch 50 / 100); the best epoch's weights are kept
+    patience_stage2: int = 50
+    stop_epoch_stage2: int = 100
+    lr_patience: int = 10  # ReduceLROnPlateau on the validation loss, factor 0.5
     instance_dropout: bool = True  # --drop_with_score, D = 1
     superpatch_groups: int = 10  # G; 0 turns delocalised sampling off
     superpatch_size: int = 16  # patches per SLIC superpatch (n_segments_persp)
     slic_compactness: float = 50.0
-    consistency: bool = True
+    sp_smooth: bool = False  # stage-1 patch scores: each patch gets its superpatch's mean sampled score
+    consistency: bool = True  # negative slides (binary label 0, empty multi-label set)
+    bag_loss: str = "bce"  # or "bibce": bi-tempered BCE (t1 0.2, t2 1) on the extra terms (reference multi-label)
     n_refs: int = 3
     instance_rate: float = 0.01  # inst_rate: share of a slide's patches that get pseudo-labels
     mrf_weight: float = 0.1  # tau; 0 turns the MRF term off
     weighted_sample: bool = True
-    likelihood: str = "bernoulli"  # binary slide labels: "bernoulli" (or "binomial" with n_trials 1)
+    likelihood: str = "bernoulli"  # bernoulli (binary, multi-label: one column per category) or categorical
     n_trials: int | None = 1
+    n_classes: int | None = None  # multiclass: categories (default: from the labels)
     seed: int = 0
     device: str = "auto"
     progress: bool = True

@@ -193,6 +193,25 @@ def check_likelihood(field_name: str, name: str, spec: Mapping, likelihood: str,
         )
 
 
+# The label likelihood of each task family of the spatial (SMMILe) study, and the SMMILe form it takes.
+SPATIAL_TASKS = {"binary": "bernoulli", "multiclass": "categorical", "multilabel": "bernoulli"}
+
+
+def check_spatial_tasks(smmile: Mapping) -> None:
+    """Parse-time check of the smmile study: every model fits every task family's labels, and a SMMILe
+    entry's explicit ``form`` is the family's (``auto`` follows the labels)."""
+    tasks = smmile.get("simulation_tasks") or ["binary"]
+    for name, spec in (smmile.get("models") or {}).items():
+        for task in tasks:
+            check_likelihood(f"smmile.models.{name}", name, spec, SPATIAL_TASKS[task], f"the {task} task's labels")
+            form = spec.get("form", "auto") if spec.get("type") == "smmile" else "auto"
+            if form not in ("auto", task):
+                raise ValueError(
+                    f"config: smmile.models.{name}.form is {form!r}, but smmile.simulation_tasks runs the {task} "
+                    f"task; set form: auto (the form follows each task's labels) or run only {form!r}"
+                )
+
+
 def check_config_types(config: Mapping) -> None:
     """Parse-time check that every model entry of the config names a registered type (the schema leaves
     the type list to the registry, so that a new model is its class and its entry here)."""
@@ -310,6 +329,6 @@ register(ModelType(
 ))  # fmt: skip
 register(ModelType(
     "smmile", "SMMILe", "mixmil_workflow.models.smmile:SMMILe", "SMMILeConfig", "spatial", frozenset({"smmile"}),
-    likelihoods=("bernoulli", "binomial"), minibatch=False, needs_coords=True,
+    likelihoods=("bernoulli", "binomial", "categorical"), minibatch=False, needs_coords=True,
     style={"color": "#b7950b", "marker": "p"},
 ))  # fmt: skip
