@@ -14,7 +14,7 @@ with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
     params = snakemake.params
     slide = snakemake.wildcards.slide
-    lesions = lesions_from_zip(snakemake.input.annotations, slide)
+    lesions = lesions_from_zip(snakemake.input.annotations, slide, params.classes)
     encoder = build_patch_encoder(params.checkpoint, params.seed)
     patches = slide_patch_features(
         snakemake.input.slide,
@@ -29,7 +29,8 @@ with log_to(snakemake.log[0]):
     counts = np.bincount(patches["label"] + 1, minlength=3)
     print(
         f"{slide}: {len(patches['coords'])} tissue patches of {params.patch_size} px at level {params.level} "
-        f"({counts[2]} tumour, {counts[0]} excluded; {len(lesions.tumour)} lesion polygons); "
+        f"({counts[2:].sum()} lesion (per category {counts[2:].tolist()}), {counts[0]} excluded; "
+        f"{len(lesions.tumour)} lesion polygons); "
         f"weights {params.checkpoint or 'random (seeded)'}"
     )
     save_npz(snakemake.output[0], **patches)

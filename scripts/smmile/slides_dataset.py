@@ -10,7 +10,7 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
 with log_to(snakemake.log[0]):
     params = snakemake.params
-    table = slide_table(Path(snakemake.input.reference).parent.parent)  # <root>/testing/reference.csv
+    table = slide_table(Path(snakemake.input.reference).parent.parent, params.classes)  # <root>/testing/reference.csv
     files = {Path(p).stem: p for p in snakemake.input.patches}
     table = table[table["slide"].isin(files)].reset_index(drop=True)
     data, kept = assemble_spatial(table, files, params.n_components, params.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mixmil_workflow.camelyon16.slides.demo import SlideDemoParams, write_demo_slides, write_pyramid
@@ -241,3 +242,50 @@ def test_release_slide_paths_agree_between_the_demo_settings_and_the_written_rel
     planned = release_slide_paths(str(demo_release), TINY.as_dict())
     assert release_slide_paths(demo_release) == planned
     assert planned["test_001"] == (f"{demo_release}/testing/images/test_001.tif", "testing")
+
+
+def test_multi_class_annotations_give_each_patch_and_slide_its_category(tmp_path):
+    """A subtyping dataset in the same layout: one class per annotation group (LUAD -> 1, LUSC -> 2)."""
+    import zipfile
+
+    from mixmil_workflow.camelyon16.slides.features import assemble_spatial, read_reference, slide_table
+
+    classes = {"LUAD": 1, "LUSC": 2}
+    xml = tmp_path / "tumor_001.xml"
+    _xml(xml, {"LUAD": [_square(0, 0, 2, 2)], "LUSC": [_square(0, 2, 2, 5)], "_2": [_square(4, 4, 5, 5)]})
+    lesions = read_lesion_xml(xml, classes=classes)
+    assert set(lesions.regions) == {1, 2} and lesions.areas()[2] > lesions.areas()[1]
+    coords = np.array([(r, c) for r in range(6) for c in range(6)])
+    labels = dict(zip(map(tuple, coords), patch_labels(coords, lesions, PATCH).tolist(), strict=True))
+    assert labels[(0, 0)] == labels[(1, 1)] == 1 and labels[(0, 3)] == labels[(1, 4)] == 2
+    assert labels[(4, 4)] == -1 and labels[(3, 0)] == 0
+    with pytest.raises(SlideError, match="PartOfGroup='LUAD'.*smmile.camelyon16.classes"):
+        read_lesion_xml(xml)  # Camelyon16's groups only
+    # the release layout: training tumour slides take their largest annotated class, test slides the named one
+    root = tmp_path / "release"
+    for sub, names in {"training/normal": ["normal_001"], "training/tumor": ["tumor_001", "tumor_002"],
+                       "testing/images": ["test_001", "test_002", "test_003"]}.items():  # fmt: skip
+        (root / sub).mkdir(parents=True)
+        for name in names:
+            (root / sub / f"{name}.tif").write_bytes(b"")
+    other = tmp_path / "tumor_002.xml"
+    _xml(other, {"LUAD": [_square(0, 0, 4, 4)], "LUSC": [_square(5, 5, 6, 6)]})
+    with zipfile.ZipFile(root / "training/lesion_annotations.zip", "w") as z:
+        z.write(xml, "tumor_001.xml")
+        z.write(other, "tumor_002.xml")
+    (root / "testing/reference.csv").write_text("test_001,LUSC\ntest_002,Normal\ntest_003,luad\n")
+    table = slide_table(root, classes).set_index("slide")["label"].to_dict()
+    assert table == {"normal_001": 0, "tumor_001": 2, "tumor_002": 1, "test_001": 2, "test_002": 0, "test_003": 1}
+    (root / "testing/reference.csv").write_text("test_001,SCLC\n")
+    with pytest.raises(SlideError, match="'SCLC' is not luad or lusc or normal"):
+        read_reference(root / "testing/reference.csv", classes)
+    # the assembled dataset is a multiclass one, so SMMILe and the baselines fit it as categories
+    files = {}
+    rng = np.random.default_rng(0)
+    slides = pd.DataFrame({"slide": ["a", "b", "c", "d"], "split": ["train", "train", "test", "test"],
+                           "label": [1, 2, 0, 2]})  # fmt: skip
+    for name in slides["slide"]:
+        files[name] = tmp_path / f"{name}.npz"
+        np.savez(files[name], coords=coords, label=np.zeros(len(coords), np.int8), features=rng.normal(size=(36, 6)))
+    data, _ = assemble_spatial(slides, files, 4, 0)
+    assert data.task == "multiclass" and data.categories == [1, 2]

@@ -136,7 +136,8 @@ def test_a_fit_of_users_bags_asks_for_time_by_its_size_folds_and_search():
     small = dataset_fit_runtime(mixmil, 1000, default_mb, 1, 1, scaling=Scaling(runtime_floor_minutes=1))
     assert dataset_fit_runtime(mixmil, 1000, 100 * default_mb, 1, 1) > 50 * small
     assert dataset_fit_runtime(xgb, 4000, default_mb, 1, 1) == pytest.approx(
-        4 * dataset_fit_runtime(xgb, 1000, 100 * default_mb, 1, 1), rel=0.03)  # fmt: skip (whole minutes)
+        4 * dataset_fit_runtime(xgb, 1000, 100 * default_mb, 1, 1), rel=0.03
+    )  # fmt: skip (whole minutes)
     # a job of 5 outer folds, each with a 3 x 2 grid on 3 inner folds: 5 x (6 x 3 + 1) fits
     assert search_fits({"lr": [1, 2, 3], "n_epochs": [1, 2]}, 3) == 19 and search_fits({}, 3) == 1
     one = dataset_fit_runtime(xgb, 1000, default_mb, 1, 1)

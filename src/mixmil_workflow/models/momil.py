@@ -14,15 +14,23 @@ negatives / positives ratio among the observed labels (``pos_weight``).
 Task selection and conformal label imputation (the paper's other two parts) live in
 :mod:`mixmil_workflow.models.momil_tasks`; this module is the network and its training.
 
-Where this differs from the paper (Section 2.1, Section 3): the paper's heads have their own MLP projector
-F_gamma_t before the attention; the ABMIL head has it (its instance encoder), the DSMIL head attends
-over the shared projection directly. Optimiser: Adam with L2 weight decay and cosine annealing as the
-DSMIL reference, not the paper's AdamW with warm-up and early stopping.
+Training (``schedule``): ``paper`` (default), the paper's Section 3: AdamW, a linear warm-up of
+``warmup_epochs`` then cosine annealing to ``min_lr``, early stopping with ``patience`` on the mean
+validation ROC-AUC (over ``selection_tasks``, default every task with both classes among its observed
+validation labels; the validation loss where no task has) of a seeded ``validation_fraction`` of the
+training bags, the best epoch's weights kept; ``dsmil``, the earlier schedule: Adam (0.5, 0.9) with L2
+weight decay and cosine annealing for every epoch on all training bags, as the DSMIL reference.
+
+Where this differs from the paper (Section 2.1): the paper's heads have their own MLP projector F_gamma_t
+before the attention; the ABMIL head has it (its instance encoder), the DSMIL head attends over the
+shared projection directly.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -37,6 +45,7 @@ from mixmil_workflow.models.neural import NetOutput, NeuralMIL
 from mixmil_workflow.models.options import MoMILConfig
 
 HEADS = ("dsmil", "abmil")
+SCHEDULES = ("paper", "dsmil")
 
 
 class MoMILNet(nn.Module):
@@ -82,28 +91,109 @@ class MoMIL(NeuralMIL):
             )
         if cfg.pos_weight and cfg.likelihood != "bernoulli":
             raise ValueError("MoMIL pos_weight balances binary labels; it needs likelihood 'bernoulli'")
+        if cfg.schedule not in SCHEDULES:
+            raise ValueError(f"MoMIL schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+        if cfg.schedule == "paper" and not 0 < cfg.validation_fraction < 1:
+            raise ValueError(f"MoMIL validation_fraction must lie in (0, 1), got {cfg.validation_fraction}")
         # NaN = a task not measured on the bag (masked from the loss, never imputed as negative)
         self.likelihood = make_likelihood(cfg.likelihood, cfg.n_trials, allow_missing=True)
         self.task_pos_weight: torch.Tensor | None = None
+        self._validation = self._best = None  # during a fit with the paper's schedule
+        self.best_epoch, self.validation_history = -1, np.zeros(0)
 
     def fit(self, bags: Bags, y, covariates: np.ndarray | None = None) -> MoMIL:
+        cfg = self.config
         y_t = self.likelihood.prepare_labels(y)
-        if self.config.pos_weight:
-            observed = ~torch.isnan(y_t)
-            positives = torch.nansum(y_t, 0)
+        if len(y_t) != bags.n_bags:
+            raise ValueError(f"{bags.n_bags} bags but {len(y_t)} labels")
+        self.best_epoch, self.validation_history = -1, np.zeros(0)
+        train = np.arange(bags.n_bags)
+        if cfg.schedule == "paper":
+            order = np.random.default_rng(cfg.seed).permutation(bags.n_bags)
+            n_valid = int(round(cfg.validation_fraction * bags.n_bags))
+            if n_valid < 1 or n_valid >= bags.n_bags:
+                raise ValueError(
+                    f"MoMIL validation_fraction {cfg.validation_fraction} of {bags.n_bags} bags leaves no training "
+                    "or no validation bags; use more bags or schedule: dsmil"
+                )
+            valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+            valid_cov = None if covariates is None else covariates[valid]
+            self._validation = (bags.subset(torch.as_tensor(valid)), y_t[valid].numpy(), valid_cov, [])
+        y_train = y_t[train]
+        if cfg.pos_weight:
+            observed = ~torch.isnan(y_train)
+            positives = torch.nansum(y_train, 0)
             self.task_pos_weight = ((observed.sum(0) - positives) / positives.clamp_min(1)).float()
-        return super().fit(bags, y_t.numpy(), covariates)
+        fitted_bags = bags if len(train) == bags.n_bags else bags.subset(torch.as_tensor(train))
+        fitted_cov = None if covariates is None else covariates[train]
+        self._best = {"value": -math.inf, "epoch": -1, "state": None}
+        super().fit(fitted_bags, y_train.numpy(), fitted_cov)
+        if self._validation is not None:
+            self.validation_history = np.asarray(self._validation[3], dtype=float)
+            self.best_epoch = self._best["epoch"]
+            if self._best["state"] is not None:
+                self.net.load_state_dict(self._best["state"])
+            self.net.eval()
+        self._validation, self._best = None, None
+        return self
+
+    def validation_score(self) -> float:
+        """Mean ROC-AUC over the selection tasks' observed validation labels (higher is better); minus the
+        masked validation loss where no task has both classes."""
+        from sklearn.metrics import roc_auc_score
+
+        bags, y, covariates, _ = self._validation
+        self.net.eval()  # no dropout; the next epoch sets train mode again
+        prob = self.predict(bags, covariates).mean
+        tasks = self.config.selection_tasks or range(y.shape[1])
+        aucs = []
+        for t in tasks:
+            seen = ~np.isnan(y[:, t])
+            labels = (y[seen, t] / self.likelihood.n_trials) > 0.5
+            if len(np.unique(labels)) == 2:
+                aucs.append(roc_auc_score(labels, prob[seen, t]))
+        if aucs:
+            return float(np.mean(aucs))
+        out = self._forward(bags, covariates)
+        return -float(self.loss(out, torch.as_tensor(y, dtype=torch.float32, device=out.logits.device)))
+
+    def early_stopping(self):
+        """The paper's schedule: score the validation bags after every epoch, keep the best epoch's weights,
+        stop ``patience`` epochs after it."""
+        if self._validation is None:
+            return None
+
+        def stop(epoch: int, loss: float) -> bool:
+            value = self.validation_score()
+            self._validation[3].append(value)
+            if value > self._best["value"]:
+                self._best.update(value=value, epoch=epoch, state=copy.deepcopy(self.net.state_dict()))
+            return epoch - self._best["epoch"] >= self.config.patience
+
+        return stop
 
     def build_net(self, n_nets: int, n_features: int, n_logits: int) -> nn.Module:
         return MoMILNet(n_nets, n_features, self.config)
 
     def make_optimiser(self, params) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=self.config.lr, betas=(0.5, 0.9), weight_decay=self.config.weight_decay)
+        cfg = self.config
+        if cfg.schedule == "paper":
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
 
     def make_scheduler(self, optimiser):
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, T_max=max(1, self.config.n_epochs), eta_min=self.config.min_lr
-        )
+        cfg = self.config
+        if cfg.schedule == "dsmil":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.n_epochs), eta_min=cfg.min_lr)
+        warmup, total, floor = cfg.warmup_epochs, max(1, cfg.n_epochs), cfg.min_lr / cfg.lr
+
+        def factor(epoch: int) -> float:  # the learning rate of the epoch after ``epoch`` scheduler steps
+            if epoch < warmup:
+                return (epoch + 1) / (warmup + 1)
+            progress = (epoch - warmup) / max(1, total - warmup)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
     def bag_embeddings(self, bags: Bags, covariates: np.ndarray | None = None) -> np.ndarray:
         """Each task head's bag representation before its classifier, (bags, tasks, features): what the

@@ -200,15 +200,20 @@ SPATIAL_TASKS = {"binary": "bernoulli", "multiclass": "categorical", "multilabel
 def check_spatial_tasks(smmile: Mapping) -> None:
     """Parse-time check of the smmile study: every model fits every task family's labels, and a SMMILe
     entry's explicit ``form`` is the family's (``auto`` follows the labels)."""
-    tasks = smmile.get("simulation_tasks") or ["binary"]
+    studies = smmile.get("studies") or ["simulation"]
+    tasks = list(smmile.get("simulation_tasks") or ["binary"]) if "simulation" in studies else []
+    if "camelyon16" in studies:  # raw slides: multiclass when the annotation classes name several categories
+        classes = (smmile.get("camelyon16") or {}).get("classes") or {}
+        tasks.append("multiclass" if len(set(classes.values())) > 1 else "binary")
     for name, spec in (smmile.get("models") or {}).items():
         for task in tasks:
             check_likelihood(f"smmile.models.{name}", name, spec, SPATIAL_TASKS[task], f"the {task} task's labels")
             form = spec.get("form", "auto") if spec.get("type") == "smmile" else "auto"
             if form not in ("auto", task):
                 raise ValueError(
-                    f"config: smmile.models.{name}.form is {form!r}, but smmile.simulation_tasks runs the {task} "
-                    f"task; set form: auto (the form follows each task's labels) or run only {form!r}"
+                    f"config: smmile.models.{name}.form is {form!r}, but the smmile study runs the {task} task "
+                    f"(smmile.simulation_tasks, smmile.camelyon16.classes); set form: auto (the form follows each "
+                    f"task's labels) or run only {form!r}"
                 )
 
 
@@ -310,8 +315,10 @@ register(ModelType(
 ))  # fmt: skip
 register(ModelType(
     "momil", "MoMIL", "mixmil_workflow.models.momil:MoMIL", "MoMILConfig", "mil",
-    frozenset({"simulation", "costs", "genetics", "own_bags"}),
+    frozenset({"simulation", "costs", "genetics", "own_bags", "sweep"}),
     likelihoods=("binomial", "bernoulli"), style={"color": "#27ae60", "marker": "h"},
+    # the paper's searched space (Section 3): projector 64 / 128, heads 32 / 64 / 128, three learning rates
+    sweepable=("lr", "weight_decay", "projector_dim", "hidden_dim", "dropout", "n_epochs", "warmup_epochs"),
 ))  # fmt: skip
 register(ModelType(
     "random_forest", "Random Forest", "mixmil_workflow.models.trees:TreeMIL", "TreeMILConfig", "tree",

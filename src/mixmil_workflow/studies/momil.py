@@ -28,10 +28,15 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels[keep], scores[keep]))
 
 
-def _momil(spec: Mapping, seed: int):
+def _momil(spec: Mapping, seed: int, selection_tasks: Sequence[int] | None = None):
+    """MoMIL from the study's model entry; under the paper's schedule the epoch is selected by the mean
+    validation AUC of ``selection_tasks`` (the primary tasks' columns), default every task."""
     from mixmil_workflow.models.momil import MoMIL
 
-    return MoMIL(seed=seed, **{k: v for k, v in spec.items() if k != "type"})
+    options = {k: v for k, v in spec.items() if k != "type"}
+    if selection_tasks is not None:
+        options["selection_tasks"] = [int(t) for t in selection_tasks]
+    return MoMIL(seed=seed, **options)
 
 
 def _mixmil(mixmil_spec: Mapping, spec: Mapping, seed: int):
@@ -177,14 +182,15 @@ def run_comparison(
             continue
         tasks = tasks_selected if "selection" in variant else tasks_all
         labels = data.observed[:, tasks]
-        model = _momil(spec, seed).fit(bags.subset(train), labels[train])
+        primary_columns = [list(tasks).index(t) for t in primaries if t in tasks]
+        model = _momil(spec, seed, primary_columns).fit(bags.subset(train), labels[train])
         fitted = _Fitted(model, bags)
         n_imputed = 0
         if "imputation" in variant:
             for _ in range(imputation_rounds):
                 labels = _impute(data, fitted, tasks, p, alpha)
                 n_imputed = int(np.isnan(data.observed[train][:, tasks]).sum() - np.isnan(labels[train]).sum())
-                model = _momil(spec, seed).fit(bags.subset(train), labels[train])
+                model = _momil(spec, seed, primary_columns).fit(bags.subset(train), labels[train])
                 fitted = _Fitted(model, bags)
         record(variant, fitted.prob, tasks, n_imputed)
     return pd.DataFrame(rows), selection

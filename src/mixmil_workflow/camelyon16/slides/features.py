@@ -20,6 +20,7 @@ from mixmil_workflow.camelyon16.slides.tiling import (
     LAYOUT,
     Lesions,
     SlideError,
+    lesion_classes,
     open_slide,
     patch_labels,
     read_lesion_xml,
@@ -32,8 +33,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def slide_table(root: str | Path) -> pd.DataFrame:
-    """Every slide of a release under ``root``: name, folder, split, slide label, path."""
+def slide_table(root: str | Path, classes: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Every slide of a release under ``root``: name, folder, split, slide label, path.
+
+    Labels: Camelyon16 (``classes`` unset), 1 for the training ``tumor`` folder and the test slides that
+    ``reference.csv`` calls Tumor. A multi-class dataset (``classes``: annotation group -> category): a
+    training tumour slide takes the category with the largest annotated area in its split's
+    ``lesion_annotations.zip``, a test slide the category ``reference.csv`` names (a group name, or Normal)."""
     root = Path(root)
     rows = []
     for folder, sub in LAYOUT.items():
@@ -43,12 +49,23 @@ def slide_table(root: str | Path) -> pd.DataFrame:
         raise SlideError(f"{root}: no slides under {', '.join(LAYOUT.values())}; is this the CAMELYON16 folder?")
     table = pd.DataFrame(rows)
     table["split"] = np.where(table["folder"] == "test", "test", "train")
-    reference = read_reference(root / "testing/reference.csv") if (table["split"] == "test").any() else {}
+    has_test = (table["split"] == "test").any()
+    reference = read_reference(root / "testing/reference.csv", classes) if has_test else {}
     missing = sorted(set(table.loc[table["split"] == "test", "slide"]) - set(reference))
     if missing:
         raise SlideError(f"{root / 'testing/reference.csv'}: no label for test slide(s) {missing[:5]}")
+
+    def training_label(name: str) -> int:
+        if not classes:
+            return 1
+        areas = lesions_from_zip(root / "training/lesion_annotations.zip", name, classes).areas()
+        if not areas:
+            raise SlideError(f"{root / 'training/lesion_annotations.zip'}: tumour slide {name} has no annotation of "
+                             f"the classes {sorted(lesion_classes(classes))}; its category cannot be told")  # fmt: skip
+        return max(areas, key=areas.get)
+
     table["label"] = [
-        int(folder == "tumor") if folder != "test" else reference[name]
+        (training_label(name) if folder == "tumor" else 0) if folder != "test" else reference[name]
         for folder, name in zip(table["folder"], table["slide"], strict=True)
     ]
     return table
@@ -69,8 +86,9 @@ def release_slide_paths(root: str | Path, demo: Mapping | None = None) -> dict[s
     return {name: (path, LAYOUT[folder].split("/")[0]) for name, path, folder in rows}
 
 
-def read_reference(path: str | Path) -> dict[str, int]:
-    """Test slide labels from the official ``reference.csv`` (no header; name, Tumor/Normal, ...)."""
+def read_reference(path: str | Path, classes: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Test slide labels from the official ``reference.csv`` (no header; name, Tumor/Normal, ...); with
+    ``classes``, column 2 names a class (an annotation group) or Normal."""
     path = Path(path)
     if not path.exists():
         raise SlideError(f"{path} does not exist; the test slides' labels come from testing/reference.csv")
@@ -78,24 +96,27 @@ def read_reference(path: str | Path) -> dict[str, int]:
     if table.shape[1] < 2:
         raise SlideError(f"{path}: expected at least two columns (slide, Tumor/Normal), found {table.shape[1]}")
     kind = table[1].str.strip().str.lower()
-    bad = table.index[~kind.isin(["tumor", "normal"])]
+    codes = {"normal": 0, **(lesion_classes(classes) if classes else {"tumor": 1})}
+    bad = table.index[~kind.isin(list(codes))]
     if len(bad):
-        raise SlideError(f"{path}, line {bad[0] + 1}, column 2: {table[1].iloc[bad[0]]!r} is not Tumor or Normal")
-    return dict(zip(table[0].str.strip(), (kind == "tumor").astype(int), strict=True))
+        names = " or ".join(sorted(codes)) if classes else "Tumor or Normal"
+        raise SlideError(f"{path}, line {bad[0] + 1}, column 2: {table[1].iloc[bad[0]]!r} is not {names}")
+    return dict(zip(table[0].str.strip(), kind.map(codes).astype(int), strict=True))
 
 
-def lesions_from_zip(archive: str | Path, slide: str) -> Lesions:
-    """The lesions of ``slide`` from a split's ``lesion_annotations.zip`` (none when it has no XML)."""
+def lesions_from_zip(archive: str | Path, slide: str, classes: Mapping[str, int] | None = None) -> Lesions:
+    """The lesions of ``slide`` from a split's ``lesion_annotations.zip`` (none when it has no XML);
+    ``classes``: annotation group -> category (default: Camelyon16's tumour groups -> 1)."""
     archive = Path(archive)
     try:
         with zipfile.ZipFile(archive) as z:
             members = {Path(m).name: m for m in z.namelist() if m.lower().endswith(".xml")}
             if f"{slide}.xml" not in members:
-                return Lesions([], [])
+                return Lesions({}, [])
             data = z.read(members[f"{slide}.xml"])
     except zipfile.BadZipFile as err:
         raise SlideError(f"{archive}: not a zip archive ({err}); expected lesion_annotations.zip") from err
-    return read_lesion_xml(f"{archive}:{members[f'{slide}.xml']}", data)
+    return read_lesion_xml(f"{archive}:{members[f'{slide}.xml']}", data, classes)
 
 
 def build_patch_encoder(checkpoint: str | Path | None, seed: int):
@@ -189,5 +210,6 @@ def assemble_spatial(slides: pd.DataFrame, patch_files: Mapping[str, str | Path]
         mimic=np.zeros(len(x), np.int64),
         slide_label=table["label"].to_numpy(np.int64),
         split=split.astype(str),
+        task="multiclass" if table["label"].max() > 1 else "binary",  # one category per slide
     )
     return data, table

@@ -6,11 +6,16 @@ whose tissue share (saturation above an Otsu threshold on a thumbnail, the usual
 ``min_tissue``. A patch's label is 1 when at least ``min_tumour`` of it lies inside tumour polygons and
 outside exclusion polygons, -1 when it is mostly inside an exclusion polygon (ignored by the metrics, as
 the reference evaluation ignores label -1), else 0.
+
+Multi-class annotations (a subtyping dataset: one class per annotation group, e.g. ``LUAD`` / ``LUSC``):
+``classes`` maps each group name to its category 1..K; a patch takes the category covering most of it
+(at least ``min_tumour``).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +37,40 @@ class SlideError(ValueError):
 
 @dataclass
 class Lesions:
-    tumour: list[np.ndarray]  # polygons, (vertices, 2) level-0 (x, y)
+    regions: dict[int, list[np.ndarray]]  # category (1..K) -> polygons, (vertices, 2) level-0 (x, y)
     exclusion: list[np.ndarray]
 
+    @property
+    def tumour(self) -> list[np.ndarray]:
+        """Every lesion polygon, whatever its category."""
+        return [poly for k in sorted(self.regions) for poly in self.regions[k]]
 
-def read_lesion_xml(path: str | Path, data: bytes | None = None) -> Lesions:
-    """Tumour and exclusion polygons of an ASAP annotation file (level-0 pixel coordinates); ``data``: the
-    file's bytes when it lives inside an archive (``path`` then names it in messages)."""
+    def areas(self) -> dict[int, float]:
+        """Category -> total polygon area (level-0 pixels, shoelace formula)."""
+
+        def area(poly: np.ndarray) -> float:
+            x, y = poly[:, 0], poly[:, 1]
+            return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+        return {k: sum(area(p) for p in polys) for k, polys in self.regions.items()}
+
+
+def lesion_classes(classes: Mapping[str, int] | None) -> dict[str, int]:
+    """Annotation group (lower case) -> category: the Camelyon16 tumour groups -> 1 by default."""
+    if not classes:
+        return dict.fromkeys(TUMOUR_GROUPS, 1)
+    out = {str(name).strip().lower(): int(k) for name, k in classes.items()}
+    bad = {name: k for name, k in out.items() if k < 1}
+    if bad:
+        raise SlideError(f"annotation classes {bad}: categories are 1, 2, ... (0 is normal tissue)")
+    return out
+
+
+def read_lesion_xml(path: str | Path, data: bytes | None = None, classes: Mapping[str, int] | None = None) -> Lesions:
+    """Lesion polygons by category and exclusion polygons of an ASAP annotation file (level-0 pixel
+    coordinates); ``classes``: annotation group -> category (default: Camelyon16's tumour groups -> 1);
+    ``data``: the file's bytes when it lives inside an archive (``path`` then names it in messages)."""
+    groups = lesion_classes(classes)
     path = Path(path)
     try:
         root = ET.fromstring(data) if data is not None else ET.parse(path).getroot()
@@ -46,7 +78,7 @@ def read_lesion_xml(path: str | Path, data: bytes | None = None) -> Lesions:
         raise SlideError(f"{path}: not an XML file ({err}); expected an ASAP lesion annotation") from err
     if root.tag != "ASAP_Annotations":
         raise SlideError(f"{path}: root element is <{root.tag}>, expected <ASAP_Annotations> (Camelyon16 lesion XML)")
-    lesions = Lesions([], [])
+    lesions = Lesions({}, [])
     for k, annotation in enumerate(root.iter("Annotation")):
         group = (annotation.get("PartOfGroup") or "").strip()
         points = sorted(
@@ -60,14 +92,14 @@ def read_lesion_xml(path: str | Path, data: bytes | None = None) -> Lesions:
                 f"{path}: annotation {k} ({annotation.get('Name')!r}) has {len(points)} vertices; a polygon needs 3"
             )
         polygon = np.array([(x, y) for _, x, y in points])
-        if group.lower() in TUMOUR_GROUPS:
-            lesions.tumour.append(polygon)
+        if group.lower() in groups:
+            lesions.regions.setdefault(groups[group.lower()], []).append(polygon)
         elif group.lower() in EXCLUSION_GROUPS:
             lesions.exclusion.append(polygon)
         else:
             raise SlideError(
-                f"{path}: annotation {k} has PartOfGroup={group!r}; known tumour groups {sorted(TUMOUR_GROUPS)}, "
-                f"exclusion groups {sorted(EXCLUSION_GROUPS)}"
+                f"{path}: annotation {k} has PartOfGroup={group!r}; known lesion groups {sorted(groups)}, "
+                f"exclusion groups {sorted(EXCLUSION_GROUPS)}; name its category in smmile.camelyon16.classes"
             )
     return lesions
 
@@ -129,8 +161,9 @@ def patch_labels(
     min_tumour: float = 0.5,
     resolution: int = 8,
 ) -> np.ndarray:
-    """Per patch: 1 tumour, 0 normal, -1 excluded. Polygons are rasterised at ``resolution`` pixels per
-    patch side (skimage.draw.polygon), exclusion removed from tumour."""
+    """Per patch: the lesion category covering most of it (1 for Camelyon16's tumour; at least
+    ``min_tumour``), 0 normal, -1 excluded. Polygons are rasterised at ``resolution`` pixels per patch side
+    (skimage.draw.polygon), exclusion removed from every category."""
     from skimage.draw import polygon as fill_polygon
 
     coords = np.asarray(coords)
@@ -147,16 +180,17 @@ def patch_labels(
             out[rr, cc] = True  # holes come as exclusion polygons
         return out
 
-    tumour, exclusion = raster(lesions.tumour), raster(lesions.exclusion)
-    tumour &= ~exclusion
-
     def share_per_patch(raster_mask: np.ndarray) -> np.ndarray:
         return raster_mask.reshape(n_rows // resolution, resolution, n_cols // resolution, resolution).mean((1, 3))
 
-    tumour_share, excluded_share = share_per_patch(tumour), share_per_patch(exclusion)
+    exclusion = raster(lesions.exclusion)
     rows, cols = coords[:, 0], coords[:, 1]
-    labels[tumour_share[rows, cols] >= min_tumour] = 1
-    labels[(excluded_share[rows, cols] >= 0.5) & (labels == 0)] = -1
+    best = np.zeros(len(coords))
+    for category in sorted(lesions.regions):
+        share = share_per_patch(raster(lesions.regions[category]) & ~exclusion)[rows, cols]
+        wins = (share >= min_tumour) & (share > best)
+        labels[wins], best[wins] = category, share[wins]
+    labels[(share_per_patch(exclusion)[rows, cols] >= 0.5) & (labels == 0)] = -1
     return labels
 
 
