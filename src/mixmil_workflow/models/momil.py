@@ -158,14 +158,18 @@ class MoMIL(NeuralMIL):
         return -float(self.loss(out, torch.as_tensor(y, dtype=torch.float32, device=out.logits.device)))
 
     def early_stopping(self):
-        """The paper's schedule: score the validation bags after every epoch, keep the best epoch's weights,
-        stop ``patience`` epochs after it."""
+        """The paper's schedule: score the validation bags after every epoch, keep the best epoch's weights
+        from the end of the warm-up on, stop ``patience`` epochs after it."""
         if self._validation is None:
             return None
+
+        warmup = self.config.warmup_epochs
 
         def stop(epoch: int, loss: float) -> bool:
             value = self.validation_score()
             self._validation[3].append(value)
+            if epoch + 1 < warmup:  # the learning rate is still rising: no epoch is selected or stops the run
+                return False
             if value > self._best["value"]:
                 self._best.update(value=value, epoch=epoch, state=copy.deepcopy(self.net.state_dict()))
             return epoch - self._best["epoch"] >= self.config.patience
