@@ -105,9 +105,7 @@ def test_a_smmile_form_that_does_not_fit_a_task_family_is_refused_at_parse_time(
     config = yaml.safe_load(smmile.read_text())
     config["smmile"]["models"]["smmile"]["form"] = "multilabel"  # the config runs binary and multiclass
     message = dry_run_error(tmp_path, config)
-    assert (
-        "config: smmile.models.smmile.form is 'multilabel', but the smmile study runs the binary task" in message
-    )
+    assert "config: smmile.models.smmile.form is 'multilabel', but the smmile study runs the binary task" in message
     config["smmile"]["models"]["smmile"]["form"] = "auto"
     config["smmile"]["models"]["gated"] = {"type": "momil"}  # not a model of the smmile study
     assert (
