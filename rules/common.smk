@@ -44,9 +44,7 @@ from mixmil_workflow.workflow.provenance import config_provenance  # noqa: E402
 from mixmil_workflow.studies.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.workflow.resources import (  # noqa: E402
     Scaling,
-    dataset_fit_runtime,
     fit_group,
-    search_fits,
     job_memory_mb,
     simulation_fit_runtime,
 )

@@ -65,24 +65,17 @@ def dataset_fit_settings(wildcards):
 
 
 def dataset_fit_job_minutes(wildcards, input, threads, attempt):
-    """A fit_dataset job's runtime: its bags (the prepared table's rows), its matrix's size, its outer fits
-    and, under nested tuning, the search's fits per outer fold."""
-    plan = DATASET_PLANS[wildcards.dataset]
-    settings = plan.fit_settings(wildcards.label, wildcards.model)
-    with open(input.table) as handle:
-        n_bags = (
-            sum(1 for line in handle if line.strip() and not line.startswith("#")) - 1
-        )
-    return dataset_fit_runtime(
+    """A fit_dataset job's runtime (own_bags/plan.py: DatasetPlan.fit_runtime)."""
+    return DATASET_PLANS[wildcards.dataset].fit_runtime(
+        wildcards.label,
+        wildcards.model,
+        wildcards.unit,
         config["models"][wildcards.model],
-        n_bags,
-        input.size_mb - Path(input.table).stat().st_size / 2**20,
-        1,  # one label column per fit
+        input.table,
+        input.size_mb,
         threads,
         attempt,
-        n_fits=len(plan.units[wildcards.unit]),
-        search_fits=search_fits(settings["search"], settings["inner_folds"]),
-        scaling=SCALING,
+        SCALING,
     )
 
 

@@ -50,6 +50,22 @@ class DatasetPlan:
             "inner_folds": ds["tuning"]["inner_folds"],
         }
 
+    def fit_runtime(self, label: str, model: str, unit: str, spec: Mapping, table: str | Path, input_mb: float,
+                    threads: int, attempt: int, scaling) -> int:  # fmt: skip
+        """A fit job's runtime request (workflow/resources.py: dataset_fit_runtime): its bags (the prepared
+        table's rows), its matrix's size (the inputs but the table), its outer fits and, under nested
+        tuning, the search's fits per outer fold."""
+        from mixmil_workflow.io import read_table
+        from mixmil_workflow.workflow.resources import dataset_fit_runtime, search_fits
+
+        settings = self.fit_settings(label, model)
+        n_bags = len(read_table(table))
+        return dataset_fit_runtime(
+            spec, n_bags, input_mb - Path(table).stat().st_size / 2**20, 1, threads, attempt,  # one label per fit
+            n_fits=len(self.units[unit]), search_fits=search_fits(settings["search"], settings["inner_folds"]),
+            scaling=scaling,
+        )  # fmt: skip
+
 
 def unit_name(repeat: int, fold: int) -> str:
     return f"r{repeat}f{fold}"

@@ -117,6 +117,14 @@ def recorded_fits() -> dict[tuple[str, str | None], dict]:
     return out
 
 
+@functools.cache
+def recorded_defaults() -> dict:
+    """The default simulation scenario of the recorded configuration (the sizes the costs were measured at)."""
+    import yaml
+
+    return yaml.safe_load(RECORDED_CONFIG.read_text())["simulation"]["defaults"]
+
+
 def _option(spec: Mapping, name: str):
     """A model entry's hyperparameter, or its type's default."""
     import dataclasses
@@ -216,9 +224,7 @@ def dataset_fit_runtime(
 ) -> int:
     """The ``runtime`` (minutes) of a job fitting ``n_fits`` outer folds on a user's bags (module docstring):
     ``n_bags`` bags, a prepared float32 matrix of ``input_mb`` MB, ``search_fits`` fits per outer fold."""
-    import yaml
-
-    default = yaml.safe_load(RECORDED_CONFIG.read_text())["simulation"]["defaults"]
+    default = recorded_defaults()
     if sees_instances(spec):
         size = input_mb * 2**20 / 4 / (default["n_train"] * default["n_instances"] * default["n_features"])
     else:
