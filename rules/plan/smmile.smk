@@ -18,7 +18,6 @@ SMMILE_STUDIES = (
     if SMMILE_MODELS
     else []
 )
-check_spatial_tasks(SMMILE)
 C16_SLIDES = SMMILE["camelyon16"]
 
 
@@ -55,6 +54,24 @@ def demo_slide_options():
     return {
         k: tuple(v) if isinstance(v, list) else v for k, v in C16_SLIDES["demo"].items()
     }
+
+
+def slide_classes():
+    """Annotation group -> category of the raw slides (None: Camelyon16's tumour groups): the config's
+    classes, or the generated demo's own groups (a subtyping demo names several)."""
+    if C16_SLIDES["source"] != "demo":
+        return C16_SLIDES.get("classes")
+    from mixmil_workflow.camelyon16.slides.demo import (
+        SlideDemoParams,
+        demo_lesion_classes,
+    )
+
+    return demo_lesion_classes(
+        SlideDemoParams(**demo_slide_options()), C16_SLIDES.get("classes")
+    )
+
+
+check_spatial_tasks(SMMILE, slide_classes())
 
 
 C16_SLIDE_PATHS = camelyon16_slide_paths()

@@ -289,3 +289,32 @@ def test_multi_class_annotations_give_each_patch_and_slide_its_category(tmp_path
         np.savez(files[name], coords=coords, label=np.zeros(len(coords), np.int8), features=rng.normal(size=(36, 6)))
     data, _ = assemble_spatial(slides, files, 4, 0)
     assert data.task == "multiclass" and data.categories == [1, 2]
+
+
+def test_a_subtyping_demo_release_names_each_tumour_type_and_reads_back_as_categories(tmp_path):
+    """The demo with several annotation groups: one type per tumour slide, balanced within each folder, the
+    group in the XML and reference.csv; read back with the demo's groups numbered 1.. (or the config's)."""
+    from mixmil_workflow.camelyon16.slides.demo import demo_lesion_classes
+
+    params = SlideDemoParams(n_normal=1, n_tumour=4, n_test=4, patch_size=32, grid=(6, 7),
+                             lesion_classes=("LUAD", "LUSC"))  # fmt: skip
+    write_demo_slides(tmp_path, params, seed=2)
+    classes = demo_lesion_classes(params, None)
+    assert classes == {"LUAD": 1, "LUSC": 2}
+    table = slide_table(tmp_path, classes).set_index("slide")["label"]
+    assert sorted(table[[f"tumor_00{k}" for k in range(1, 5)]]) == [1, 1, 2, 2]
+    assert sorted(table[[f"test_00{k}" for k in range(1, 5)]]) == [0, 0, 1, 2]
+    reference = dict(line.split(",") for line in (tmp_path / "testing/reference.csv").read_text().split())
+    assert {name: classes.get(kind, 0) for name, kind in reference.items()} == table[list(reference)].to_dict()
+    with pytest.raises(SlideError, match="'LU(AD|SC)' is not Tumor or Normal"):
+        slide_table(tmp_path)  # read as Camelyon16: the groups are not its tumour groups
+    # the config's own numbering is kept; one lacking a demo group, or a bad group list, is refused
+    assert demo_lesion_classes(params, {"lusc": 1, "luad": 2}) == {"lusc": 1, "luad": 2}
+    with pytest.raises(ValueError, match=r"classes \{'LUAD': 1\} lacks the demo's annotation group\(s\) \['LUSC'\]"):
+        demo_lesion_classes(params, {"LUAD": 1})
+    for bad in [("LUAD", "luad"), ("Normal", "LUAD"), ("A", "B", "C", "D", "E"), ()]:
+        with pytest.raises(ValueError, match="lesion_classes"):
+            SlideDemoParams(lesion_classes=bad)
+    # Camelyon16's single group reads with the default groups; a single group of another name is numbered
+    assert demo_lesion_classes(SlideDemoParams(), None) is None
+    assert demo_lesion_classes(SlideDemoParams(lesion_classes=("Metastasis",)), None) == {"Metastasis": 1}

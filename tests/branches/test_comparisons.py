@@ -81,6 +81,36 @@ def test_smmile_comparison_through_the_workflow(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_smmile_on_raw_slides_of_a_subtyping_dataset(tmp_path):
+    """Raw slides laid out like Camelyon16 whose tumours are one of two types (annotation groups LUAD and
+    LUSC, named in reference.csv): the same rules tile them, label each patch with its type, and fit the
+    multiclass forms, scored per category."""
+    config = REPO / "tests/configs/smmile_subtyping.yaml"
+    workdir = tmp_path / "run"
+    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    reference = (workdir / "resources/camelyon16_slides/demo/testing/reference.csv").read_text()
+    assert {line.split(",")[1] for line in reference.split()} == {"LUAD", "LUSC", "Normal"}
+    slides = read_table(workdir / "results/smmile/camelyon16/data/slides.tsv").set_index("slide")
+    # 4 + 3 normal slides; 3 + 3 training tumours of each type, the 3 test tumours split 2 / 1
+    counts = slides["label"].value_counts().to_dict()
+    assert counts[0] == 7 and sorted([counts[1], counts[2]]) == [4, 5]
+    assert (slides.loc[slides.index.str.startswith("normal"), "label"] == 0).all()
+    patches = read_table(workdir / "results/smmile/camelyon16/smmile/repeat0/patches.tsv")
+    assert set(patches["label"]) == {0, 1, 2}
+    # a patch of a tumour type lies on a test slide of that type (fits name slides by their row in slides.tsv)
+    typed = patches[patches["label"] > 0]
+    assert (typed["label"].to_numpy() == slides["label"].iloc[typed["slide"]].to_numpy()).all()
+    assert set(slides.index[patches["slide"].unique()].str[:4]) == {"test"}
+    scored = read_table(workdir / "results/smmile/camelyon16/smmile/repeat0/slides.tsv")
+    assert {"prob_0", "prob_1", "prob_2"} <= set(scored.columns) and len(scored) == 6
+    assert np.allclose(scored[["prob_0", "prob_1", "prob_2"]].sum(1), 1, atol=1e-4)
+    summary = read_table(workdir / "results/smmile/tables/spatial_camelyon16.tsv")
+    assert list(summary["model"]) == ["smmile", "abmil"]
+    assert {"slide_auc", "slide_accuracy", "patch_auc_1", "patch_auc_2", "f1_1", "f1_2"} <= set(summary.columns)
+    again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_bring_your_own_bags_under_three_protocols(tmp_path):
     """The generated example dataset through repeated k-fold CV with a nested search, held-out groups with
     class weights and one job per fold, and a given split: every bag predicted once per repeat, label and

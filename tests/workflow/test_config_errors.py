@@ -115,3 +115,13 @@ def test_a_smmile_form_that_does_not_fit_a_task_family_is_refused_at_parse_time(
     del config["smmile"]["models"]["gated"]
     config["smmile"]["simulation_tasks"] = ["ordinal"]
     assert "simulation_tasks" in dry_run_error(tmp_path, config)
+    # raw slides of a subtyping demo are a multiclass task, and its groups must be the classes the config names
+    config["smmile"]["simulation_tasks"] = ["binary"]
+    config["smmile"]["camelyon16"]["demo"]["lesion_classes"] = ["LUAD", "LUSC"]
+    config["smmile"]["models"]["smmile"]["form"] = "binary"
+    message = dry_run_error(tmp_path, config)
+    assert "config: smmile.models.smmile.form is 'binary', but the smmile study runs the multiclass task" in message
+    config["smmile"]["models"]["smmile"]["form"] = "auto"
+    config["smmile"]["camelyon16"]["classes"] = {"LUAD": 1}
+    message = dry_run_error(tmp_path, config)
+    assert "smmile.camelyon16.classes {'LUAD': 1} lacks the demo's annotation group(s) ['LUSC']" in message

@@ -9,23 +9,39 @@ A slide is white glass with one rough tissue blob: eosin-pink stroma with small,
 nuclei; metastases (tumour slides) are 1-``max_lesions`` elliptical regions of larger, darker, crowded
 nuclei, annotated as polygons in level-0 pixels (group ``Tumor`` in the training XML, ``_0`` in the test
 XML: both namings occur in the wild). Sizes are in patches of ``patch_size`` level-0 pixels.
+
+A subtyping dataset laid out the same way (TCGA-like: each tumour slide holds one of several tumour types):
+``lesion_classes`` names more than one annotation group (e.g. ``("LUAD", "LUSC")``); each tumour slide
+draws one type, balanced over the slides of a folder, its lesions carry that group name in both XML
+archives, ``reference.csv`` names it for the test slides, and each type has its own nuclei (colour, size,
+crowding) so the types are told apart from the pixels. One group (the default ``Tumor``) is Camelyon16.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mixmil_workflow.camelyon16.slides.tiling import LAYOUT
+from mixmil_workflow.camelyon16.slides.tiling import LAYOUT, TUMOUR_GROUPS
 
 GLASS = (238, 236, 240)
 STROMA = (228, 160, 200)
 NUCLEUS = (110, 60, 160)
 TUMOUR_NUCLEUS = (70, 35, 125)
+# nuclei of the tumour types (colour, radius range in pixels, nuclei per tissue pixel): the first is
+# Camelyon16's metastasis; the others large pale-rimmed pleomorphic nuclei, small crowded magenta ones, and
+# tiny dense dark ones
+LESION_STYLES = (
+    (TUMOUR_NUCLEUS, (2.5, 4.0), 0.012),
+    ((40, 25, 80), (4.0, 6.0), 0.006),
+    ((150, 40, 120), (1.5, 2.5), 0.03),
+    ((30, 20, 50), (1.0, 1.8), 0.05),
+)
 
 
 @dataclass(frozen=True)
@@ -37,9 +53,40 @@ class SlideDemoParams:
     grid: tuple[int, int] = (12, 18)  # slide side in patches, uniform in this range
     max_lesions: int = 2
     lesion_radius: tuple[float, float] = (1.0, 3.0)  # patches
+    lesion_classes: tuple[str, ...] = ("Tumor",)  # annotation groups; several: a subtyping dataset
+
+    def __post_init__(self):
+        names = [str(n).strip().lower() for n in self.lesion_classes]
+        if not 1 <= len(names) <= len(LESION_STYLES) or len(set(names)) < len(names) or "normal" in names:
+            raise ValueError(
+                f"smmile.camelyon16.demo.lesion_classes {list(self.lesion_classes)}: give 1 to "
+                f"{len(LESION_STYLES)} distinct annotation group names other than Normal"
+            )
+
+    @property
+    def subtyping(self) -> bool:
+        return len(self.lesion_classes) > 1
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def demo_lesion_classes(params: SlideDemoParams, classes: Mapping[str, int] | None) -> dict[str, int] | None:
+    """The annotation group -> category map the demo release is read with: ``classes`` when given (it
+    must name every demo group); else the demo's groups numbered 1.. in order, or None for Camelyon16's
+    ``Tumor`` group (read with the default groups)."""
+    if not classes:
+        if not params.subtyping and params.lesion_classes[0].strip().lower() in TUMOUR_GROUPS:
+            return None
+        return {name: k + 1 for k, name in enumerate(params.lesion_classes)}
+    known = {str(name).strip().lower() for name in classes}
+    missing = [name for name in params.lesion_classes if name.strip().lower() not in known]
+    if missing:
+        raise ValueError(
+            f"config: smmile.camelyon16.classes {dict(classes)} lacks the demo's annotation group(s) {missing} "
+            "(smmile.camelyon16.demo.lesion_classes); add them, or leave classes unset to number the demo's groups"
+        )
+    return dict(classes)
 
 
 def slide_names(params: SlideDemoParams) -> dict[str, list[str]]:
@@ -100,8 +147,11 @@ def _draw_nuclei(image, rng, region: np.ndarray, density: float, radius: tuple[f
         image[rr, cc] = np.clip(shade + d, 0, 255)
 
 
-def render_slide(rng: np.random.Generator, params: SlideDemoParams, tumour: bool) -> tuple[np.ndarray, list]:
-    """One slide image (uint8 RGB) and its tumour polygons in level-0 pixels (empty for a normal slide)."""
+def render_slide(
+    rng: np.random.Generator, params: SlideDemoParams, tumour: bool, category: int = 1
+) -> tuple[np.ndarray, list]:
+    """One slide image (uint8 RGB) and its tumour polygons in level-0 pixels (empty for a normal slide);
+    ``category``: the tumour type (1.. in ``params.lesion_classes``), which sets the lesion's nuclei."""
     from skimage.draw import polygon as fill_polygon
 
     p = params.patch_size
@@ -133,7 +183,8 @@ def render_slide(rng: np.random.Generator, params: SlideDemoParams, tumour: bool
         lesion &= tissue
     image = image.astype(np.uint8)
     _draw_nuclei(image, rng, tissue & ~lesion, 0.0025, (1.5, 2.5), NUCLEUS)
-    _draw_nuclei(image, rng, lesion, 0.012, (2.5, 4.0), TUMOUR_NUCLEUS)
+    colour, radius, density = LESION_STYLES[category - 1]
+    _draw_nuclei(image, rng, lesion, density, radius, colour)
     return image, polygons
 
 
@@ -150,22 +201,31 @@ def write_demo_slides(root: str | Path, params: SlideDemoParams, seed: int) -> l
     rng = np.random.default_rng(seed)
     root = Path(root)
     names = slide_names(params)
-    test_tumour = set(rng.permutation(names["test"])[: (len(names["test"]) + 1) // 2])
+    test_tumour = rng.permutation(names["test"])[: (len(names["test"]) + 1) // 2]
+    # a subtyping release: each tumour slide's type, balanced within its folder (no draw for Camelyon16,
+    # so its release stays as it was)
+    category = dict.fromkeys([*names["tumor"], *test_tumour], 1)
+    if params.subtyping:
+        n_classes = len(params.lesion_classes)
+        for group in (names["tumor"], sorted(test_tumour)):
+            category.update(zip(group, rng.permutation(np.arange(len(group)) % n_classes) + 1, strict=True))
     written: list[Path] = []
     training_xml, testing_xml, reference = {}, {}, []
     for folder, name in [(f, n) for f in ("normal", "tumor", "test") for n in names[f]]:
-        tumour = folder == "tumor" or name in test_tumour
-        image, polygons = render_slide(rng, params, tumour)
+        tumour = name in category
+        image, polygons = render_slide(rng, params, tumour, int(category.get(name, 1)))
         directory = root / LAYOUT[folder]
         directory.mkdir(parents=True, exist_ok=True)
         write_pyramid(directory / f"{name}.tif", image)
         written.append(directory / f"{name}.tif")
+        group = params.lesion_classes[category[name] - 1] if tumour else None
         if folder == "test":
-            reference.append(f"{name},{'Tumor' if tumour else 'Normal'}")
+            kind = (group if params.subtyping else "Tumor") if tumour else "Normal"
+            reference.append(f"{name},{kind}")
             if tumour:
-                testing_xml[f"{name}.xml"] = lesion_xml(polygons, "_0")
+                testing_xml[f"{name}.xml"] = lesion_xml(polygons, group if params.subtyping else "_0")
         elif tumour:
-            training_xml[f"{name}.xml"] = lesion_xml(polygons, "Tumor")
+            training_xml[f"{name}.xml"] = lesion_xml(polygons, group)
     (root / "training").mkdir(parents=True, exist_ok=True)
     (root / "testing").mkdir(parents=True, exist_ok=True)
     _zip(root / "training/lesion_annotations.zip", training_xml)
