@@ -300,3 +300,15 @@ def test_superpatch_smoothing_gives_one_score_per_superpatch_and_the_bitempered_
     y = torch.tensor([1.0, 1.0, 0.0])
     assert torch.isfinite(bitempered_bce(p, y)) and bitempered_bce(p, y) < F.binary_cross_entropy(p, y)
     assert bitempered_bce(torch.tensor([0.999]), torch.tensor([1.0])) < 1e-3
+
+
+def test_the_patch_expectation_tests_each_smmile_model_against_each_attention_baseline():
+    from mixmil_workflow.studies.smmile import patch_expectation
+
+    summary = pd.DataFrame({"model": ["smmile", "abmil", "mixmil", "rf"], "patch_auc": [0.9, 0.7, 0.88, 0.5],
+                            "patch_auc_se": [0.01, 0.02, 0.01, 0.0]})  # fmt: skip
+    families = {"smmile": "spatial", "abmil": "mil", "mixmil": "mixmil", "rf": "tree"}
+    table = patch_expectation(summary, families).set_index("baseline")
+    assert list(table.index) == ["abmil", "mixmil"]  # not the tree model
+    assert table.loc["abmil", "smmile_higher"] and not table.loc["mixmil", "smmile_higher"]
+    assert table.loc["abmil", "se"] == pytest.approx(np.hypot(0.01, 0.02))
