@@ -74,6 +74,11 @@ def test_demo_configuration_end_to_end(demo_run):
     assert list(dosages.columns[1:]) == list(labels["rsid"]) and dosages.iloc[:, 1:].isin([0, 1, 2]).all().all()
     _check_genetics_training(tmp_path, config, labels, truth)
     _check_microscopy(tmp_path, config)
+    # SMMILe's multiclass form on the small spatial simulation: its macro patch AUC above the attention maps
+    spatial = read_table(tmp_path / "results/smmile/tables/spatial_simulation_multiclass.tsv").set_index("model")
+    assert list(spatial.index) == list(config["smmile"]["models"])
+    assert {"patch_auc_1", "patch_auc_2", "patch_auc_3", "slide_accuracy"} <= set(spatial.columns)
+    assert spatial.loc["smmile", "patch_auc"] > spatial.drop(index="smmile")["patch_auc"].max()
     # Fig. 2 (a): MixMIL above every MIL baseline at every sample size the demo runs them.
     baselines = [m for m in config["simulation"]["models"] if config["models"][m]["type"] not in ("mixmil", "glmm")]
     for baseline in baselines:
@@ -170,14 +175,15 @@ def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
             "results/microscopy/figures/fig_e4_nocodazole.png": captions["microscopy_fig_e4"],
             "results/microscopy/figures/fig_e4_cytochalasin_B.png": captions["microscopy_fig_e4"],
         },
+        "SMMILe": {"results/smmile/figures/spatial_simulation_multiclass.png": captions["spatial_maps"]},
     }
     sizes = report_figures_render(demo_run / "report.html", figures)
-    assert len(sizes) == 10
+    assert len(sizes) == 11
     # Every PNG result the run produced is among those checked.
     produced = {p.relative_to(demo_run).as_posix() for p in (demo_run / "results").rglob("*.png")}
     assert produced == set(sizes), produced ^ set(sizes)
     # The tables are embedded with their provenance.
     html = (demo_run / "report.html").read_text()
     tables = ("default_scenario.md", "table1_costs.md", "table3_auc.md", "table_e2.md", "planted_recovery.md")
-    for table in (*tables, "table2.md", "demo_cell_kinds.md"):
+    for table in (*tables, "table2.md", "demo_cell_kinds.md", "spatial_simulation_multiclass.md"):
         assert f"filename={table};" in html, table
