@@ -19,7 +19,7 @@ import torch
 
 from mixmil_workflow.models.mixmil_module import attention_pool_backward, attention_pool_forward
 
-B, I, Q, K = 64, 50, 30, 80
+N_BAGS, N_INST, N_FEAT, N_DIRS = 64, 50, 30, 80
 
 
 def current(d, x, g):
@@ -56,7 +56,7 @@ def main() -> None:
         compiled.__name__ = "compiled"
         variants.append(compiled)
     torch.manual_seed(0)
-    args = (torch.randn(2 * K, Q) * 0.1, torch.randn(B, I, Q), torch.randn(K, B))
+    args = (torch.randn(2 * N_DIRS, N_FEAT) * 0.1, torch.randn(N_BAGS, N_INST, N_FEAT), torch.randn(N_DIRS, N_BAGS))
     (t0, g0), (t1, g1) = current(*args), transposed(*args)
     assert torch.allclose(t0, t1, atol=1e-5) and torch.allclose(g0, g1, atol=1e-3)
     times = {}
