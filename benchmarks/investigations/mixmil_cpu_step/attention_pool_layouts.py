@@ -4,7 +4,7 @@ of each kind), in the current layout (scores as directions x instances, softmax 
 and transposed (instances x directions, one ``flat @ d.T`` matmul), on 1 and 2 threads. Rounds alternate
 the variants so that a noisy shared host affects them alike; medians are reported.
 
-    python benchmarks/investigations/attention_pool_layouts.py [--compile]
+    python benchmarks/investigations/mixmil_cpu_step/attention_pool_layouts.py [--compile]
 
 ``--compile`` adds the current step through ``torch.compile`` (inductor's C++ backend; needs a compiler).
 """
