@@ -11,30 +11,12 @@ import statistics
 import time
 
 import torch
-
-from mixmil_workflow import MixMIL
-from mixmil_workflow.bags import Bags
-from mixmil_workflow.simulate.paper import SimulationParams, simulate
-
-
-def time_ms(f, n=200) -> float:
-    for _ in range(10):
-        f()
-    start = time.perf_counter()
-    for _ in range(n):
-        f()
-    return (time.perf_counter() - start) / n * 1e3
+from step_split import default_simulation_step, time_ms  # this folder is first on sys.path when run
 
 
 def main() -> None:
-    torch.set_num_threads(2)
-    data = simulate(SimulationParams(n_outputs=10), seed=0)
-    bags = Bags.from_dense(torch.as_tensor(data.x_train))
-    model = MixMIL(posterior="full_rank", n_epochs=1, seed=0, device="cpu", progress=False).fit(bags, data.y_train)
-    module = model.module
-    y = module.likelihood.prepare_labels(data.y_train).to(torch.float32)
-    idx = torch.arange(64)
-    args = (bags.dense()[idx], torch.ones(64, 1), y[idx], bags.n_bags, 8, None)
+    module, _, args = default_simulation_step()
+    args = (*args, None)
     compiled = torch.compile(module.training_step)
     start = time.perf_counter()
     compiled(*args)

@@ -27,24 +27,31 @@ def time_ms(f, n=200) -> float:
     return (time.perf_counter() - start) / n * 1e3
 
 
-def main() -> None:
+def default_simulation_step():
+    """A MixMIL module fitted for one epoch on the default simulation (P = 10, full rank) on 2 threads,
+    its config, and one minibatch's training_step arguments (dense bags, covariates, labels, training
+    size, posterior samples; the generator is the caller's)."""
     torch.set_num_threads(2)
     data = simulate(SimulationParams(n_outputs=10), seed=0)
     bags = Bags.from_dense(torch.as_tensor(data.x_train))
     model = MixMIL(posterior="full_rank", n_epochs=1, seed=0, device="cpu", progress=False).fit(bags, data.y_train)
     module, cfg = model.module, model.config
-    optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
-    likelihood = module.likelihood
-    y = likelihood.prepare_labels(data.y_train).to(torch.float32)
+    y = module.likelihood.prepare_labels(data.y_train).to(torch.float32)
     idx = torch.arange(cfg.batch_size)
-    batch_x, fe = bags.dense()[idx], torch.ones(bags.n_bags, 1)[idx]
+    return module, cfg, (bags.dense()[idx], torch.ones(len(idx), 1), y[idx], bags.n_bags, cfg.n_samples)
+
+
+def main() -> None:
+    module, cfg, args = default_simulation_step()
+    batch_x = args[0]
+    optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
     generator = torch.Generator().manual_seed(0)
     theta = module.q.rsample(cfg.n_samples, generator)
     directions = module._directions(theta).detach()
     grad_t = torch.randn(directions.shape[0] // 2, cfg.batch_size)
 
     def step():
-        module.training_step(batch_x, fe, y[idx], bags.n_bags, cfg.n_samples, generator)
+        module.training_step(*args, generator)
         optimiser.step()
 
     def pool():
