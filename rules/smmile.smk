@@ -66,7 +66,7 @@ rule camelyon16_slide_features:
         min_tissue=C16_SLIDES["min_tissue"],
         batch_size=C16_SLIDES["batch_size"],
         checkpoint=C16_SLIDES.get("checkpoint"),
-        classes=slide_classes(),
+        classes=C16_CLASSES,
         seed=derive_seed(config["seed"], "camelyon16-slides-encoder"),
         device=config["device"],
     script:
@@ -94,7 +94,7 @@ rule camelyon16_slides_dataset:
     params:
         code=package_code("scripts/smmile/slides_dataset.py"),
         n_components=C16_SLIDES["n_components"],
-        classes=slide_classes(),
+        classes=C16_CLASSES,
         seed=derive_seed(config["seed"], "camelyon16-slides-pca"),
     script:
         "../scripts/smmile/slides_dataset.py"

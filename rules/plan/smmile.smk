@@ -1,5 +1,9 @@
 # The plan of the smmile branch (rules/smmile.smk): its settings, runs, seeds, targets and input functions.
 
+from mixmil_workflow.camelyon16.slides.features import (
+    release_classes,
+    release_slide_paths,
+)
 
 SMMILE = config["smmile"]
 SMMILE_MODELS = SMMILE["models"] if SMMILE["activate"] else {}
@@ -40,38 +44,24 @@ def camelyon16_slides_root():
     return root
 
 
-def camelyon16_slide_paths():
-    """Slide name -> (path, split folder) for every slide, known at parse time."""
-    if "camelyon16" not in SMMILE_STUDIES:
-        return {}
-    from mixmil_workflow.camelyon16.slides.features import release_slide_paths
-
-    demo = demo_slide_options() if C16_SLIDES["source"] == "demo" else None
-    return release_slide_paths(camelyon16_slides_root(), demo)
-
-
 def demo_slide_options():
     return {
         k: tuple(v) if isinstance(v, list) else v for k, v in C16_SLIDES["demo"].items()
     }
 
 
-def slide_classes():
-    """Annotation group -> category of the raw slides (None: Camelyon16's tumour groups): the config's
-    classes, or the generated demo's own groups (a subtyping demo names several)."""
-    if C16_SLIDES["source"] != "demo":
-        return C16_SLIDES.get("classes")
-    from mixmil_workflow.camelyon16.slides.demo import (
-        SlideDemoParams,
-        demo_lesion_classes,
-    )
-
-    return demo_lesion_classes(
-        SlideDemoParams(**demo_slide_options()), C16_SLIDES.get("classes")
-    )
+# the generated release's settings (None: the user's local release)
+C16_DEMO = demo_slide_options() if C16_SLIDES["source"] == "demo" else None
+# annotation group -> category of the raw slides (None: Camelyon16's tumour groups)
+C16_CLASSES = release_classes(C16_SLIDES.get("classes"), C16_DEMO)
+check_spatial_tasks(SMMILE, C16_CLASSES)
 
 
-check_spatial_tasks(SMMILE, slide_classes())
+def camelyon16_slide_paths():
+    """Slide name -> (path, split folder) for every slide, known at parse time."""
+    if "camelyon16" not in SMMILE_STUDIES:
+        return {}
+    return release_slide_paths(camelyon16_slides_root(), C16_DEMO)
 
 
 C16_SLIDE_PATHS = camelyon16_slide_paths()

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from step_split import time_ms  # this folder is first on sys.path when run
 
 from mixmil_workflow.models.mixmil_module import attention_pool_backward, attention_pool_forward
 
@@ -38,15 +38,6 @@ def transposed(d, x, g):
     return t.T, (flat.T @ torch.stack([ga, gz], 2).view(b * i, -1)).T
 
 
-def time_ms(f, args, n=200) -> float:
-    for _ in range(10):
-        f(*args)
-    start = time.perf_counter()
-    for _ in range(n):
-        f(*args)
-    return (time.perf_counter() - start) / n * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--compile", action="store_true")
@@ -64,7 +55,7 @@ def main() -> None:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             for f in variants:
-                times.setdefault((f.__name__, threads), []).append(time_ms(f, args))
+                times.setdefault((f.__name__, threads), []).append(time_ms(lambda f=f: f(*args)))
     for (name, threads), values in times.items():
         print(f"{name:10s} {threads} thread(s): median {statistics.median(values):.3f} ms "
               f"(range {min(values):.3f}-{max(values):.3f}) per step")  # fmt: skip

@@ -197,15 +197,14 @@ def check_likelihood(field_name: str, name: str, spec: Mapping, likelihood: str,
 SPATIAL_TASKS = {"binary": "bernoulli", "multiclass": "categorical", "multilabel": "bernoulli"}
 
 
-def check_spatial_tasks(smmile: Mapping, slide_classes: Mapping[str, int] | None = None) -> None:
+def check_spatial_tasks(smmile: Mapping, slide_classes: Mapping[str, int] | None) -> None:
     """Parse-time check of the smmile study: every model fits every task family's labels, and a SMMILe
     entry's explicit ``form`` is the family's (``auto`` follows the labels). ``slide_classes``: the raw
-    slides' annotation group -> category map (default: smmile.camelyon16.classes)."""
+    slides' annotation group -> category map (camelyon16.slides.features.release_classes; None:
+    Camelyon16's single tumour category)."""
     studies = smmile.get("studies") or ["simulation"]
     tasks = list(smmile.get("simulation_tasks") or ["binary"]) if "simulation" in studies else []
     if "camelyon16" in studies:  # raw slides: multiclass when the annotation classes name several categories
-        if slide_classes is None:
-            slide_classes = (smmile.get("camelyon16") or {}).get("classes")
         tasks.append("multiclass" if len(set((slide_classes or {}).values())) > 1 else "binary")
     for name, spec in (smmile.get("models") or {}).items():
         for task in tasks:

@@ -8,6 +8,7 @@ model running all of its folds and repeats (``fits_per_job``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +56,24 @@ class DatasetPlan:
         """A fit job's runtime request (workflow/resources.py: dataset_fit_runtime): its bags (the prepared
         table's rows), its matrix's size (the inputs but the table), its outer fits and, under nested
         tuning, the search's fits per outer fold."""
-        from mixmil_workflow.io import read_table
         from mixmil_workflow.workflow.resources import dataset_fit_runtime, search_fits
 
         settings = self.fit_settings(label, model)
-        n_bags = len(read_table(table))
+        n_bags = _table_rows(str(table), Path(table).stat().st_mtime_ns)
         return dataset_fit_runtime(
             spec, n_bags, input_mb - Path(table).stat().st_size / 2**20, 1, threads, attempt,  # one label per fit
             n_fits=len(self.units[unit]), search_fits=search_fits(settings["search"], settings["inner_folds"]),
             scaling=scaling,
         )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _table_rows(path: str, mtime_ns: int) -> int:
+    """Rows of a prepared bag table, read once per version of the file: every fit job of a dataset asks
+    for its runtime with the same table."""
+    from mixmil_workflow.io import read_table
+
+    return len(read_table(path))
 
 
 def unit_name(repeat: int, fold: int) -> str:

@@ -86,6 +86,17 @@ def release_slide_paths(root: str | Path, demo: Mapping | None = None) -> dict[s
     return {name: (path, LAYOUT[folder].split("/")[0]) for name, path, folder in rows}
 
 
+def release_classes(classes: Mapping[str, int] | None, demo: Mapping | None = None) -> dict[str, int] | None:
+    """The annotation group -> category map a release is read with (None: Camelyon16's tumour groups):
+    the config's ``classes`` for a local release; for the generated one (``demo``: SlideDemoParams
+    fields) those checked against its groups, or its own groups numbered 1.. (a subtyping demo)."""
+    if demo is None:
+        return dict(classes) if classes else None
+    from mixmil_workflow.camelyon16.slides.demo import SlideDemoParams, demo_lesion_classes
+
+    return demo_lesion_classes(SlideDemoParams(**demo), classes)
+
+
 def read_reference(path: str | Path, classes: Mapping[str, int] | None = None) -> dict[str, int]:
     """Test slide labels from the official ``reference.csv`` (no header; name, Tumor/Normal, ...); with
     ``classes``, column 2 names a class (an annotation group) or Normal."""
