@@ -73,3 +73,21 @@ def test_missing_labels_need_the_option_and_an_observed_label_per_output():
         make_likelihood("bernoulli", allow_missing=True).prepare_labels([[0.5], [np.nan]])
     with pytest.raises(ValueError, match="not 'categorical'"):
         make_likelihood("categorical", allow_missing=True)
+
+
+@pytest.mark.parametrize("n_trials, allow_missing", [(2, False), (1, False), (2, True)])
+def test_binomial_written_out_gradient_equals_autograd(n_trials, allow_missing):
+    from mixmil_workflow.models.likelihoods import Likelihood
+
+    gen = torch.Generator().manual_seed(0)
+    lik = make_likelihood("binomial", n_trials=n_trials, allow_missing=allow_missing)
+    raw = torch.randint(0, n_trials + 1, (12, 3), generator=gen).double()
+    if allow_missing:
+        raw[torch.rand(12, 3, generator=gen) < 0.3] = float("nan")
+    y = lik.prepare_labels(raw.numpy())
+    eta = torch.randn(12, 3, 5, generator=gen, dtype=torch.float64)
+    nll, grad, params = lik.nll_and_grad(eta, y)
+    want_nll, want_grad, want_params = Likelihood.nll_and_grad(lik, eta, y)
+    torch.testing.assert_close(nll, want_nll)
+    torch.testing.assert_close(grad, want_grad)
+    assert params == want_params == []

@@ -4,8 +4,17 @@ import torch
 
 from mixmil_workflow import GLMM, Bags, MixMIL
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
+from mixmil_workflow.models.attention_pool import (
+    DenseAttentionPool,
+    PaddedAttentionPool,
+    pad_buckets,
+    padded_attention_pool_backward,
+    padded_attention_pool_forward,
+    padded_attention_weights,
+    size_buckets,
+)
 from mixmil_workflow.models.likelihoods import LabelError
-from mixmil_workflow.models.mixmil_module import DenseAttentionPool, MixMILModule
+from mixmil_workflow.models.mixmil_module import MixMILModule
 from tests.support.data import ragged_bags
 
 FAST = dict(n_epochs=3, batch_size=32, progress=False, n_predictive_samples=16)
@@ -33,6 +42,50 @@ def test_dense_fast_path_matches_segment_path_values_and_gradients():
     (grad_fast,) = torch.autograd.grad((fast * g).sum(), directions)
     torch.testing.assert_close(grad_fast, grad_ref)
     torch.autograd.gradcheck(lambda d: DenseAttentionPool.apply(d, bags.dense()), (directions,))
+
+
+@pytest.mark.parametrize("bucket_scores", [1, 240, 10**6])
+def test_padded_buckets_match_segment_path_values_gradients_and_weights(bucket_scores):
+    """Bags of different sizes pooled in padded buckets (one bag per bucket, a few, or all in one) give the
+    segment ops' values, gradients and attention weights."""
+    from mixmil_workflow.models.segment import segment_softmax, segment_sum
+
+    torch.manual_seed(0)
+    sizes = [8, 1, 9, 8, 3, 9, 2, 16, 7]
+    bags = Bags.from_list([torch.randn(k, 4, dtype=torch.float64) for k in sizes], dtype=torch.float64)
+    directions = torch.randn(2 * 6, 4, dtype=torch.float64, requires_grad=True)
+    gamma, beta = directions.view(2, 6, 4).unbind(0)
+    w_ref = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index)
+    ref = segment_sum(w_ref * (bags.x @ beta.T), bags.offsets, bags.index).T
+    buckets = pad_buckets(bags, 12, bucket_scores, min_rows=1)
+    assert sorted(torch.cat([b.bags for b in buckets]).tolist()) == list(range(len(sizes)))
+    assert (len(buckets) == len(sizes)) == (bucket_scores == 1)
+    assert any(b.pad is not None for b in buckets) == (bucket_scores > 1)
+    with torch.no_grad():
+        blocks, moments = padded_attention_pool_forward(directions, buckets, bags.n_bags, True, bucket_scores)
+    torch.testing.assert_close(blocks, ref.detach())
+    g = torch.randn_like(ref)
+    (grad_ref,) = torch.autograd.grad((ref * g).sum(), directions)
+    torch.testing.assert_close(padded_attention_pool_backward(moments, g), grad_ref)
+    fast = PaddedAttentionPool.apply(directions, buckets, bags.n_bags)
+    (grad_fast,) = torch.autograd.grad((fast * g).sum(), directions)
+    torch.testing.assert_close(grad_fast, grad_ref)
+    torch.autograd.gradcheck(lambda d: PaddedAttentionPool.apply(d, buckets, bags.n_bags), (directions,))
+    with torch.no_grad():
+        weights = padded_attention_weights(gamma, bags, pad_buckets(bags, 6, bucket_scores, 1), bucket_scores)
+    torch.testing.assert_close(weights, w_ref.detach())
+
+
+def test_size_buckets_bound_padding_and_size():
+    rng = np.random.default_rng(0)
+    sizes = np.maximum(1, rng.lognormal(5, 0.6, 300).astype(int))
+    buckets = size_buckets(sizes, rows_per_bucket=2000, max_padding=0.1)
+    assert sorted(np.concatenate(buckets).tolist()) == list(range(300))
+    for members in buckets:
+        padded, real = len(members) * sizes[members].max(), sizes[members].sum()
+        assert len(members) == 1 or (padded <= 2000 and padded <= 1.1 * real)
+    assert len(buckets) < 300  # bags of similar size share buckets
+    assert [len(b) for b in size_buckets(np.full(10, 5), rows_per_bucket=10**6)] == [10]
 
 
 def _perturbed_double_module(model: MixMIL) -> MixMILModule:
@@ -262,3 +315,14 @@ def test_missing_labels_are_masked_from_the_glmm_start_and_the_elbo(small_sim, t
     again = MixMIL.load(tmp_path / "m.pt")
     assert again.config.missing_labels
     np.testing.assert_allclose(again.predict(test).mean, model.predict(test).mean, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_samples", [1, 2, 16, 100, 101])
+def test_sample_quantile_gives_torch_quantile(n_samples):
+    from mixmil_workflow.models.mixmil import sample_quantile
+
+    values = torch.rand(200, n_samples, 3, generator=torch.Generator().manual_seed(n_samples))
+    values[:20] = 0.5  # ties (a one-instance bag has weight 1 in every sample)
+    for q in (0.0, 0.025, 0.5, 0.9, 0.975, 1.0):
+        want = torch.quantile(values, torch.tensor([q]), dim=1)[0]
+        torch.testing.assert_close(sample_quantile(values, q, 1), want, rtol=0, atol=1e-7)

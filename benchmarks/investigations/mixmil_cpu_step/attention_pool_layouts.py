@@ -17,7 +17,7 @@ import statistics
 import torch
 from step_split import time_ms  # this folder is first on sys.path when run
 
-from mixmil_workflow.models.mixmil_module import attention_pool_backward, attention_pool_forward
+from mixmil_workflow.models.attention_pool import attention_pool_backward, attention_pool_forward
 
 N_BAGS, N_INST, N_FEAT, N_DIRS = 64, 50, 30, 80
 

@@ -14,7 +14,7 @@ import torch
 
 from mixmil_workflow import MixMIL
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.mixmil_module import attention_pool_backward, attention_pool_forward
+from mixmil_workflow.models.attention_pool import attention_pool_backward, attention_pool_forward
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
 

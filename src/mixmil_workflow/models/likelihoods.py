@@ -45,6 +45,18 @@ class Likelihood(nn.Module):
         """The label-only part of log p(y | eta) per bag, shape (bags,)."""
         return torch.zeros(len(y), dtype=torch.float64)
 
+    def nll_and_grad(self, eta: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """The mean negative log-likelihood over bags and samples without the label-only constant, its
+        gradient with respect to ``eta`` (bags, P, samples) and with respect to this likelihood's own
+        parameters (in ``parameters()`` order). Through autograd here; likelihoods with a short closed
+        form override it (a training step's autograd call costs more than its arithmetic)."""
+        eta = eta.detach().requires_grad_(True)
+        params = list(self.parameters())
+        with torch.enable_grad():
+            nll = -self.log_prob(eta, y, constant=False).mean()
+            grad_eta, *grads = torch.autograd.grad(nll, [eta, *params])
+        return nll.detach(), grad_eta, grads
+
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """Expected label given the linear predictor."""
         raise NotImplementedError
@@ -115,6 +127,15 @@ class Binomial(Likelihood):
             terms = terms * observed.to(eta.dtype).unsqueeze(-1)
         lp = terms.sum(1)
         return lp + self.log_constant(y).to(eta.dtype).unsqueeze(-1) if constant else lp
+
+    def nll_and_grad(self, eta: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """d log p / d eta = y - n sigmoid(eta) per observed entry (a third of autograd's time)."""
+        nll = -self.log_prob(eta, y, constant=False).mean()
+        y, observed = self._observed(y)
+        grad = torch.sigmoid(eta).mul_(self.n_trials).sub_(y.to(eta.dtype).unsqueeze(-1))
+        if observed is not None:
+            grad.mul_(observed.to(eta.dtype).unsqueeze(-1))
+        return nll, grad.div_(eta.shape[0] * eta.shape[2]), []
 
     def log_constant(self, y: torch.Tensor) -> torch.Tensor:
         y, observed = self._observed(y.double())

@@ -21,6 +21,16 @@ import torch
 from torch import nn
 
 from mixmil_workflow.bags import Bags
+from mixmil_workflow.models.attention_pool import (
+    DenseAttentionPool,
+    PaddedAttentionPool,
+    attention_pool_backward,
+    attention_pool_forward,
+    pad_buckets,
+    padded_attention_pool_backward,
+    padded_attention_pool_forward,
+    padded_attention_weights,
+)
 from mixmil_workflow.models.likelihoods import Likelihood
 from mixmil_workflow.models.posterior import GaussianPosterior
 from mixmil_workflow.models.segment import segment_softmax, segment_sum
@@ -72,7 +82,8 @@ class MixMILModule(nn.Module):
         """t = w^T X beta for every bag and posterior sample, shape (B, S, P).
 
         ``dense_x`` (B, I, Q) is the equal-size fast path (equal-size ``bags`` take it through their
-        zero-copy dense view); otherwise the segment ops run on the flat instance matrix of ``bags``.
+        zero-copy dense view); bags of different sizes are pooled in padded buckets of similar size
+        (or by torch-scatter's segment ops with ``segment_backend="scatter"``).
         """
         s, p, _ = theta.shape
         directions = self._directions(theta)
@@ -80,12 +91,17 @@ class MixMILModule(nn.Module):
             dense_x = bags.dense()
         if dense_x is not None:
             t = DenseAttentionPool.apply(directions, dense_x)  # (S*P, B)
-        else:
+        elif self.segment_backend == "scatter":
             t = self._segment_pool(bags, directions)
+        elif torch.is_grad_enabled() and directions.requires_grad:
+            t = PaddedAttentionPool.apply(directions, pad_buckets(bags, directions.shape[0]), bags.n_bags)
+        else:
+            t, _ = padded_attention_pool_forward(directions, pad_buckets(bags, directions.shape[0]), bags.n_bags, False)
         return t.view(s, p, -1).permute(2, 0, 1)
 
     def _segment_pool(self, bags: Bags, directions: torch.Tensor) -> torch.Tensor:
-        """The pooled scores (K, B) for stacked directions (2K, Q) over bags of any sizes."""
+        """The pooled scores (K, B) for stacked directions (2K, Q) through segment ops over the flat
+        instance matrix (autograd; the ``scatter`` backend)."""
         gamma, beta = directions.view(2, directions.shape[0] // 2, -1).unbind(0)
         weights = segment_softmax(bags.x @ gamma.T, bags.offsets, bags.index, self.segment_backend)
         return segment_sum(weights * (bags.x @ beta.T), bags.offsets, bags.index, self.segment_backend).T
@@ -93,9 +109,11 @@ class MixMILModule(nn.Module):
     def attention(self, bags: Bags, theta: torch.Tensor) -> torch.Tensor:
         """Instance weights softmax(X gamma) per posterior sample, shape (n_instances, S, P)."""
         s, p, _ = theta.shape
-        gamma = theta[:, :, : self.n_features].reshape(s * p, -1).T
-        logits = (bags.x @ gamma).view(bags.n_instances, s, p)
-        return segment_softmax(logits, bags.offsets, bags.index, self.segment_backend)
+        gamma = theta[:, :, : self.n_features].reshape(s * p, -1)
+        if self.segment_backend == "scatter":
+            logits = (bags.x @ gamma.T).view(bags.n_instances, s, p)
+            return segment_softmax(logits, bags.offsets, bags.index, self.segment_backend)
+        return padded_attention_weights(gamma, bags, pad_buckets(bags, gamma.shape[0])).view(bags.n_instances, s, p)
 
     def effect_scale(self, theta: torch.Tensor) -> torch.Tensor:
         """b = RMS(beta) per sample and output, shape (S, P)."""
@@ -141,18 +159,23 @@ class MixMILModule(nn.Module):
         its gradients written into ``.grad`` of every parameter; returns (loss, -loglik, KL/N).
 
         Why not ``loss().backward()``: at the paper's sizes a step is a few hundred small tensor ops, and
-        on a CPU the autograd graph costs as much as the arithmetic. Here only the likelihood, the one
-        part that differs between likelihoods, goes through autograd (a leaf eta); the standardisation of
-        Appendix A, the attention pooling, the reparameterised samples and the KL have their derivatives
-        written out below and in :meth:`GaussianPosterior.backward_with_kl`.
+        on a CPU the autograd graph costs as much as the arithmetic. The likelihood's gradient comes from
+        :meth:`Likelihood.nll_and_grad` (written out for the binomial and Bernoulli, autograd for the
+        others); the standardisation of Appendix A, the attention pooling, the reparameterised samples and
+        the KL have their derivatives written out below, in ``attention_pool`` and in
+        :meth:`GaussianPosterior.backward_with_kl`.
         """
         theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
         s, p, d = theta.shape
         q = d // 2
         directions = self._directions(theta)
+        buckets = None
         if dense_x is not None:
             t, cache = attention_pool_forward(directions, dense_x)
-        else:  # ragged bags: autograd through the segment ops for the pooling alone
+        elif self.segment_backend != "scatter":
+            buckets = pad_buckets(bags, directions.shape[0])
+            t, cache = padded_attention_pool_forward(directions, buckets, bags.n_bags)
+        else:  # torch-scatter's segment ops: autograd for the pooling alone
             directions.requires_grad_(True)
             with torch.enable_grad():
                 t_graph = self._segment_pool(bags, directions)
@@ -166,13 +189,10 @@ class MixMILModule(nn.Module):
         raw_sd = centred.square().sum(-1, keepdim=True).div_(n_bags - 1).sqrt_()
         sd = raw_sd.clamp_min(1e-8)
         xhat = centred / sd
-        eta = ((fe @ self.alpha).unsqueeze(-1) + (effect.unsqueeze(-1) * xhat).permute(2, 1, 0)).requires_grad_(True)
-        lik_params = list(self.likelihood.parameters())
-        with torch.enable_grad():
-            # The label-only normalising constant is left out (no gradient), as in loss().
-            nll = -self.likelihood.log_prob(eta, y, constant=False).mean()
-            grad_eta, *grad_lik = torch.autograd.grad(nll, [eta, *lik_params])
-        for param, grad in zip(lik_params, grad_lik, strict=True):
+        eta = (fe @ self.alpha).unsqueeze(-1) + (effect.unsqueeze(-1) * xhat).permute(2, 1, 0)
+        # The label-only normalising constant is left out (no gradient), as in loss().
+        nll, grad_eta, grad_lik = self.likelihood.nll_and_grad(eta, y)
+        for param, grad in zip(self.likelihood.parameters(), grad_lik, strict=True):
             param.grad = grad
         self.alpha.grad = fe.T @ grad_eta.sum(-1)
         grad_u = grad_eta.permute(2, 1, 0)  # (S, P, B)
@@ -183,6 +203,8 @@ class MixMILModule(nn.Module):
         grad_t = (grad_xhat - grad_xhat.mean(-1, keepdim=True) - xhat * along_xhat).div_(sd).reshape(s * p, n_bags)
         if dense_x is not None:
             grad_directions = attention_pool_backward(cache, grad_t, in_place=True)
+        elif buckets is not None:
+            grad_directions = padded_attention_pool_backward(cache, grad_t)
         else:
             (grad_directions,) = torch.autograd.grad(t_graph, directions, grad_t)
         grad_theta = grad_directions.view(2, s, p, q).permute(1, 2, 0, 3).reshape(s, p, d)
@@ -190,7 +212,7 @@ class MixMILModule(nn.Module):
         kl, grad_log_sigma = self.q.backward_with_kl(grad_theta, eps, factor, self.log_sigma, 1.0 / n_train)
         self.log_sigma.grad = grad_log_sigma
         kl = kl.sum() / n_train
-        return nll.detach() + kl, nll.detach(), kl
+        return nll + kl, nll, kl
 
     # prediction -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -226,47 +248,3 @@ class MixMILModule(nn.Module):
         b = self.effect_scale(theta)[0]
         t = torch.cat([self.pooled_scores(bags.slice(lo, hi), theta)[:, 0] for lo, hi in bags.chunks(chunk)], 0)
         return b * (t - self.mean_center) / self.mean_scale
-
-
-def attention_pool_forward(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-    """t[k, b] = sum_i softmax_i(gamma_k^T x_bi) beta_k^T x_bi for equal-size bags.
-
-    ``directions`` stacks the K attention directions gamma_k over the K effect directions beta_k
-    (2K, Q); ``x`` holds the bags as (B, I, Q). Returns t (K, B) and what the backward needs. Both
-    projections are one matmul over the stacked directions and the softmax runs over a contiguous
-    last axis.
-    """
-    n_bags, n_inst, q = x.shape
-    flat = x.reshape(n_bags * n_inst, q)
-    scores = (directions @ flat.T).view(2, -1, n_bags, n_inst)
-    w = torch.softmax(scores[0], dim=-1)
-    t = torch.linalg.vecdot(w, scores[1])  # half the time of einsum here (which lowers to tiny bmms)
-    return t, (flat, w, scores, t)
-
-
-def attention_pool_backward(cache: tuple, grad_t: torch.Tensor, in_place: bool = False) -> torch.Tensor:
-    """Gradient (2K, Q) of <grad_t, t> with respect to the stacked directions: dt/dz_i = w_i and
-    dt/da_i = w_i (z_i - t) for the effect scores z and attention logits a; one matmul, no autograd
-    intermediates. ``in_place`` reuses the forward's score buffer (the cache is spent afterwards)."""
-    flat, w, scores, t = cache
-    grad_scores = scores if in_place else torch.empty_like(scores)
-    torch.sub(scores[1], t.unsqueeze(-1), out=grad_scores[0])  # z - t, before z is overwritten
-    torch.mul(w, grad_t.unsqueeze(-1), out=grad_scores[1])  # d/dz = w g
-    grad_scores[0].mul_(grad_scores[1])  # d/da = w g (z - t)
-    return grad_scores.view(scores.shape[0] * scores.shape[1], -1) @ flat
-
-
-class DenseAttentionPool(torch.autograd.Function):
-    """:func:`attention_pool_forward` with :func:`attention_pool_backward` as its autograd backward.
-    On the 2-core CPU this step is memory-bound and the generic softmax/mul/sum autograd graph costs
-    about twice as much."""
-
-    @staticmethod
-    def forward(ctx, directions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        t, (flat, w, scores, t) = attention_pool_forward(directions, x)
-        ctx.save_for_backward(flat, w, scores, t)
-        return t
-
-    @staticmethod
-    def backward(ctx, grad_t: torch.Tensor):
-        return attention_pool_backward(ctx.saved_tensors, grad_t), None
