@@ -325,4 +325,4 @@ def test_sample_quantile_gives_torch_quantile(n_samples):
     values[:20] = 0.5  # ties (a one-instance bag has weight 1 in every sample)
     for q in (0.0, 0.025, 0.5, 0.9, 0.975, 1.0):
         want = torch.quantile(values, torch.tensor([q]), dim=1)[0]
-        torch.testing.assert_close(sample_quantile(values, q, 1), want, rtol=0, atol=1e-7)
+        torch.testing.assert_close(sample_quantile(values, q, 1), want, rtol=0, atol=2.5e-7)  # last bit
