@@ -318,11 +318,36 @@ def test_missing_labels_are_masked_from_the_glmm_start_and_the_elbo(small_sim, t
 
 
 @pytest.mark.parametrize("n_samples", [1, 2, 16, 100, 101])
-def test_sample_quantile_gives_torch_quantile(n_samples):
-    from mixmil_workflow.models.mixmil import sample_quantile
+def test_tail_quantiles_give_torch_quantile(n_samples):
+    from mixmil_workflow.models.order_statistics import tail_quantiles
 
-    values = torch.rand(200, n_samples, 3, generator=torch.Generator().manual_seed(n_samples))
-    values[:20] = 0.5  # ties (a one-instance bag has weight 1 in every sample)
-    for q in (0.0, 0.025, 0.5, 0.9, 0.975, 1.0):
-        want = torch.quantile(values, torch.tensor([q]), dim=1)[0]
-        torch.testing.assert_close(sample_quantile(values, q, 1), want, rtol=0, atol=2.5e-7)  # last bit
+    values = torch.rand(n_samples, 3000, generator=torch.Generator().manual_seed(n_samples))
+    values[:, :100] = 0.5  # ties (a one-instance bag has weight 1 in every sample)
+    for lower_q, upper_q in ((0.025, 0.975), (0.0, 1.0), (0.5, 0.5), (0.1, 0.9)):
+        want = torch.quantile(values, torch.tensor([lower_q, upper_q]), dim=0)
+        for got, ref in zip(tail_quantiles(values, lower_q, upper_q), want, strict=True):
+            torch.testing.assert_close(got, ref, rtol=0, atol=2.5e-7)  # up to the last bit of the interpolation
+    with pytest.raises(ValueError, match="lower_q"):
+        tail_quantiles(values, 0.6, 0.9)
+
+
+@pytest.mark.parametrize("bucket_scores", [1, 10**6])
+def test_attention_summary_matches_the_weights_of_every_sample(bucket_scores):
+    """Mean and credible bounds of the instance weights from padded buckets equal those of the segment
+    softmax's weights of every posterior sample."""
+    from mixmil_workflow.models.attention_pool import padded_attention_summary
+    from mixmil_workflow.models.order_statistics import tail_quantiles
+    from mixmil_workflow.models.segment import segment_softmax
+
+    torch.manual_seed(0)
+    bags = Bags.from_list([torch.randn(k, 4) for k in [8, 1, 9, 8, 3, 9, 2, 16, 7]])
+    gamma = torch.randn(20, 3, 4)  # 20 samples, 3 outputs
+    w = segment_softmax(bags.x @ gamma.reshape(60, 4).T, bags.offsets, bags.index).view(-1, 20, 3)
+    lower, upper = tail_quantiles(w.permute(1, 0, 2).reshape(20, -1), 0.025, 0.975)
+    want = torch.stack([w.mean(1), lower.view(-1, 3), upper.view(-1, 3)])
+
+    def summarise(slab):
+        return (slab.mean(0), *tail_quantiles(slab, 0.025, 0.975))
+
+    got = padded_attention_summary(gamma, bags, summarise, 3, bucket_scores)
+    torch.testing.assert_close(got, want)

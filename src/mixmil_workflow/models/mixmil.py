@@ -180,10 +180,9 @@ class MixMIL(MILModel):
         lo_q, hi_q = (1 - credible_level) / 2, (1 + credible_level) / 2
         parts = []
         with torch.no_grad():
-            # Budget two tensors of (instances, samples, outputs): the weights and their order statistics.
-            for lo, hi in bags.chunks(self.chunk_size(2 * module.pred_theta.shape[0], module.n_outputs)):
-                w = module.attention(bags.slice(lo, hi), module.pred_theta)  # (n, S, P)
-                parts.append(torch.stack([w.mean(1), sample_quantile(w, lo_q, 1), sample_quantile(w, hi_q, 1)]).cpu())
+            # Buckets bound the weights' memory; chunks bound the gathers and the (3, instances, P) summaries.
+            for lo, hi in bags.chunks(self.chunk_size(3, module.n_outputs)):
+                parts.append(module.attention_summary(bags.slice(lo, hi), module.pred_theta, lo_q, hi_q).cpu())
         out = torch.cat(parts, 1).numpy()
         return InstanceWeights(out[0], out[1], out[2], bags.offsets.cpu().numpy())
 
@@ -257,19 +256,3 @@ def _glmm_to_mixmil(params: GLMMParameters, bags: Bags) -> tuple[np.ndarray, np.
     if np.any(rms == 0):
         mu_beta[:, rms == 0] = 1e-3
     return params.alpha, mu_beta, sd_beta
-
-
-def sample_quantile(values: torch.Tensor, q: float, dim: int) -> torch.Tensor:
-    """``torch.quantile(values, q, dim)`` (linear interpolation between order statistics; the same
-    numbers up to the last bit of the interpolation) from the few order statistics it needs: ``topk``
-    of the nearer tail instead of a full sort."""
-    n = values.shape[dim]
-    rank = torch.tensor(q, dtype=values.dtype) * (n - 1)  # in the values' precision, as torch.quantile
-    below, above = int(rank.floor()), int(rank.ceil())
-    if above < n - 1 - below:  # the lower tail: the above + 1 smallest, ascending
-        low = torch.topk(values, above + 1, dim=dim, largest=False, sorted=True).values
-        v_below, v_above = low.select(dim, below), low.select(dim, above)
-    else:  # the upper tail: the n - below largest, descending
-        high = torch.topk(values, n - below, dim=dim, largest=True, sorted=True).values
-        v_below, v_above = high.select(dim, n - 1 - below), high.select(dim, n - 1 - above)
-    return torch.lerp(v_below, v_above, (rank - below).to(values.device))

@@ -29,9 +29,11 @@ from mixmil_workflow.models.attention_pool import (
     pad_buckets,
     padded_attention_pool_backward,
     padded_attention_pool_forward,
+    padded_attention_summary,
     padded_attention_weights,
 )
 from mixmil_workflow.models.likelihoods import Likelihood
+from mixmil_workflow.models.order_statistics import tail_quantiles
 from mixmil_workflow.models.posterior import GaussianPosterior
 from mixmil_workflow.models.segment import segment_softmax, segment_sum
 
@@ -114,6 +116,20 @@ class MixMILModule(nn.Module):
             logits = (bags.x @ gamma.T).view(bags.n_instances, s, p)
             return segment_softmax(logits, bags.offsets, bags.index, self.segment_backend)
         return padded_attention_weights(gamma, bags, pad_buckets(bags, gamma.shape[0])).view(bags.n_instances, s, p)
+
+    def attention_summary(self, bags: Bags, theta: torch.Tensor, lower_q: float, upper_q: float) -> torch.Tensor:
+        """Mean and the ``lower_q`` / ``upper_q`` sample quantiles of the instance weights softmax(X gamma)
+        over the posterior samples ``theta`` (S, P, 2Q), shape (3, n_instances, P)."""
+
+        def summarise(slab: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return (slab.mean(0), *tail_quantiles(slab, lower_q, upper_q))
+
+        s, p, _ = theta.shape
+        gamma = theta[:, :, : self.n_features]
+        if self.segment_backend == "scatter":
+            slab = self.attention(bags, theta).permute(1, 0, 2).reshape(s, -1)  # (S, instances x P)
+            return torch.stack([stat.view(bags.n_instances, p) for stat in summarise(slab)])
+        return padded_attention_summary(gamma, bags, summarise, 3)
 
     def effect_scale(self, theta: torch.Tensor) -> torch.Tensor:
         """b = RMS(beta) per sample and output, shape (S, P)."""
