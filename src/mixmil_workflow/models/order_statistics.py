@@ -5,9 +5,10 @@ posterior samples for every instance and output: 34 million columns at OneK1K's 
 and ``torch.topk`` sort or select per column at about 2 microseconds a column (more than a minute there)
 and ``numpy.partition`` is no faster; no library selects a few order statistics of many short columns
 in one pass, so a numba kernel here does: each column keeps its k smallest and k largest values in small
-sorted buffers while the samples stream through (k = 4 for a 95 % interval over 100 samples), about 50
-times faster. The interpolation between the two order statistics around each rank is torch's (``lerp``
-with the rank in the values' precision), so the numbers are torch.quantile's up to its last bit.
+sorted buffers while the samples stream through (k = 4 for a 95 % interval over 100 samples), eight
+times faster than torch.quantile on the 2-core CPU. The interpolation between the two order statistics
+around each rank is torch's (``lerp``, the rank in double from q in the values' precision), so the
+numbers are torch.quantile's, bit for bit.
 """
 
 from __future__ import annotations
@@ -57,10 +58,35 @@ def _extremes(values: np.ndarray, n_low: int, n_high: int) -> tuple[np.ndarray, 
     return low, high
 
 
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def _smallest_four(values: np.ndarray) -> np.ndarray:
+    """The 4 smallest values of every column of ``values`` (S >= 4, M), ascending: (4, M). The common
+    case (a 95 % interval over 100 samples) with the buffer in four locals, so that the loop over columns
+    vectorises: 1.6 times :func:`_extremes` for both tails on the 2-core CPU."""
+    n_samples, n_cols = values.shape
+    out = np.empty((4, n_cols), values.dtype)
+    for block in numba.prange((n_cols + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        stop = min(n_cols, start + BLOCK)
+        buf = np.full((4, stop - start), np.inf, values.dtype)
+        for s in range(n_samples):
+            row = values[s, start:stop]
+            for c in range(stop - start):
+                v = row[c]
+                b0, b1, b2, b3 = buf[0, c], buf[1, c], buf[2, c], buf[3, c]
+                n0, v = min(b0, v), max(b0, v)
+                n1, v = min(b1, v), max(b1, v)
+                n2, v = min(b2, v), max(b2, v)
+                buf[0, c], buf[1, c], buf[2, c], buf[3, c] = n0, n1, n2, min(b3, v)
+        out[:, start:stop] = buf
+    return out
+
+
 def _ranks(q: float, n: int, dtype: torch.dtype) -> tuple[int, int, torch.Tensor]:
-    rank = torch.tensor(q, dtype=dtype) * (n - 1)  # in the values' precision, as torch.quantile
+    # As torch.quantile: q in the values' precision, its rank and weight in double, the weight cast back.
+    rank = torch.tensor(q, dtype=dtype).double() * (n - 1)
     below, above = int(rank.floor()), int(rank.ceil())
-    return below, above, rank - below
+    return below, above, (rank - below).to(dtype)
 
 
 def tail_quantiles(slab: torch.Tensor, lower_q: float, upper_q: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +103,12 @@ def tail_quantiles(slab: torch.Tensor, lower_q: float, upper_q: float) -> tuple[
     hi_below, hi_above, hi_weight = _ranks(upper_q, n, slab.dtype)
     n_high = n - hi_below
     numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
-    low, high = _extremes(slab.detach().contiguous().numpy(), lo_above + 1, n_high)
+    values = slab.detach().contiguous().numpy()
+    if lo_above < 4 and n_high <= 4 and n >= 4:
+        low = _smallest_four(values)
+        high = -_smallest_four(-values)  # the largest, descending (negation is exact)
+    else:
+        low, high = _extremes(values, lo_above + 1, n_high)
     low, high = torch.from_numpy(low), torch.from_numpy(high)
     lower = torch.lerp(low[lo_below], low[lo_above], lo_weight)
     upper = torch.lerp(high[n - 1 - hi_below], high[n - 1 - hi_above], hi_weight)
