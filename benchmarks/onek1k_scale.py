@@ -126,7 +126,7 @@ def main() -> None:
         "",
         f"Peak memory of fitting and predicting: {results['fit_predict_peak_mb']:,} MB "
         f"({results['fit_predict_peak_mb'] - results['data_only_peak_mb']:,.0f} MB above the process that only "
-        f"holds the data); the issue's target is under 4 GB. epoch_s is (training time - the separately "
+        f"holds the data). epoch_s is (training time - the separately "
         f"timed freeze of the 100 predictive samples) / epochs. The paper's 2,000 epochs would take about "
         f"{epoch_s * 2000 / 3600:.1f} h per fold at this rate on this {results['device']} device"
         + (": the real run belongs on a GPU rule." if results["device"] == "cpu" else "."),
