@@ -105,6 +105,7 @@ SCIENCE_DISTRIBUTIONS = frozenset(
         "tabulate",
         "torch",
         "scanpy",
+        "numba",
         "scikit-misc",
         "scvi-tools",
         "torchvision",
