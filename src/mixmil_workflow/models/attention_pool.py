@@ -211,6 +211,17 @@ class PaddedAttentionPool(torch.autograd.Function):
         return padded_attention_pool_backward(ctx.saved_tensors, grad_t), None, None
 
 
+def _write_slots(out: torch.Tensor, bucket: Bucket, columns: slice, values: torch.Tensor) -> None:
+    """Write per-slot ``values`` (count * n_max, k) of a bucket into the instance rows of ``out``
+    (instances, ...) at ``columns``, skipping the padded slots."""
+    rows = bucket.rows.reshape(-1)
+    if bucket.pad is None:
+        out[rows, columns] = values
+    else:
+        real = ~bucket.pad.reshape(-1)
+        out[rows[real], columns] = values[real]
+
+
 def padded_attention_weights(
     gamma: torch.Tensor, bags: Bags, buckets: list[Bucket], bucket_scores: int = BUCKET_SCORES
 ) -> torch.Tensor:
@@ -219,15 +230,9 @@ def padded_attention_weights(
     out = gamma.new_empty(bags.n_instances, gamma.shape[0])
     for bucket in buckets:
         count, n_max, _ = bucket.x.shape
-        rows = bucket.rows.reshape(-1)
-        real = None if bucket.pad is None else ~bucket.pad.reshape(-1)
         for lo, hi in _direction_blocks(gamma.shape[0], count * n_max, 2 * bucket_scores):
             w, _ = _bucket_block(gamma[lo:hi], None, bucket)
-            w = w.transpose(1, 2).reshape(count * n_max, hi - lo)
-            if real is None:
-                out[rows, lo:hi] = w
-            else:
-                out[rows[real], lo:hi] = w[real]
+            _write_slots(out, bucket, slice(lo, hi), w.transpose(1, 2).reshape(count * n_max, hi - lo))
     return out
 
 
@@ -242,8 +247,6 @@ def padded_attention_summary(
     out = gamma.new_empty(n_stats, bags.n_instances, n_outputs)
     for bucket in pad_buckets(bags, n_samples * n_outputs, bucket_scores):
         count, n_max, _ = bucket.x.shape
-        rows = bucket.rows.reshape(-1)
-        real = None if bucket.pad is None else ~bucket.pad.reshape(-1)
         step = max(1, bucket_scores // max(1, n_samples * count * n_max))  # outputs per block
         for lo in range(0, n_outputs, step):
             hi = min(lo + step, n_outputs)
@@ -251,8 +254,5 @@ def padded_attention_summary(
             slab = w.view(count, n_samples, hi - lo, n_max).transpose(0, 1).reshape(n_samples, -1)
             for i, stat in enumerate(summarise(slab)):
                 stat = stat.view(count, hi - lo, n_max).transpose(1, 2).reshape(count * n_max, hi - lo)
-                if real is None:
-                    out[i, rows, lo:hi] = stat
-                else:
-                    out[i, rows[real], lo:hi] = stat[real]
+                _write_slots(out[i], bucket, slice(lo, hi), stat)
     return out
