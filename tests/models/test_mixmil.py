@@ -327,27 +327,61 @@ def test_tail_quantiles_give_torch_quantile(n_samples):
         want = torch.quantile(values, torch.tensor([lower_q, upper_q]), dim=0)
         for got, ref in zip(tail_quantiles(values, lower_q, upper_q), want, strict=True):
             assert torch.equal(got, ref)
+        stack = values.view(n_samples, 4, 750).transpose(0, 1)  # (B, samples, M): samples on axis -2
+        want = torch.quantile(stack, torch.tensor([lower_q, upper_q]), dim=1)
+        for got, ref in zip(tail_quantiles(stack, lower_q, upper_q), want, strict=True):
+            assert torch.equal(got, ref)
     with pytest.raises(ValueError, match="lower_q"):
         tail_quantiles(values, 0.6, 0.9)
 
 
 @pytest.mark.parametrize("bucket_scores", [1, 10**6])
-def test_attention_summary_matches_the_weights_of_every_sample(bucket_scores):
+def test_attention_pass_matches_the_weights_and_pooling_of_every_sample(bucket_scores):
     """Mean and credible bounds of the instance weights from padded buckets equal those of the segment
-    softmax's weights of every posterior sample."""
-    from mixmil_workflow.models.attention_pool import padded_attention_summary
+    softmax's weights of every posterior sample, and the same pass's pooled scores equal the pooling's."""
+    from mixmil_workflow.models.attention_pool import pad_buckets, padded_attention_pass, padded_attention_pool_forward
     from mixmil_workflow.models.order_statistics import tail_quantiles
     from mixmil_workflow.models.segment import segment_softmax
 
     torch.manual_seed(0)
     bags = Bags.from_list([torch.randn(k, 4) for k in [8, 1, 9, 8, 3, 9, 2, 16, 7]])
-    gamma = torch.randn(20, 3, 4)  # 20 samples, 3 outputs
+    gamma, beta = torch.randn(20, 3, 4), torch.randn(20, 3, 4)  # 20 samples, 3 outputs
     w = segment_softmax(bags.x @ gamma.reshape(60, 4).T, bags.offsets, bags.index).view(-1, 20, 3)
     lower, upper = tail_quantiles(w.permute(1, 0, 2).reshape(20, -1), 0.025, 0.975)
     want = torch.stack([w.mean(1), lower.view(-1, 3), upper.view(-1, 3)])
 
     def summarise(slab):
-        return (slab.mean(0), *tail_quantiles(slab, 0.025, 0.975))
+        return (slab.mean(-2), *tail_quantiles(slab, 0.025, 0.975))
 
-    got = padded_attention_summary(gamma, bags, summarise, 3, bucket_scores)
+    t, got = padded_attention_pass(gamma, beta, bags, summarise, 3, bucket_scores)
     torch.testing.assert_close(got, want)
+    directions = torch.cat([gamma.reshape(60, 4), beta.reshape(60, 4)])
+    pooled, _ = padded_attention_pool_forward(directions, pad_buckets(bags, 120), bags.n_bags, keep=False)
+    torch.testing.assert_close(t, pooled.view(20, 3, -1))
+    t_only, none = padded_attention_pass(gamma, beta, bags, bucket_scores=bucket_scores)
+    assert none is None and torch.equal(t_only, t)  # asking for statistics does not change the scores
+    assert padded_attention_pass(gamma, None, bags, summarise, 3, bucket_scores)[0] is None
+
+
+@pytest.mark.parametrize("ragged", [True, False])
+def test_predict_with_instance_weights_gives_the_separate_calls_numbers(ragged):
+    """One pass for bag predictions and instance weights gives exactly what predict and instance_weights
+    (and instance_scores) give on their own."""
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, 30) if ragged else np.full(30, 12)
+    bags = Bags.from_list([torch.from_numpy(rng.standard_normal((k, 5), dtype=np.float32)) for k in sizes])
+    y = rng.integers(0, 3, (30, 2)).astype(np.float32)
+    model = MixMIL(likelihood="binomial", n_trials=2, n_epochs=3, batch_size=8, progress=False).fit(bags, y)
+    prediction, weights = model.predict_with_instance_weights(bags, credible_level=0.9)
+    alone = model.predict(bags)
+    for field in ("bag_effect", "linear_predictor", "mean"):
+        np.testing.assert_array_equal(getattr(prediction, field), getattr(alone, field))
+    alone_weights = model.instance_weights(bags, credible_level=0.9)
+    for field in ("mean", "lower", "upper", "offsets"):
+        np.testing.assert_array_equal(getattr(weights, field), getattr(alone_weights, field))
+    prediction, scores = model.predict_with_instance_scores(bags)
+    np.testing.assert_array_equal(prediction.mean, alone.mean)
+    np.testing.assert_array_equal(scores, model.instance_scores(bags))
+    np.testing.assert_array_equal(scores, weights.mean)
+    with pytest.raises(ValueError, match="credible_level"):
+        model.instance_weights(bags, credible_level=1.0)

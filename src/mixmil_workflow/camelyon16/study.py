@@ -24,8 +24,7 @@ EVALUATED_SPLITS = ("validation", "test")
 
 def _scores(model, split: SplitBags) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(slide logits, slide probabilities, instance scores or None) of one split."""
-    prediction = model.predict(split.bags)
-    instance = model.instance_scores(split.bags)
+    prediction, instance = model.predict_with_instance_scores(split.bags)
     return prediction.linear_predictor[:, 0], prediction.mean[:, 0], None if instance is None else instance[:, 0]
 
 

@@ -236,23 +236,41 @@ def padded_attention_weights(
     return out
 
 
-def padded_attention_summary(
-    gamma: torch.Tensor, bags: Bags, summarise, n_stats: int, bucket_scores: int = BUCKET_SCORES
-) -> torch.Tensor:
-    """Statistics over posterior samples of the attention weights, shape (n_stats, n_instances, P), for
-    attention directions ``gamma`` (S, P, Q): ``summarise`` maps a slab (S, M) of weights (one column per
-    padded instance slot and output) to ``n_stats`` tensors (M,). The weights of all S samples of an
-    output are computed together, bucket by bucket, so no (instances, S, P) tensor is ever built."""
+def padded_attention_pass(
+    gamma: torch.Tensor,
+    beta: torch.Tensor | None,
+    bags: Bags,
+    summarise=None,
+    n_stats: int = 0,
+    bucket_scores: int = BUCKET_SCORES,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """One pass over padded buckets for the directions ``gamma`` and ``beta`` (S, P, Q) of S posterior
+    samples: with ``beta``, the pooled scores t (S, P, B); with ``summarise``, statistics over the samples
+    of the attention weights, shape (n_stats, n_instances, P). ``summarise`` maps a stack (bags, S, M) of
+    weights (samples on axis -2, one column per output and padded instance slot) to ``n_stats`` tensors
+    (bags, M).
+
+    Prediction asks for both (bag predictions and instance weights of the same bags): each bucket's
+    weights are computed once and serve both, where two passes would repeat the attention matmul and
+    softmax. The weights of all S samples of an output are computed together, so no (instances, S, P)
+    tensor is ever built and the statistics are read where the softmax wrote them. The buckets depend on
+    the directions only through their count (2 S P), so t does not depend on whether statistics are asked.
+    """
     n_samples, n_outputs, q = gamma.shape
-    out = gamma.new_empty(n_stats, bags.n_instances, n_outputs)
-    for bucket in pad_buckets(bags, n_samples * n_outputs, bucket_scores):
+    t = None if beta is None else gamma.new_empty(n_samples, n_outputs, bags.n_bags)
+    stats = None if summarise is None else gamma.new_empty(n_stats, bags.n_instances, n_outputs)
+    for bucket in pad_buckets(bags, 2 * n_samples * n_outputs, bucket_scores):
         count, n_max, _ = bucket.x.shape
-        step = max(1, bucket_scores // max(1, n_samples * count * n_max))  # outputs per block
+        step = max(1, bucket_scores // max(1, 2 * n_samples * count * n_max))  # outputs per block
         for lo in range(0, n_outputs, step):
             hi = min(lo + step, n_outputs)
             w, _ = _bucket_block(gamma[:, lo:hi].reshape(-1, q), None, bucket)  # (count, S * k, n_max)
-            slab = w.view(count, n_samples, hi - lo, n_max).transpose(0, 1).reshape(n_samples, -1)
-            for i, stat in enumerate(summarise(slab)):
-                stat = stat.view(count, hi - lo, n_max).transpose(1, 2).reshape(count * n_max, hi - lo)
-                _write_slots(out[i], bucket, slice(lo, hi), stat)
-    return out
+            if t is not None:
+                mean = torch.matmul(w, bucket.x)  # (count, S * k, Q): padded slots have w = 0 and x = 0
+                pooled = torch.linalg.vecdot(mean, beta[:, lo:hi].reshape(-1, q))  # t = beta^T sum_i w_i x_i
+                t[:, lo:hi, bucket.bags] = pooled.T.view(n_samples, hi - lo, count)
+            if stats is not None:
+                for i, stat in enumerate(summarise(w.view(count, n_samples, (hi - lo) * n_max))):
+                    stat = stat.view(count, hi - lo, n_max).transpose(1, 2).reshape(count * n_max, hi - lo)
+                    _write_slots(stats[i], bucket, slice(lo, hi), stat)
+    return t, stats

@@ -51,6 +51,13 @@ class MILModel(ABC):
         """(instances, P) scores for instance retrieval, or None when the model has none."""
         return None
 
+    def predict_with_instance_scores(
+        self, bags: Bags, covariates: np.ndarray | None = None, **extra
+    ) -> tuple[Prediction, np.ndarray | None]:
+        """:meth:`predict` and :meth:`instance_scores` of the same bags. Models whose bag prediction
+        already computes the instance scores (MixMIL's attention) override it to do the work once."""
+        return self.predict(bags, covariates, **extra), self.instance_scores(bags, covariates, **extra)
+
     def n_parameters(self) -> dict[str, int]:
         """Parameter counts as the paper's Table 1: likelihood (network) and variational parameters."""
         return {"likelihood": 0, "variational": 0}

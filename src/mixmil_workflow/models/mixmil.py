@@ -14,7 +14,7 @@ from mixmil_workflow.io import resolve_device
 from mixmil_workflow.models.base import InstanceWeights, MILModel, Prediction
 from mixmil_workflow.models.glmm import GLMM, GLMMParameters
 from mixmil_workflow.models.likelihoods import Categorical, Gaussian, make_likelihood
-from mixmil_workflow.models.mixmil_module import MixMILModule
+from mixmil_workflow.models.mixmil_module import MixMILModule, weight_mean, weight_summary
 from mixmil_workflow.models.options import MixMILConfig
 from mixmil_workflow.models.persistence import load_model, save_model, state_dict_cpu
 from mixmil_workflow.models.training import shuffled_minibatches, train_epochs
@@ -150,26 +150,46 @@ class MixMIL(MILModel):
         per_instance = max(1, n_samples * n_outputs)
         return max(1, min(self.config.chunk_instances, self.config.chunk_values // per_instance))
 
+    def _prediction_chunk(self, bags: Bags, effects: bool) -> int:
+        """Instances per chunk of bags in prediction. Bags pooled in buckets keep every intermediate within
+        a bucket, so their chunk only bounds the padded copy and the (3, instances, P) statistics, and it
+        is the same whatever is asked (the same buckets, so the same numbers); the dense and segment paths
+        hold instance x sample x output values for the effects."""
+        module = self._check_fitted()
+        n_samples = module.pred_theta.shape[0] if effects and not module.pools_in_buckets(bags) else 3
+        return self.chunk_size(n_samples, module.n_outputs)
+
+    def _posterior_predict(
+        self, bags: Bags, covariates: np.ndarray | None, summarise=None, n_stats: int = 0
+    ) -> tuple[Prediction, torch.Tensor | None]:
+        """Posterior predictive (Eq. 11) and, with ``summarise``, instance-weight statistics, in one pass."""
+        module = self._check_fitted()
+        bags = bags.to(module.alpha.device)
+        with torch.no_grad():
+            fixed = self._fixed_effects(bags, covariates)
+            u, stats = module.predictive_samples(bags, self._prediction_chunk(bags, True), summarise, n_stats)
+            mean = module.likelihood.mean(fixed.unsqueeze(-1) + u).mean(-1)
+            u = u.mean(-1)
+        return Prediction(u.cpu().numpy(), (fixed + u).cpu().numpy(), mean.cpu().numpy()), stats
+
+    def _fixed_effects(self, bags: Bags, covariates: np.ndarray | None) -> torch.Tensor:
+        module = self._check_fitted()
+        fixed = design_matrix(covariates, bags.n_bags, fitting=False)
+        return torch.as_tensor(fixed, dtype=torch.float32, device=module.alpha.device) @ module.alpha  # (B, P)
+
     def predict(self, bags: Bags, covariates: np.ndarray | None = None, method: str = "posterior") -> Prediction:
         """Bag predictions. ``method="posterior"``: posterior predictive (Eq. 11) averaged over the frozen
         posterior samples; ``"mean"``: plug-in posterior mean. Independent of the other bags given."""
+        if method == "posterior":
+            return self._posterior_predict(bags, covariates)[0]
+        if method != "mean":
+            raise ValueError(f"method must be 'posterior' or 'mean', got {method!r}")
         module = self._check_fitted()
         bags = bags.to(module.alpha.device)
-        fixed = torch.as_tensor(
-            design_matrix(covariates, bags.n_bags, fitting=False), dtype=torch.float32, device=module.alpha.device
-        )
         with torch.no_grad():
-            fixed = fixed @ module.alpha  # (B, P)
-            if method == "posterior":
-                chunk = self.chunk_size(module.pred_theta.shape[0], module.n_outputs)
-                u = module.bag_effect_samples(bags, chunk)  # (B, P, S)
-                mean = module.likelihood.mean(fixed.unsqueeze(-1) + u).mean(-1)
-                u = u.mean(-1)
-            elif method == "mean":
-                u = module.bag_effect_at_mean(bags, self.chunk_size(1, module.n_outputs))
-                mean = module.likelihood.mean((fixed + u).unsqueeze(-1)).squeeze(-1)
-            else:
-                raise ValueError(f"method must be 'posterior' or 'mean', got {method!r}")
+            fixed = self._fixed_effects(bags, covariates)
+            u = module.bag_effect_at_mean(bags, self.chunk_size(1, module.n_outputs))
+            mean = module.likelihood.mean((fixed + u).unsqueeze(-1)).squeeze(-1)
         return Prediction(u.cpu().numpy(), (fixed + u).cpu().numpy(), mean.cpu().numpy())
 
     def instance_weights(self, bags: Bags, credible_level: float = 0.95) -> InstanceWeights:
@@ -177,18 +197,38 @@ class MixMIL(MILModel):
         bounds from the frozen posterior samples."""
         module = self._check_fitted()
         bags = bags.to(module.alpha.device)
-        lo_q, hi_q = (1 - credible_level) / 2, (1 + credible_level) / 2
+        summarise = weight_summary(*_credible_quantiles(credible_level))
         parts = []
         with torch.no_grad():
             # Buckets bound the weights' memory; chunks bound the gathers and the (3, instances, P) summaries.
-            for lo, hi in bags.chunks(self.chunk_size(3, module.n_outputs)):
-                parts.append(module.attention_summary(bags.slice(lo, hi), module.pred_theta, lo_q, hi_q).cpu())
-        out = torch.cat(parts, 1).numpy()
-        return InstanceWeights(out[0], out[1], out[2], bags.offsets.cpu().numpy())
+            for lo, hi in bags.chunks(self._prediction_chunk(bags, False)):
+                parts.append(module.posterior_pass(bags.slice(lo, hi), module.pred_theta, False, summarise, 3)[1])
+        return _instance_weights(torch.cat(parts, 1), bags)
 
     def instance_scores(self, bags: Bags, covariates: np.ndarray | None = None) -> np.ndarray:
         """(instances, P): the posterior mean of the attention weights (covariates do not enter them)."""
-        return self.instance_weights(bags).mean
+        module = self._check_fitted()
+        bags = bags.to(module.alpha.device)
+        parts = []
+        with torch.no_grad():
+            for lo, hi in bags.chunks(self._prediction_chunk(bags, False)):
+                parts.append(module.posterior_pass(bags.slice(lo, hi), module.pred_theta, False, weight_mean, 1)[1])
+        return torch.cat(parts, 1)[0].cpu().numpy()
+
+    def predict_with_instance_weights(
+        self, bags: Bags, covariates: np.ndarray | None = None, credible_level: float = 0.95
+    ) -> tuple[Prediction, InstanceWeights]:
+        """:meth:`predict` and :meth:`instance_weights` of the same bags (the same numbers) from one pass
+        over them: bags of different sizes compute each posterior sample's attention once for both."""
+        summarise = weight_summary(*_credible_quantiles(credible_level))
+        prediction, stats = self._posterior_predict(bags, covariates, summarise, 3)
+        return prediction, _instance_weights(stats, bags)
+
+    def predict_with_instance_scores(
+        self, bags: Bags, covariates: np.ndarray | None = None
+    ) -> tuple[Prediction, np.ndarray]:
+        prediction, stats = self._posterior_predict(bags, covariates, weight_mean, 1)
+        return prediction, stats[0].cpu().numpy()
 
     @property
     def loss_history(self) -> np.ndarray:
@@ -240,6 +280,17 @@ class MixMIL(MILModel):
         model.module = module.to(resolve_device(config.device))
         model.history = {k: v.numpy() for k, v in payload["history"].items()}
         return model
+
+
+def _credible_quantiles(credible_level: float) -> tuple[float, float]:
+    if not 0.0 < credible_level < 1.0:
+        raise ValueError(f"credible_level must be in (0, 1), got {credible_level}")
+    return (1 - credible_level) / 2, (1 + credible_level) / 2
+
+
+def _instance_weights(stats: torch.Tensor, bags: Bags) -> InstanceWeights:
+    out = stats.cpu().numpy()
+    return InstanceWeights(out[0], out[1], out[2], bags.offsets.cpu().numpy())
 
 
 def _glmm_to_mixmil(params: GLMMParameters, bags: Bags) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,9 +27,9 @@ from mixmil_workflow.models.attention_pool import (
     attention_pool_backward,
     attention_pool_forward,
     pad_buckets,
+    padded_attention_pass,
     padded_attention_pool_backward,
     padded_attention_pool_forward,
-    padded_attention_summary,
     padded_attention_weights,
 )
 from mixmil_workflow.models.likelihoods import Likelihood
@@ -117,19 +117,36 @@ class MixMILModule(nn.Module):
             return segment_softmax(logits, bags.offsets, bags.index, self.segment_backend)
         return padded_attention_weights(gamma, bags, pad_buckets(bags, gamma.shape[0])).view(bags.n_instances, s, p)
 
+    def pools_in_buckets(self, bags: Bags) -> bool:
+        """Whether ``bags`` are pooled in padded buckets (bags of different sizes, default backend), where
+        one pass gives both the pooled scores and the weights' statistics."""
+        return not bags.is_equal_size and self.segment_backend != "scatter"
+
+    @torch.no_grad()
+    def posterior_pass(
+        self, bags: Bags, theta: torch.Tensor, effects: bool = True, summarise=None, n_stats: int = 0
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """For the posterior samples ``theta`` (S, P, 2Q): with ``effects`` the pooled scores t (B, S, P),
+        with ``summarise`` statistics over the samples of the instance weights softmax(X gamma), shape
+        (n_stats, n_instances, P) (``summarise`` maps a stack (bags, S, M) of weights, samples on axis -2,
+        to ``n_stats`` tensors (bags, M)). Bags pooled in buckets get both from one pass."""
+        s, p, _ = theta.shape
+        gamma, beta = theta[:, :, : self.n_features], theta[:, :, self.n_features :]
+        if self.pools_in_buckets(bags):
+            t, stats = padded_attention_pass(gamma, beta if effects else None, bags, summarise, n_stats)
+            return (None if t is None else t.permute(2, 0, 1)), stats
+        t = self.pooled_scores(bags, theta) if effects else None
+        if summarise is None:
+            return t, None
+        if self.segment_backend == "scatter":
+            slab = self.attention(bags, theta).permute(1, 0, 2).reshape(s, -1)  # (S, instances x P)
+            return t, torch.stack([stat.view(bags.n_instances, p) for stat in summarise(slab)])
+        return t, padded_attention_pass(gamma, None, bags, summarise, n_stats)[1]  # equal sizes: no padding
+
     def attention_summary(self, bags: Bags, theta: torch.Tensor, lower_q: float, upper_q: float) -> torch.Tensor:
         """Mean and the ``lower_q`` / ``upper_q`` sample quantiles of the instance weights softmax(X gamma)
         over the posterior samples ``theta`` (S, P, 2Q), shape (3, n_instances, P)."""
-
-        def summarise(slab: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return (slab.mean(0), *tail_quantiles(slab, lower_q, upper_q))
-
-        s, p, _ = theta.shape
-        gamma = theta[:, :, : self.n_features]
-        if self.segment_backend == "scatter":
-            slab = self.attention(bags, theta).permute(1, 0, 2).reshape(s, -1)  # (S, instances x P)
-            return torch.stack([stat.view(bags.n_instances, p) for stat in summarise(slab)])
-        return padded_attention_summary(gamma, bags, summarise, 3)
+        return self.posterior_pass(bags, theta, False, weight_summary(lower_q, upper_q), 3)[1]
 
     def effect_scale(self, theta: torch.Tensor) -> torch.Tensor:
         """b = RMS(beta) per sample and output, shape (S, P)."""
@@ -247,15 +264,19 @@ class MixMILModule(nn.Module):
         return self.pred_theta.shape[0] > 0
 
     @torch.no_grad()
-    def bag_effect_samples(self, bags: Bags, chunk: int) -> torch.Tensor:
-        """u for every frozen posterior sample, shape (B, P, S)."""
+    def predictive_samples(
+        self, bags: Bags, chunk: int, summarise=None, n_stats: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """u for every frozen posterior sample, shape (B, P, S), and, with ``summarise``, the statistics of
+        the instance weights over the same samples (see :meth:`posterior_pass`), chunk by chunk of bags."""
         theta = self.pred_theta
         b = self.effect_scale(theta)  # (S, P)
-        out = []
+        effects, stats = [], []
         for lo, hi in bags.chunks(chunk):
-            t = self.pooled_scores(bags.slice(lo, hi), theta)  # (b, S, P)
-            out.append((b * (t - self.pred_center.T) / self.pred_scale.T).transpose(1, 2))
-        return torch.cat(out, 0)
+            t, part = self.posterior_pass(bags.slice(lo, hi), theta, True, summarise, n_stats)  # (b, S, P)
+            effects.append((b * (t - self.pred_center.T) / self.pred_scale.T).transpose(1, 2))
+            stats.append(part)
+        return torch.cat(effects, 0), (None if summarise is None else torch.cat(stats, 1))
 
     @torch.no_grad()
     def bag_effect_at_mean(self, bags: Bags, chunk: int) -> torch.Tensor:
@@ -264,3 +285,18 @@ class MixMILModule(nn.Module):
         b = self.effect_scale(theta)[0]
         t = torch.cat([self.pooled_scores(bags.slice(lo, hi), theta)[:, 0] for lo, hi in bags.chunks(chunk)], 0)
         return b * (t - self.mean_center) / self.mean_scale
+
+
+def weight_summary(lower_q: float, upper_q: float):
+    """The summary of :meth:`MixMILModule.posterior_pass` for instance weights: mean and the ``lower_q`` /
+    ``upper_q`` sample quantiles over the posterior samples (3 statistics)."""
+
+    def summarise(stack: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (stack.mean(-2), *tail_quantiles(stack, lower_q, upper_q))
+
+    return summarise
+
+
+def weight_mean(stack: torch.Tensor) -> tuple[torch.Tensor]:
+    """The summary of :meth:`MixMILModule.posterior_pass` for instance scores: the posterior mean only."""
+    return (stack.mean(-2),)

@@ -77,10 +77,11 @@ def fit_predict(
     seed: int,
     n_classes: int | None,
     log: Callable[[str], None] = print,
-) -> tuple[dict[str, np.ndarray], object, object, float]:
+    instance_scores: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, object, float]:
     """Fit on bags ``train``, predict bags ``test``. Returns the held-out predictions (linear predictor and
-    expected value, or class probabilities), the fitted model, the held-out bags as the model saw them
-    and the training seconds."""
+    expected value, or class probabilities), with ``instance_scores`` the held-out instances' scores (None
+    for models without them), the held-out bags as the model saw them and the training seconds."""
     from mixmil_workflow.models.registry import build, leaves_out_missing_labels
 
     likelihood = settings.label.likelihood
@@ -107,7 +108,10 @@ def fit_predict(
     start = time.perf_counter()
     model.fit(train_bags, y_train, cov_train)
     seconds = time.perf_counter() - start
-    prediction = model.predict(test_bags, cov_test)
+    if instance_scores:
+        prediction, weights = model.predict_with_instance_scores(test_bags, cov_test)
+    else:
+        prediction, weights = model.predict(test_bags, cov_test), None
     eta = np.asarray(prediction.linear_predictor, dtype=float).reshape(len(test), -1)
     mean = np.asarray(prediction.mean, dtype=float).reshape(len(test), -1)
     if likelihood == "categorical":
@@ -115,7 +119,7 @@ def fit_predict(
         out["predicted"] = mean.argmax(1)
     else:
         out = {"linear_predictor": eta[:, 0], "probability" if likelihood == "bernoulli" else "expected": mean[:, 0]}
-    return out, model, (test_bags, cov_test), seconds
+    return out, weights, test_bags, seconds
 
 
 def _missing(y: np.ndarray, likelihood: str) -> np.ndarray:
@@ -212,13 +216,12 @@ def fit_folds(
             log(f"repeat {repeat}, fold {fold}: nested search over {dict(settings.search)}")
             chosen, records = tune(spec, bags, y, covariates, train, settings, seed, n_classes, log)
             searches += [{"repeat": repeat, "fold": fold, **r} for r in records]
-        columns, model, (test_bags, test_cov), seconds = fit_predict(
-            chosen, bags, y, covariates, train, test, settings, seed, n_classes, log
+        columns, weights, test_bags, seconds = fit_predict(
+            chosen, bags, y, covariates, train, test, settings, seed, n_classes, log, instance_scores=True
         )
         predictions.append(_prediction_frame(ordered, test, y, repeat, fold, columns, classes))
         timings.append({"repeat": repeat, "fold": fold, "train_seconds": seconds})
         log(f"repeat {repeat}, fold {fold}: trained on {len(train)} bags in {seconds:.1f} s, predicted {len(test)}")
-        weights = model.instance_scores(test_bags, test_cov)
         if weights is not None:
             record["weights"].append(np.asarray(weights, dtype=np.float32).reshape(test_bags.n_instances, -1))
         record["bags"].append(ordered.iloc[test, 0].to_numpy().astype(str))

@@ -76,9 +76,8 @@ def _fit_outside_fold(
     return _FoldFit(model, held_out, bags.subset(held_out), None if cov is None else cov[held_out], seconds)
 
 
-def _instance_record(model, bag_ids: np.ndarray, test_bags, test_cov) -> dict[str, np.ndarray]:
+def _instance_record(weights: np.ndarray | None, bag_ids: np.ndarray, test_bags) -> dict[str, np.ndarray]:
     """The held-out bags' instance scores as saved per fold (empty ``weights`` for models without them)."""
-    weights = model.instance_scores(test_bags, test_cov)
     return {
         "bags": bag_ids.astype(str),
         "offsets": test_bags.offsets.numpy(),
@@ -104,7 +103,7 @@ def fit_fold(
     fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, label.likelihood, label.n_trials)
     model, held_out, test_bags, test_cov, seconds = fitted
     out = pd.DataFrame({"bag": table[id_column].to_numpy()[held_out], "fold": fold, "y": y[held_out]})
-    prediction = model.predict(test_bags, test_cov)
+    prediction, weights = model.predict_with_instance_scores(test_bags, test_cov)
     eta, mean = prediction.linear_predictor, prediction.mean
     if label.likelihood == "categorical":
         out["score"] = np.asarray(mean).argmax(1)
@@ -112,7 +111,7 @@ def fit_fold(
             out[f"prob_{name}"] = np.asarray(mean)[:, k]
     else:
         out["score"] = np.asarray(eta).reshape(len(held_out), -1)[:, 0]
-    instance = _instance_record(model, out["bag"].to_numpy(), test_bags, test_cov)
+    instance = _instance_record(weights, out["bag"].to_numpy(), test_bags)
     return out.assign(train_seconds=seconds), instance
 
 
@@ -138,7 +137,8 @@ def fit_fold_outputs(
     likelihood, n_trials = labels[0].likelihood, labels[0].n_trials
     fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, likelihood, n_trials)
     model, held_out, test_bags, test_cov, seconds = fitted
-    eta = np.asarray(model.predict(test_bags, test_cov).linear_predictor).reshape(len(held_out), len(labels))
+    prediction, weights = model.predict_with_instance_scores(test_bags, test_cov)
+    eta = np.asarray(prediction.linear_predictor).reshape(len(held_out), len(labels))
     bag_ids = table[id_column].to_numpy()[held_out]
     out = pd.concat(
         [
@@ -147,6 +147,6 @@ def fit_fold_outputs(
         ],
         ignore_index=True,
     )
-    instance = _instance_record(model, bag_ids, test_bags, test_cov)
+    instance = _instance_record(weights, bag_ids, test_bags)
     instance["labels"] = np.array([s.column for s in labels])
     return out.assign(train_seconds=seconds), instance

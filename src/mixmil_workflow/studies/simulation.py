@@ -133,8 +133,8 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
     train_seconds = engine.fit_timed(model, data.bags("train"), data.y_train)
     test = data.bags("test")
     start = time.perf_counter()
-    bag_score = model.predict(test).bag_effect
-    instance_score = model.instance_scores(test)
+    prediction, instance_score = model.predict_with_instance_scores(test)
+    bag_score = prediction.bag_effect
     if instance_score is None:
         instance_score = np.zeros((0, bag_score.shape[1]))
     predict_seconds = time.perf_counter() - start

@@ -90,8 +90,9 @@ def fit_and_score(model, spec: Mapping, data: SpatialData) -> tuple[pd.DataFrame
     model.fit(train_bags, slide_targets(data, train), **context(spec, train_coords))
     test, test_bags, test_coords = split_bags(data, "test")
     extra = context(spec, test_coords)
-    prob = np.asarray(model.predict(test_bags, **extra).mean).reshape(len(test), -1)
-    scores = np.asarray(model.instance_scores(test_bags, **extra)).reshape(len(_patch_rows(data, test)), -1)
+    prediction, scores = model.predict_with_instance_scores(test_bags, **extra)
+    prob = np.asarray(prediction.mean).reshape(len(test), -1)
+    scores = np.asarray(scores).reshape(len(_patch_rows(data, test)), -1)
     categories = data.categories
     # multiclass outputs hold normal (column 0) and the types; the others one column per type
     column = {k: (k if data.task == "multiclass" else k - 1) for k in categories}
