@@ -85,6 +85,7 @@ rule fit_camelyon16:
         splits="results/camelyon16/data/splits.tsv",
         preprocessing="results/camelyon16/data/preprocessing.npz",
     output:
+        **saved_model("camelyon16", "results/camelyon16/models/{model}/seed{seed}.pt"),
         predictions="results/camelyon16/predictions/{model}/seed{seed}.tsv",
         instance_scores="results/camelyon16/instance_scores/{model}/seed{seed}.npz",
     log:

@@ -78,6 +78,11 @@ def package_code(script):
     return code_digest(Path(workflow.basedir) / script, SRC)
 
 
+def saved_model(study, path):
+    """A fit rule's ``model`` output where ``save_models.<study>`` is on, else none."""
+    return {"model": path} if config["save_models"][study] else {}
+
+
 SIMULATION = config["simulation"]
 SCENARIOS = scenario_grid(SIMULATION)
 

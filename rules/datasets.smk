@@ -44,6 +44,11 @@ rule fit_dataset:
         matrix="results/datasets/{dataset}/prepared/instances.npy",
         table="results/datasets/{dataset}/prepared/bags.tsv",
     output:
+        # one model file (and its preprocessing) per (repeat, fold) of the job's unit
+        **saved_model(
+            "datasets",
+            directory("results/datasets/{dataset}/models/{label}/{model}/{unit}"),
+        ),
         predictions="results/datasets/{dataset}/predictions/{label}/{model}/{unit}.tsv",
         weights="results/datasets/{dataset}/instance_weights/{label}/{model}/{unit}.npz",
         timings="results/datasets/{dataset}/timings/{label}/{model}/{unit}.tsv",

@@ -309,6 +309,9 @@ rule fit_genetics:
         table="results/genetics/training/data/bags.tsv",
         variants="results/genetics/training/data/variants.tsv",
     output:
+        **saved_model(
+            "genetics", "results/genetics/training/models/{model}/fold{fold}.pt"
+        ),
         predictions="results/genetics/training/predictions/{model}/fold{fold}.tsv",
         weights="results/genetics/training/weights/{model}/fold{fold}.npz",
     log:

@@ -191,6 +191,13 @@ rule fit_microscopy:
         matrix="results/microscopy/features/repeat{repeat}/instances.npy",
         bags="results/microscopy/features/repeat{repeat}/bags.tsv",
     output:
+        **saved_model(
+            "microscopy",
+            expand(
+                "results/microscopy/models/{{model}}/pcs{pcs}/repeat{{repeat}}.pt",
+                pcs=MICROSCOPY_PCS,
+            ),
+        ),
         predictions=expand(
             "results/microscopy/predictions/{{model}}/pcs{pcs}/repeat{{repeat}}.tsv",
             pcs=MICROSCOPY_PCS,

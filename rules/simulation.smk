@@ -26,7 +26,14 @@ rule fit_simulation:
     input:
         expand("results/simulation/data/{{scenario}}/rep{repeat}.npz", repeat=REPEATS),
     output:
-        expand(
+        **saved_model(
+            "simulation",
+            expand(
+                "results/simulation/models/{{model}}/{{scenario}}/rep{repeat}.pt",
+                repeat=REPEATS,
+            ),
+        ),
+        predictions=expand(
             "results/simulation/predictions/{{model}}/{{scenario}}/rep{repeat}.npz",
             repeat=REPEATS,
         ),

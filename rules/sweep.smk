@@ -22,7 +22,7 @@ rule fit_sweep:
     input:
         "results/sweep/data/default/rep{repeat}.npz",
     output:
-        "results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
+        predictions="results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
     log:
         "logs/sweep/fit/{model}/c{combo}/rep{repeat}.log",
     benchmark:

@@ -22,7 +22,8 @@ with log_to(snakemake.log[0]):
     splits = {name: load_split(snakemake.input.h5ad, slides, name, preprocessing) for name in present}
     for name, split in splits.items():
         print(f"{name}: {split.bags.n_bags} slides, {split.bags.n_instances} patches x {split.bags.n_features}")
-    predictions, instance_scores = run_model(spec, splits, snakemake.params.seed, device)
+    model_path = getattr(snakemake.output, "model", None)  # config save_models.camelyon16
+    predictions, instance_scores = run_model(spec, splits, snakemake.params.seed, device, model_path)
     print(f"trained in {predictions['train_seconds'].iloc[0]:.1f} s; {slide_metrics(predictions)}")
     save_table(snakemake.output.predictions, predictions)
     save_npz(snakemake.output.instance_scores, **instance_scores)

@@ -33,7 +33,10 @@ with log_to(snakemake.log[0]):
         f"preprocessing: {settings.preprocessing.describe()}; class weights: {settings.class_weight}"
     )
     bags, table = load_prepared(snakemake.input.matrix, snakemake.input.table, settings.id_column)
-    predictions, weights, timings, search = fit_folds(spec, bags, table, settings, folds, snakemake.params.seeds)
+    save_dir = getattr(snakemake.output, "model", None)  # config save_models.datasets
+    predictions, weights, timings, search = fit_folds(
+        spec, bags, table, settings, folds, snakemake.params.seeds, save_dir=save_dir
+    )
     save_table(snakemake.output.predictions, predictions)
     save_npz(snakemake.output.weights, **weights)
     save_table(snakemake.output.timings, timings)

@@ -31,6 +31,7 @@ with log_to(snakemake.log[0]):
         snakemake.params.seed,
         "donor_id",
         device,
+        getattr(snakemake.output, "model", None),  # config save_models.genetics
     )
     n_held_out = predictions["bag"].nunique()
     print(f"trained in {predictions['train_seconds'].iloc[0]:.1f} s; {n_held_out} held-out donors")

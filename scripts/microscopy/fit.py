@@ -21,13 +21,14 @@ with log_to(snakemake.log[0]):
     # the repeat read once, with the most components; each fit takes the leading ones
     all_pcs, table = load_repeat(snakemake.input.matrix, snakemake.input.bags, max(params.pcs))
     covariates = plate_columns(table)
-    for pcs, seed, predictions_path, weights_path in zip(
-        params.pcs, params.seeds, output.predictions, output.weights, strict=True
+    models = getattr(output, "model", [None] * len(params.pcs))  # config save_models.microscopy
+    for pcs, seed, predictions_path, weights_path, model_path in zip(
+        params.pcs, params.seeds, output.predictions, output.weights, models, strict=True
     ):
         bags = Bags(all_pcs.x[:, :pcs].contiguous(), all_pcs.offsets)
         print(f"{wc.model} ({spec}): {pcs} PCs, repeat {wc.repeat}, {len(covariates)} plate covariates, {device}")
         predictions, weights = fit_fold(
-            spec, bags, table, LabelSpec("moa", "categorical"), covariates, 0, seed, "bag", device
+            spec, bags, table, LabelSpec("moa", "categorical"), covariates, 0, seed, "bag", device, model_path
         )
         accuracy = (predictions["y"] == predictions["score"]).mean()
         print(f"trained in {predictions['train_seconds'].iloc[0]:.1f} s; held-out accuracy {accuracy:.3f}")

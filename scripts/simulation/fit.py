@@ -17,10 +17,14 @@ with log_to(snakemake.log[0]):
     # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
     spec = {**snakemake.params.model, "threads": snakemake.threads}
     wc = snakemake.wildcards
-    for data_path, out_path, seed in zip(snakemake.input, snakemake.output, snakemake.params.seeds, strict=True):
+    outputs = snakemake.output.predictions
+    models = getattr(snakemake.output, "model", [None] * len(outputs))  # config save_models.simulation
+    for data_path, out_path, seed, model_path in zip(
+        snakemake.input, outputs, snakemake.params.seeds, models, strict=True
+    ):
         print(f"fitting {wc.model} ({spec}) on {data_path} ({device}), seed {seed}", flush=True)
         with np.load(data_path) as arrays:
             data = SimulatedData.from_arrays(arrays)
-        result = run_model(spec, data, seed, device)
+        result = run_model(spec, data, seed, device, save_to=model_path)
         print(f"trained in {float(result['train_seconds']):.1f} s")
         save_npz(out_path, **result)

@@ -171,6 +171,7 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
     indexed = weights.set_index("obs_name").loc[adata.obs_names]
     np.testing.assert_allclose(adata.obs["dosage:mixmil"], indexed["dosage:mixmil"], rtol=1e-6)
     assert assert_jobs_used_only_their_envs(tmp_path) > 10
+    assert_saved_models_predict_the_held_out_bags(tmp_path, predictions)
 
     # Bad input stops before any training and leaves no prepared files.
     bad = yaml.safe_load(path.read_text())
@@ -188,3 +189,23 @@ def anndata_rows(workdir: Path) -> int:
     import anndata
 
     return anndata.read_h5ad(workdir / "resources/example_dataset/cells.h5ad").n_obs
+
+
+def assert_saved_models_predict_the_held_out_bags(root, predictions: pd.DataFrame) -> None:
+    """Every fit of a dataset is kept (save_models.datasets is on by default): loaded with its preprocessing,
+    it predicts its held-out bags as the workflow did."""
+    from mixmil_workflow.models import load
+    from mixmil_workflow.own_bags.crossval import preprocessing_path
+    from mixmil_workflow.own_bags.preprocess import FittedPreprocessing
+    from mixmil_workflow.own_bags.study import load_prepared
+
+    folder = root / "results/datasets/cv/models/dosage/mixmil/all"
+    assert sorted(p.name for p in folder.glob("*.pt")) == [f"repeat{r}_fold{f}.pt" for r in (0, 1) for f in (0, 1, 2)]
+    prepared = root / "results/datasets/cv/prepared"
+    bags, table = load_prepared(prepared / "instances.npy", prepared / "bags.tsv", "donor")
+    held_out = np.flatnonzero(table["fold_r1"].to_numpy() == 2)
+    model = load(folder / "repeat1_fold2.pt")
+    new_bags = FittedPreprocessing.load(preprocessing_path(folder / "repeat1_fold2.pt")).apply(bags.subset(held_out))
+    eta = model.predict(new_bags, table[["age"]].to_numpy(float)[held_out]).linear_predictor[:, 0]
+    fold = predictions.query("label == 'dosage' and model == 'mixmil' and repeat == 1 and fold == 2")
+    np.testing.assert_allclose(eta, fold.set_index("bag").loc[table["donor"].to_numpy()[held_out], "linear_predictor"])

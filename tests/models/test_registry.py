@@ -208,3 +208,43 @@ def test_a_type_string_is_named_in_at_most_two_files(name):
     ).stdout.split()  # fmt: skip
     files = [f for f in files if f != "src/mixmil_workflow/models/options.py"]
     assert len(files) <= 2, files
+
+
+FAST = {  # a few epochs or trees: only the round trip matters here
+    "random_forest": {"pooling": "mean", "overrides": {"n_estimators": 5}},
+    "xgboost": {"pooling": "mean", "overrides": {"n_estimators": 5}},
+}
+
+
+@pytest.mark.parametrize("name", [n for n in model_types() if not model_type(n).needs_coords])
+def test_models_load_reads_any_saved_model_back_to_the_same_predictions(name, tmp_path):
+    """``mixmil_workflow.models.load`` finds the class from the file: what the fit rules save, a user loads
+    in one line and predicts new bags with."""
+    from mixmil_workflow.models import load
+
+    rng = np.random.default_rng(0)
+    bags = Bags.from_list(
+        [torch.from_numpy(rng.standard_normal((k, 4), dtype=np.float32)) for k in rng.integers(2, 9, 40)]
+    )
+    y = rng.integers(0, 3, (40, 2)).astype(np.float32)
+    options = {"n_epochs": 2} if "n_epochs" in model_type(name).options() else {}
+    spec = {"type": name, **options, **FAST.get(name, {})}
+    model = build(spec, seed=0, device="cpu", likelihood="binomial", n_trials=2).fit(bags, y)
+    model.save(tmp_path / "fit.pt")
+    trusted = model_type(name).family == "tree"
+    if trusted:
+        with pytest.raises(ValueError, match="trusted=True"):
+            load(tmp_path / "fit.pt")
+    loaded = load(tmp_path / "fit.pt", trusted=trusted)
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.predict(bags).mean, model.predict(bags).mean)
+
+
+def test_models_load_names_a_file_that_is_not_a_saved_model(tmp_path):
+    from mixmil_workflow.models import load
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a model saved by mixmil_workflow"):
+        load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="no such model file"):
+        load(tmp_path / "missing.pt")

@@ -36,6 +36,7 @@ def test_demo_configuration_end_to_end(demo_run):
     glmm = summary.loc[("glmm", "default"), "spearman_mean"]
     assert mixmil > glmm + 0.05, (mixmil, glmm)
     assert summary.loc[("mixmil", "default"), "instance_auc_mean"] > 0.8
+    _check_saved_models(tmp_path, config)
     # Table 3 on the demo archive: MixMIL well above chance, and above the mean-pooling GLMM.
     table3 = pd.read_csv(tmp_path / "results/camelyon16/tables/table3_auc.tsv", sep="\t", comment="#").set_index(
         "model"
@@ -121,6 +122,35 @@ def _check_genetics_training(tmp_path, config, labels, truth):
     q, n_fixed = genetics["scvi"]["n_latent"], 3 + genetics["n_genetic_pcs"]  # intercept, sex, age, PCs
     assert costs.loc["mixmil", "likelihood_parameters"] == n_fixed + 2 * q
     assert costs.loc["mixmil", "variational_parameters"] == 2 * q + q * (2 * q + 1)
+
+
+def _check_saved_models(tmp_path, config):
+    """save_models' defaults: every data-branch fit kept (one file per fit, loadable by models.load), none of
+    the simulation's."""
+    from mixmil_workflow.models import load
+
+    results = tmp_path / "results"
+    assert not (results / "simulation/models").exists()
+    genetics = sorted((results / "genetics/training/models").glob("*/fold*.pt"))
+    assert len(genetics) == 5 * len(config["genetics"]["models"])  # 5-fold stacked CV
+    section = config["microscopy"]
+    microscopy = sorted((results / "microscopy/models").glob("*/pcs*/repeat*.pt"))
+    assert len(microscopy) == len(section["models"]) * len(section["pca_components"]) * section["n_repeats"]
+    camelyon16 = sorted((results / "camelyon16/models").glob("*/seed*.pt"))
+    assert len(camelyon16) == len(config["camelyon16"]["models"]) * config["camelyon16"]["n_seeds"]
+    # A kept OneK1K-format fit predicts its held-out donors as the workflow did.
+    from mixmil_workflow.genetics.training import genetics_covariates
+    from mixmil_workflow.own_bags.study import load_prepared
+
+    data = results / "genetics/training/data"
+    bags, table = load_prepared(data / "instances.npy", data / "bags.tsv", "donor_id")
+    held_out = np.flatnonzero(table["fold"].to_numpy() == 1)
+    covariates = table[genetics_covariates(config["genetics"]["n_genetic_pcs"])].to_numpy(float)[held_out]
+    eta = load(results / "genetics/training/models/mixmil/fold1.pt").predict(bags.subset(held_out), covariates)
+    saved = read_table(results / "genetics/training/predictions/mixmil/fold1.tsv")
+    first = saved[saved["label"] == saved["label"].iloc[0]].set_index("bag")
+    np.testing.assert_allclose(eta.linear_predictor[:, 0], first.loc[table["donor_id"].to_numpy()[held_out], "score"])
+    assert type(load(results / "camelyon16/models/c16_mixmil/seed0.pt")).__name__ == "MixMIL"
 
 
 def _check_microscopy(tmp_path, config):

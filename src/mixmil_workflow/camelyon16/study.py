@@ -29,9 +29,10 @@ def _scores(model, split: SplitBags) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def run_model(
-    spec: Mapping, splits: Mapping[str, SplitBags], seed: int, device: str = "cpu"
+    spec: Mapping, splits: Mapping[str, SplitBags], seed: int, device: str = "cpu", save_to: str | Path | None = None
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Fit on the ``train`` slides; predict the validation and test slides.
+    """Fit on the ``train`` slides (the model saved to ``save_to`` when given); predict the validation and
+    test slides.
 
     Returns one row per evaluated slide (``slide``, ``split``, ``label``, ``score``, ``probability``,
     ``train_seconds``) and the test slides' instance scores (``slides``, ``offsets``, ``first_row``,
@@ -39,6 +40,8 @@ def run_model(
     train = splits["train"]
     model = build(spec, seed, device, likelihood="binomial", n_trials=1)
     train_seconds = fit_timed(model, train.bags, train.labels.astype(np.float32))
+    if save_to is not None:
+        model.save(save_to)
     rows, instance = [], {}
     for name in EVALUATED_SPLITS:
         if name not in splits:

@@ -32,6 +32,7 @@ _EXPORTS = {
     "TreeMILConfig": "trees",
     "pool_bags": "trees",
     "build": "registry",
+    "load": "persistence",
     "model_type": "registry",
     "model_types": "registry",
     "register": "registry",

@@ -9,6 +9,7 @@ only tree models this workflow wrote.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,34 @@ def load_model(path: str | Path, format: str, what: str, *, trusted: bool = Fals
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a saved {what} model (format {found!r})")
     return payload
+
+
+def load(path: str | Path, *, trusted: bool = False):
+    """Any model this package saved, as its class (read from the file's format tag), ready to predict.
+
+    ``trusted=True`` is needed for tree models (their files hold scikit-learn / XGBoost objects, and
+    loading those can run code): pass it only for files this workflow wrote."""
+    from mixmil_workflow import models
+    from mixmil_workflow.models.base import MILModel
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not trusted:
+            raise ValueError(
+                f"{path} holds Python objects (a tree model's estimators); load it with trusted=True, and only "
+                "if this workflow wrote it"
+            ) from err
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    tag = payload.get("format") if isinstance(payload, dict) else None
+    name = tag.partition("/")[0].removeprefix("mixmil_workflow.") if isinstance(tag, str) else ""
+    cls = getattr(models, name, None) if isinstance(tag, str) and tag.startswith("mixmil_workflow.") else None
+    if not (isinstance(cls, type) and issubclass(cls, MILModel)):
+        raise ValueError(f"{path} is not a model saved by mixmil_workflow (format tag {tag!r})")
+    return cls.load(path)
 
 
 def as_array(value) -> np.ndarray | None:

@@ -13,13 +13,14 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mixmil_workflow.own_bags.input import DatasetError, LabelSpec, prepare_label_column
 from mixmil_workflow.own_bags.metrics import HIGHER_IS_BETTER, PRIMARY_METRIC, score_predictions
-from mixmil_workflow.own_bags.preprocess import Preprocessing, fit_preprocessing
+from mixmil_workflow.own_bags.preprocess import FittedPreprocessing, Preprocessing, fit_preprocessing
 from mixmil_workflow.own_bags.protocol import fold_column, kfold, strata
 
 CLASS_WEIGHTS = ("none", "balanced")
@@ -66,6 +67,19 @@ def _subset(bags, index: np.ndarray, transform=None):
     return Bags(torch.from_numpy(transform(sub.x.numpy())), sub.offsets)
 
 
+def save_fit(path: str | Path, model, preprocessing: FittedPreprocessing) -> None:
+    """A fit's model at ``path`` (the package's format) and what its preprocessing learned beside it
+    (``<stem>.preprocessing.npz``): new bags go through ``FittedPreprocessing.load(...).apply(bags)`` first."""
+    path = Path(path)
+    model.save(path)
+    preprocessing.save(preprocessing_path(path))
+
+
+def preprocessing_path(model_path: str | Path) -> Path:
+    """Where :func:`save_fit` puts a saved model's preprocessing."""
+    return Path(model_path).with_suffix(".preprocessing.npz")
+
+
 def fit_predict(
     spec: Mapping,
     bags,
@@ -78,10 +92,12 @@ def fit_predict(
     n_classes: int | None,
     log: Callable[[str], None] = print,
     instance_scores: bool = False,
+    save_to: str | Path | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None, object, float]:
-    """Fit on bags ``train``, predict bags ``test``. Returns the held-out predictions (linear predictor and
-    expected value, or class probabilities), with ``instance_scores`` the held-out instances' scores (None
-    for models without them), the held-out bags as the model saw them and the training seconds."""
+    """Fit on bags ``train`` (the model saved to ``save_to`` when given), predict bags ``test``. Returns the
+    held-out predictions (linear predictor and expected value, or class probabilities), with
+    ``instance_scores`` the held-out instances' scores (None for models without them), the held-out bags
+    as the model saw them and the training seconds."""
     from mixmil_workflow.models.registry import build, leaves_out_missing_labels
 
     likelihood = settings.label.likelihood
@@ -108,6 +124,8 @@ def fit_predict(
     start = time.perf_counter()
     model.fit(train_bags, y_train, cov_train)
     seconds = time.perf_counter() - start
+    if save_to is not None:
+        save_fit(save_to, model, fitted)
     if instance_scores:
         prediction, weights = model.predict_with_instance_scores(test_bags, cov_test)
     else:
@@ -195,10 +213,12 @@ def fit_folds(
     folds: Sequence[tuple[int, int]],
     seeds: Sequence[int],
     log: Callable[[str], None] = print,
+    save_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
     """Every (repeat, fold) of ``folds`` with its seed: held-out predictions (the out-of-fold file's rows),
     the held-out instances' scores (``bags``, ``repeats``, ``offsets``, ``weights``), timings and the
-    nested search's records (empty without a search)."""
+    nested search's records (empty without a search). With ``save_dir``, each fit's model goes to
+    ``repeat<r>_fold<f>.pt`` there and its preprocessing to ``repeat<r>_fold<f>.preprocessing.npz``."""
     label = settings.label
     ordered = table[[settings.id_column]].reset_index(drop=True)
     y, classes = prepare_label_column(table[label.column], label, "the prepared bag table", allow_missing=True)
@@ -217,8 +237,9 @@ def fit_folds(
             chosen, records = tune(spec, bags, y, covariates, train, settings, seed, n_classes, log)
             searches += [{"repeat": repeat, "fold": fold, **r} for r in records]
         columns, weights, test_bags, seconds = fit_predict(
-            chosen, bags, y, covariates, train, test, settings, seed, n_classes, log, instance_scores=True
-        )
+            chosen, bags, y, covariates, train, test, settings, seed, n_classes, log, instance_scores=True,
+            save_to=None if save_dir is None else Path(save_dir) / f"repeat{repeat}_fold{fold}.pt",
+        )  # fmt: skip
         predictions.append(_prediction_frame(ordered, test, y, repeat, fold, columns, classes))
         timings.append({"repeat": repeat, "fold": fold, "train_seconds": seconds})
         log(f"repeat {repeat}, fold {fold}: trained on {len(train)} bags in {seconds:.1f} s, predicted {len(test)}")

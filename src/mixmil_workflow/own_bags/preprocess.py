@@ -58,6 +58,30 @@ class FittedPreprocessing:
             out = (out - self.pca_mean) @ self.components
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def apply(self, bags):
+        """``bags`` (a :class:`~mixmil_workflow.bags.Bags` of the raw features) transformed as the fit's."""
+        import torch
+
+        from mixmil_workflow.bags import Bags
+
+        x = torch.from_numpy(self.transform(bags.x.cpu().numpy()))
+        return Bags(x, bags.offsets.cpu())
+
+    def save(self, path) -> None:
+        """An .npz beside a saved model: what the fit learned from its training instances."""
+        from mixmil_workflow.io import save_npz
+
+        arrays = {k: v for k, v in vars(self).items() if v is not None}
+        save_npz(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> FittedPreprocessing:
+        with np.load(path) as arrays:
+            return cls(**{name: (arrays[name] if name in arrays.files else None) for name in _FIELDS})
+
+
+_FIELDS = ("keep", "mean", "scale", "components", "pca_mean")
+
 
 def fit_preprocessing(options: Preprocessing, x_train: np.ndarray, seed: int, log=print) -> FittedPreprocessing:
     """Learn the steps from the training instances ``x_train`` (float32, instances x features)."""

@@ -60,9 +60,10 @@ class _FoldFit(NamedTuple):
 
 def _fit_outside_fold(
     spec: Mapping, bags, table: pd.DataFrame, y: np.ndarray, covariates: list[str], fold: int, seed: int,
-    device: str, likelihood: str, n_trials: int | None,
+    device: str, likelihood: str, n_trials: int | None, save_to: str | Path | None = None,
 ) -> _FoldFit:  # fmt: skip
-    """Build the configured model and fit it on the bags outside ``fold`` (timed)."""
+    """Build the configured model and fit it on the bags outside ``fold`` (timed; saved to ``save_to``
+    when given)."""
     from mixmil_workflow.models.registry import build
     from mixmil_workflow.studies.engine import fit_timed
 
@@ -73,6 +74,8 @@ def _fit_outside_fold(
         raise DatasetError(f"fold {fold}: {len(held_out)} held-out and {len(train)} training bags; need both")
     model = build(spec, seed, device, likelihood=likelihood, n_trials=n_trials)
     seconds = fit_timed(model, bags.subset(train), y[train], None if cov is None else cov[train])
+    if save_to is not None:
+        model.save(save_to)
     return _FoldFit(model, held_out, bags.subset(held_out), None if cov is None else cov[held_out], seconds)
 
 
@@ -95,12 +98,16 @@ def fit_fold(
     seed: int,
     id_column: str,
     device: str = "cpu",
+    save_to: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Fit on the bags outside ``fold``, predict the bags in it. Returns one row per held-out bag
-    (``bag``, ``fold``, ``y`` (model-ready label), ``score`` (linear predictor, or the predicted class),
-    ``train_seconds``; categorical: ``prob_<class>`` columns) and the held-out bags' instance weights."""
+    """Fit on the bags outside ``fold`` (the model saved to ``save_to`` when given), predict the bags in it.
+    Returns one row per held-out bag (``bag``, ``fold``, ``y`` (model-ready label), ``score`` (linear
+    predictor, or the predicted class), ``train_seconds``; categorical: ``prob_<class>`` columns) and the
+    held-out bags' instance weights."""
     y, classes = prepare_label_column(table[label.column], label, "the prepared bag table")
-    fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, label.likelihood, label.n_trials)
+    fitted = _fit_outside_fold(
+        spec, bags, table, y, covariates, fold, seed, device, label.likelihood, label.n_trials, save_to
+    )
     model, held_out, test_bags, test_cov, seconds = fitted
     out = pd.DataFrame({"bag": table[id_column].to_numpy()[held_out], "fold": fold, "y": y[held_out]})
     prediction, weights = model.predict_with_instance_scores(test_bags, test_cov)
@@ -125,6 +132,7 @@ def fit_fold_outputs(
     seed: int,
     id_column: str,
     device: str = "cpu",
+    save_to: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Like :func:`fit_fold` for several labels of one (non-categorical) likelihood, fitted at once as the
     P outputs of one model (MixMIL's tensorised outputs; P stacked networks or trees for the baselines).
@@ -135,7 +143,7 @@ def fit_fold_outputs(
         raise DatasetError(f"outputs fitted at once need one non-categorical likelihood; got {sorted(kinds)}")
     y = np.column_stack([prepare_label_column(table[s.column], s, "the prepared bag table")[0] for s in labels])
     likelihood, n_trials = labels[0].likelihood, labels[0].n_trials
-    fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, likelihood, n_trials)
+    fitted = _fit_outside_fold(spec, bags, table, y, covariates, fold, seed, device, likelihood, n_trials, save_to)
     model, held_out, test_bags, test_cov, seconds = fitted
     prediction, weights = model.predict_with_instance_scores(test_bags, test_cov)
     eta = np.asarray(prediction.linear_predictor).reshape(len(held_out), len(labels))

@@ -118,8 +118,11 @@ def simulate_default(config: Mapping, repeat: str | int, seed: int | None = None
 
 
 # model runs ------------------------------------------------------------------------------------
-def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu") -> dict[str, np.ndarray]:
-    """Fit one configured model on the training bags; predict the test bags.
+def run_model(
+    spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu", save_to: str | Path | None = None
+) -> dict[str, np.ndarray]:
+    """Fit one configured model on the training bags (saved to ``save_to`` when given); predict the test
+    bags.
 
     Returns ``bag_score`` (test bags, P), ``instance_score`` (test instances, P; empty when the model has
     none), ``train_seconds``, ``predict_seconds``, ``n_parameters``, ``loss_history`` and, for models that
@@ -131,6 +134,8 @@ def run_model(spec: Mapping, data: SimulatedData, seed: int, device: str = "cpu"
 
     model = build(spec, seed, device)
     train_seconds = engine.fit_timed(model, data.bags("train"), data.y_train)
+    if save_to is not None:
+        model.save(save_to)
     test = data.bags("test")
     start = time.perf_counter()
     prediction, instance_score = model.predict_with_instance_scores(test)
