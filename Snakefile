@@ -21,6 +21,8 @@ include: "rules/plan/genetics.smk"
 include: "rules/plan/microscopy.smk"
 include: "rules/plan/momil.smk"
 include: "rules/plan/smmile.smk"
+include: "rules/plan/scorecard.smk"
+include: "rules/plan/training_curves.smk"
 include: "rules/simulation.smk"
 include: "rules/costs.smk"
 include: "rules/sweep.smk"
@@ -30,6 +32,8 @@ include: "rules/genetics.smk"
 include: "rules/microscopy.smk"
 include: "rules/momil.smk"
 include: "rules/smmile.smk"
+include: "rules/scorecard.smk"
+include: "rules/training_curves.smk"
 
 
 report: "report/workflow.rst"
@@ -54,6 +58,8 @@ localrules:
     momil_summary,
     spatial_simulation,
     spatial_summary,
+    scorecard,
+    training_curves,
 
 
 rule all:

@@ -1,3 +1,4 @@
+import hashlib
 import os
 import re
 import sys
@@ -41,6 +42,7 @@ from mixmil_workflow.models.registry import (  # noqa: E402
 )
 from mixmil_workflow.microscopy.study import microscopy_models  # noqa: E402
 from mixmil_workflow.workflow.provenance import config_provenance  # noqa: E402
+from mixmil_workflow.scorecard import PAPER_VALUES, source_tables  # noqa: E402
 from mixmil_workflow.studies.sweep import sweep_combinations, sweep_runs  # noqa: E402
 from mixmil_workflow.workflow.resources import (  # noqa: E402
     Scaling,
@@ -119,4 +121,6 @@ def final_outputs():
         + microscopy_outputs()
         + momil_outputs()
         + smmile_outputs()
+        + scorecard_outputs()
+        + training_curve_outputs()
     )

@@ -65,6 +65,7 @@ def run_model(
                 "offsets": split.bags.offsets.cpu().numpy(),
                 "first_row": split.first_row,
                 "scores": np.zeros(0, dtype=np.float32) if scores is None else scores.astype(np.float32),
+                "loss_history": model.loss_history,  # training loss per epoch (the report's training curves)
             }
     predictions = pd.concat(rows, ignore_index=True).assign(train_seconds=train_seconds)
     return predictions, instance

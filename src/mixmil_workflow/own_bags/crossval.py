@@ -93,11 +93,11 @@ def fit_predict(
     log: Callable[[str], None] = print,
     instance_scores: bool = False,
     save_to: str | Path | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray | None, object, float]:
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, object, float, np.ndarray]:
     """Fit on bags ``train`` (the model saved to ``save_to`` when given), predict bags ``test``. Returns the
     held-out predictions (linear predictor and expected value, or class probabilities), with
     ``instance_scores`` the held-out instances' scores (None for models without them), the held-out bags
-    as the model saw them and the training seconds."""
+    as the model saw them, the training seconds and the training loss per epoch."""
     from mixmil_workflow.models.registry import build, leaves_out_missing_labels
 
     likelihood = settings.label.likelihood
@@ -137,7 +137,7 @@ def fit_predict(
         out["predicted"] = mean.argmax(1)
     else:
         out = {"linear_predictor": eta[:, 0], "probability" if likelihood == "bernoulli" else "expected": mean[:, 0]}
-    return out, weights, test_bags, seconds
+    return out, weights, test_bags, seconds, model.loss_history
 
 
 def _missing(y: np.ndarray, likelihood: str) -> np.ndarray:
@@ -225,7 +225,7 @@ def fit_folds(
     n_classes = None if classes is None else len(classes)
     covariates = table[list(settings.covariates)].to_numpy(float) if settings.covariates else None
     predictions, timings, searches = [], [], []
-    record = {"bags": [], "repeats": [], "sizes": [], "weights": []}
+    record = {"bags": [], "repeats": [], "sizes": [], "weights": [], "histories": []}
     for (repeat, fold), seed in zip(folds, seeds, strict=True):
         assignment = table[fold_column(repeat)].to_numpy()
         test, train = np.flatnonzero(assignment == fold), np.flatnonzero(assignment != fold)
@@ -236,7 +236,7 @@ def fit_folds(
             log(f"repeat {repeat}, fold {fold}: nested search over {dict(settings.search)}")
             chosen, records = tune(spec, bags, y, covariates, train, settings, seed, n_classes, log)
             searches += [{"repeat": repeat, "fold": fold, **r} for r in records]
-        columns, weights, test_bags, seconds = fit_predict(
+        columns, weights, test_bags, seconds, history = fit_predict(
             chosen, bags, y, covariates, train, test, settings, seed, n_classes, log, instance_scores=True,
             save_to=None if save_dir is None else Path(save_dir) / f"repeat{repeat}_fold{fold}.pt",
         )  # fmt: skip
@@ -248,12 +248,16 @@ def fit_folds(
         record["bags"].append(ordered.iloc[test, 0].to_numpy().astype(str))
         record["repeats"].append(np.full(len(test), repeat))
         record["sizes"].append(test_bags.sizes.numpy())
+        record["histories"].append(np.asarray(history, dtype=float))
     sizes = np.concatenate(record["sizes"])
     instance = {
         "bags": np.concatenate(record["bags"]),
         "repeats": np.concatenate(record["repeats"]),
         "offsets": np.concatenate([[0], np.cumsum(sizes)]),
         "weights": np.concatenate(record["weights"]) if record["weights"] else np.zeros((0, 1), np.float32),
+        # every fit's training loss per epoch, one after the other: fit k is loss_history[offsets[k]:offsets[k+1]]
+        "loss_history": np.concatenate(record["histories"]),
+        "loss_history_offsets": np.concatenate([[0], np.cumsum([len(h) for h in record["histories"]])]),
     }
     search_columns = ["repeat", "fold", "candidate", "hyperparameters", "inner_metric", "inner_score", "chosen"]
     return (

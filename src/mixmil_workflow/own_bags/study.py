@@ -79,12 +79,14 @@ def _fit_outside_fold(
     return _FoldFit(model, held_out, bags.subset(held_out), None if cov is None else cov[held_out], seconds)
 
 
-def _instance_record(weights: np.ndarray | None, bag_ids: np.ndarray, test_bags) -> dict[str, np.ndarray]:
-    """The held-out bags' instance scores as saved per fold (empty ``weights`` for models without them)."""
+def _instance_record(weights: np.ndarray | None, bag_ids: np.ndarray, test_bags, model) -> dict[str, np.ndarray]:
+    """The held-out bags' instance scores as saved per fold (empty ``weights`` for models without them),
+    with the fit's training loss per epoch (``loss_history``; empty for closed-form fits)."""
     return {
         "bags": bag_ids.astype(str),
         "offsets": test_bags.offsets.numpy(),
         "weights": np.zeros(0, dtype=np.float32) if weights is None else weights.astype(np.float32),
+        "loss_history": model.loss_history,
     }
 
 
@@ -118,7 +120,7 @@ def fit_fold(
             out[f"prob_{name}"] = np.asarray(mean)[:, k]
     else:
         out["score"] = np.asarray(eta).reshape(len(held_out), -1)[:, 0]
-    instance = _instance_record(weights, out["bag"].to_numpy(), test_bags)
+    instance = _instance_record(weights, out["bag"].to_numpy(), test_bags, model)
     return out.assign(train_seconds=seconds), instance
 
 
@@ -155,6 +157,6 @@ def fit_fold_outputs(
         ],
         ignore_index=True,
     )
-    instance = _instance_record(weights, bag_ids, test_bags)
+    instance = _instance_record(weights, bag_ids, test_bags, model)
     instance["labels"] = np.array([s.column for s in labels])
     return out.assign(train_seconds=seconds), instance

@@ -1,0 +1,48 @@
+# The plan of the training-curve figures (rules/training_curves.smk): per study, the fit files that hold
+# the loss histories and the model each file belongs to (simulation: the default scenario's first repeat).
+
+
+def _training_curve_inputs():
+    studies = {}
+    default_runs = [
+        m
+        for m, scenario, repeat in SIMULATION_RUNS
+        if scenario == DEFAULT_SCENARIO and repeat == 0
+    ]
+    if default_runs:
+        studies["simulation"] = {
+            f"results/simulation/predictions/{m}/{DEFAULT_SCENARIO}/rep0.npz": m
+            for m in default_runs
+        }
+    if CAMELYON16_MODELS:
+        studies["camelyon16"] = {
+            f"results/camelyon16/instance_scores/{m}/seed{s}.npz": m
+            for m in CAMELYON16_MODELS
+            for s in CAMELYON16_SEEDS
+        }
+    if MICROSCOPY_MODELS:
+        main = MICROSCOPY["main_components"]
+        studies["microscopy"] = {
+            f"results/microscopy/instance_weights/{m}/pcs{main}/repeat{k}.npz": m
+            for m in MICROSCOPY_MODELS
+            for k in MICROSCOPY_REPEATS
+        }
+    if GENETICS["activate"] and GENETICS_MODELS:
+        studies["genetics"] = {
+            f"results/genetics/training/weights/{m}/fold{k}.npz": m
+            for m in GENETICS_MODELS
+            for k in GENETICS_FOLDS
+        }
+    for name, runs in DATASET_RUNS.items():
+        studies[f"datasets/{name}"] = {
+            f"results/datasets/{name}/instance_weights/{label}/{m}/{unit}.npz": f"{m} ({label})"
+            for label, m, unit in runs
+        }
+    return studies
+
+
+TRAINING_CURVES = _training_curve_inputs()
+
+
+def training_curve_outputs():
+    return [f"results/{study}/figures/training_curves.png" for study in TRAINING_CURVES]
