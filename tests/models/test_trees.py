@@ -137,7 +137,7 @@ def test_benchmark_library_defaults_are_the_estimators_defaults(small_sim, kind)
 
 
 def test_table_e1_xgboost_defaults_runs_the_benchmarks_library_defaults():
-    """The README reports config/table_e1.yaml's xgboost_defaults as the library-defaults reading."""
+    """docs/results.md reports config/table_e1.yaml's xgboost_defaults as the library-defaults reading."""
     import yaml
 
     config = yaml.safe_load((REPO / "config" / "table_e1.yaml").read_text())
@@ -424,7 +424,7 @@ def test_search_space_mistakes_are_named_at_construction(options, message):
 
 
 def test_table_e1_rf_instance_leaves_is_the_forest_leaves_benchmarks_search(monkeypatch):
-    """The README reports config/table_e1.yaml's rf_instance_leaves as the benchmark's CV over leaf sizes."""
+    """docs/results.md reports config/table_e1.yaml's rf_instance_leaves as the benchmark's CV over leaf sizes."""
     import yaml
 
     from mixmil_workflow.models.registry import build as build_model
