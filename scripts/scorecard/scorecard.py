@@ -4,7 +4,7 @@ from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job se
 
 from mixmil_workflow.io import atomic_path, log_to, save_table
 from mixmil_workflow.scorecard import display_table, html, intro, scorecard, summary
-from mixmil_workflow.workflow.provenance import provenance_footer
+from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 
@@ -25,4 +25,4 @@ with log_to(snakemake.log[0]):
     with atomic_path(snakemake.output.md) as tmp:
         tmp.write_text(markdown + provenance_footer(snakemake.params.provenance))
     with atomic_path(snakemake.output.html) as tmp:
-        tmp.write_text(html(card, configfiles))
+        tmp.write_text(html(card, configfiles, provenance_lines(snakemake.params.provenance)))

@@ -51,16 +51,22 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
 
 
 def save_table(path: str | Path, table: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
-    """TSV for ``.tsv``, GitHub Markdown for ``.md``.
+    """TSV for ``.tsv``, GitHub Markdown for ``.md``, a sortable HTML page for ``.html`` (what the Snakemake
+    report shows inline; ``mixmil_workflow.html_tables``).
 
     A result table passes its ``provenance`` (the rule's ``params.provenance``): a Markdown table gets it
-    as a footer, a TSV as leading ``#`` lines (read it back with :func:`read_table`)."""
+    as a footer, an HTML page below the table, a TSV as leading ``#`` lines (read it back with
+    :func:`read_table`)."""
     from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 
     path = Path(path)
     lines = provenance_lines(provenance) if provenance is not None else []
     with atomic_path(path) as tmp:
-        if path.suffix == ".md":
+        if path.suffix == ".html":
+            from mixmil_workflow.html_tables import page, table_html
+
+            tmp.write_text(page(path.stem.replace("_", " "), [table_html(table)], lines))
+        elif path.suffix == ".md":
             footer = provenance_footer(provenance) if provenance is not None else ""
             tmp.write_text(table.to_markdown(index=False) + "\n" + footer)
         else:

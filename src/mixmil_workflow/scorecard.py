@@ -299,42 +299,15 @@ def intro(configfiles: list[str], card: pd.DataFrame) -> str:
     )
 
 
-HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Reproduction scorecard</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-th {{ background: #f2f2f2; cursor: pointer; }}
-td.yes {{ background: #e3f4e3; }} td.no {{ background: #f8e0e0; }}
-</style></head><body>
-<h1>Reproduction scorecard</h1>
-<p>{intro}</p>
-<h2>Per source</h2>
-{summary}
-<h2>Every value <small>(click a column to sort)</small></h2>
-{table}
-<script>
-// Sort a table by the clicked column (numbers numerically, the rest as text).
-document.querySelectorAll("table.sortable th").forEach((th, column) => th.addEventListener("click", () => {{
-  const body = th.closest("table").tBodies[0];
-  const rows = Array.from(body.rows);
-  const key = r => {{ const t = r.cells[column].textContent; const x = parseFloat(t); return isNaN(x) ? t : x; }};
-  const ascending = th.dataset.order !== "asc";
-  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * (ascending ? 1 : -1));
-  th.dataset.order = ascending ? "asc" : "desc";
-  rows.forEach(r => body.appendChild(r));
-}}));
-</script>
-</body></html>
-"""
+def html(card: pd.DataFrame, configfiles: list[str], provenance_lines: list[str] | None = None) -> str:
+    """The scorecard as a page: the introduction, the summary per source, every value (sortable)."""
+    from mixmil_workflow.html_tables import page, paragraph, table_html
 
-
-def html(card: pd.DataFrame, configfiles: list[str]) -> str:
-    table = display_table(card).to_html(index=False, classes="sortable", border=0, escape=True)
-    table = re.sub(r"<td>(yes|no)</td>", r'<td class="\1">\1</td>', table)
-    return HTML.format(
-        intro=intro(configfiles, card),
-        summary=summary(card).to_html(index=False, border=0),
-        table=table,
-    )
+    sections = [
+        paragraph(intro(configfiles, card)),
+        "<h2>Per source</h2>",
+        table_html(summary(card), sortable=False),
+        "<h2>Every value <small>(click a column to sort)</small></h2>",
+        table_html(display_table(card)),
+    ]
+    return page("Reproduction scorecard", sections, provenance_lines)
