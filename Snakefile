@@ -60,6 +60,7 @@ localrules:
     spatial_summary,
     scorecard,
     training_curves,
+    dataset_training_curves,
 
 
 rule all:

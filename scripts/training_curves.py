@@ -12,5 +12,5 @@ with log_to(snakemake.log[0]):
     for path, model in zip(snakemake.input, snakemake.params.models, strict=True):
         curves.setdefault(model, []).extend(read_histories(path))
     counts = {model: len(lines) for model, lines in curves.items()}
-    print(f"{snakemake.wildcards.study}: training curves per model {counts}")
-    training_curves_figure(curves, f"Training loss per epoch: {snakemake.wildcards.study}", snakemake.output[0])
+    print(f"{snakemake.params.title}: training curves per model {counts}")
+    training_curves_figure(curves, f"Training loss per epoch: {snakemake.params.title}", snakemake.output[0])

@@ -172,6 +172,8 @@ def test_bring_your_own_bags_under_three_protocols(tmp_path):
     np.testing.assert_allclose(adata.obs["dosage:mixmil"], indexed["dosage:mixmil"], rtol=1e-6)
     assert assert_jobs_used_only_their_envs(tmp_path) > 10
     assert_saved_models_predict_the_held_out_bags(tmp_path, predictions)
+    for name in config["datasets"]:  # every model's loss per epoch, one figure per dataset
+        assert (tmp_path / f"results/datasets/{name}/figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # Bad input stops before any training and leaves no prepared files.
     bad = yaml.safe_load(path.read_text())
