@@ -116,8 +116,9 @@ rule camelyon16_table3:
         instance_scores=camelyon16_instance_files,
     output:
         tsv="results/camelyon16/tables/table3_auc.tsv",
-        md=report(
-            "results/camelyon16/tables/table3_auc.md",
+        md="results/camelyon16/tables/table3_auc.md",
+        html=report(
+            "results/camelyon16/tables/table3_auc.html",
             caption="../report/table3_camelyon16.rst",
             category="Camelyon16",
         ),
@@ -187,8 +188,9 @@ rule select_camelyon16_sweep:
         camelyon16_sweep_files,
     output:
         grid="results/camelyon16/sweep/sweep_grid.tsv",
-        grid_md=report(
-            "results/camelyon16/sweep/sweep_grid.md",
+        grid_md="results/camelyon16/sweep/sweep_grid.md",
+        grid_html=report(
+            "results/camelyon16/sweep/sweep_grid.html",
             caption="../report/sweep_camelyon16.rst",
             category="Camelyon16",
         ),

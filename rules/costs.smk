@@ -7,8 +7,9 @@ rule model_costs:
         "results/simulation/data/default/rep0.npz",
     output:
         tsv="results/costs/table1_costs.tsv",
-        md=report(
-            "results/costs/table1_costs.md",
+        md="results/costs/table1_costs.md",
+        html=report(
+            "results/costs/table1_costs.html",
             caption="../report/table1_costs.rst",
             category="Model costs",
         ),

@@ -89,8 +89,9 @@ rule compare_dataset:
         instances=lambda wc: DATASETS[wc.dataset]["instances"],
     output:
         tsv="results/datasets/{dataset}/{dataset}_comparison.tsv",
-        md=report(
-            "results/datasets/{dataset}/{dataset}_comparison.md",
+        md="results/datasets/{dataset}/{dataset}_comparison.md",
+        html=report(
+            "results/datasets/{dataset}/{dataset}_comparison.html",
             caption="../report/dataset_comparison.rst",
             category="Your datasets",
             subcategory="{dataset}",

@@ -140,8 +140,9 @@ rule variant_universe:
         vcf=onek1k_input("vcf"),
     output:
         table="results/genetics/variants/universe.tsv",
-        md=report(
-            "results/genetics/variants/universe_counts.md",
+        md="results/genetics/variants/universe_counts.md",
+        html=report(
+            "results/genetics/variants/universe_counts.html",
             caption="../report/variant_universe.rst",
             category="Genetics",
         ),
@@ -250,8 +251,9 @@ rule clump_labels:
     output:
         labels="results/genetics/labels/labels.tsv",
         dosages="results/genetics/labels/label_dosages.tsv",
-        md=report(
-            "results/genetics/labels/labels.md",
+        md="results/genetics/labels/labels.md",
+        html=report(
+            "results/genetics/labels/labels.html",
             caption="../report/genetic_labels.rst",
             category="Genetics",
         ),
@@ -345,8 +347,9 @@ rule genetics_results:
         spearman="results/genetics/tables/spearman.tsv",
         wins="results/genetics/tables/fig3_wins.tsv",
         table_e2="results/genetics/tables/table_e2.tsv",
-        table_e2_md=report(
-            "results/genetics/tables/table_e2.md",
+        table_e2_md="results/genetics/tables/table_e2.md",
+        table_e2_html=report(
+            "results/genetics/tables/table_e2.html",
             caption="../report/genetics_table_e2.rst",
             category="Genetics",
         ),
@@ -378,8 +381,9 @@ rule genetics_planted_recovery:
         truth="resources/onek1k/demo/truth.tsv",
     output:
         tsv="results/genetics/tables/planted_recovery.tsv",
-        md=report(
-            "results/genetics/tables/planted_recovery.md",
+        md="results/genetics/tables/planted_recovery.md",
+        html=report(
+            "results/genetics/tables/planted_recovery.html",
             caption="../report/genetics_planted_recovery.rst",
             category="Genetics",
         ),
@@ -428,8 +432,9 @@ rule genetics_cell_states:
         variants="results/genetics/training/data/variants.tsv",
     output:
         odds="results/genetics/tables/fig_e3_odds_ratios.tsv",
-        odds_md=report(
-            "results/genetics/tables/fig_e3_odds_ratios.md",
+        odds_md="results/genetics/tables/fig_e3_odds_ratios.md",
+        odds_html=report(
+            "results/genetics/tables/fig_e3_odds_ratios.html",
             caption="../report/genetics_fig_e3.rst",
             category="Genetics",
         ),
@@ -464,8 +469,9 @@ rule genetics_costs:
         variants="results/genetics/training/data/variants.tsv",
     output:
         tsv="results/genetics/tables/table1_costs.tsv",
-        md=report(
-            "results/genetics/tables/table1_costs.md",
+        md="results/genetics/tables/table1_costs.md",
+        html=report(
+            "results/genetics/tables/table1_costs.html",
             caption="../report/genetics_table1.rst",
             category="Genetics",
         ),

@@ -239,20 +239,23 @@ rule microscopy_results:
     output:
         runs="results/microscopy/tables/runs.tsv",
         table2="results/microscopy/tables/table2.tsv",
-        table2_md=report(
-            "results/microscopy/tables/table2.md",
+        table2_md="results/microscopy/tables/table2.md",
+        table2_html=report(
+            "results/microscopy/tables/table2.html",
             caption="../report/microscopy_table2.rst",
             category="Microscopy",
         ),
         table_e3="results/microscopy/tables/table_e3_f1_per_moa.tsv",
-        table_e3_md=report(
-            "results/microscopy/tables/table_e3_f1_per_moa.md",
+        table_e3_md="results/microscopy/tables/table_e3_f1_per_moa.md",
+        table_e3_html=report(
+            "results/microscopy/tables/table_e3_f1_per_moa.html",
             caption="../report/microscopy_table_e3.rst",
             category="Microscopy",
         ),
         table_e4="results/microscopy/tables/table_e4_components.tsv",
-        table_e4_md=report(
-            "results/microscopy/tables/table_e4_components.md",
+        table_e4_md="results/microscopy/tables/table_e4_components.md",
+        table_e4_html=report(
+            "results/microscopy/tables/table_e4_components.html",
             caption="../report/microscopy_table_e4.rst",
             category="Microscopy",
         ),
@@ -325,8 +328,9 @@ rule microscopy_cell_kinds:
         truth="resources/bbbc021/demo/truth.tsv.gz",
     output:
         tsv="results/microscopy/tables/demo_cell_kinds.tsv",
-        md=report(
-            "results/microscopy/tables/demo_cell_kinds.md",
+        md="results/microscopy/tables/demo_cell_kinds.md",
+        html=report(
+            "results/microscopy/tables/demo_cell_kinds.html",
             caption="../report/microscopy_cell_kinds.rst",
             category="Microscopy",
         ),
@@ -380,8 +384,9 @@ rule select_microscopy_sweep:
         microscopy_sweep_files,
     output:
         grid="results/microscopy/sweep/sweep_grid.tsv",
-        grid_md=report(
-            "results/microscopy/sweep/sweep_grid.md",
+        grid_md="results/microscopy/sweep/sweep_grid.md",
+        grid_html=report(
+            "results/microscopy/sweep/sweep_grid.html",
             caption="../report/sweep_microscopy.rst",
             category="Microscopy",
         ),

@@ -43,8 +43,9 @@ rule momil_summary:
         expand("results/momil/simulation/repeat{repeat}.tsv", repeat=MOMIL_REPEATS),
     output:
         tsv="results/momil/tables/momil_simulation.tsv",
-        md=report(
-            "results/momil/tables/momil_simulation.md",
+        md="results/momil/tables/momil_simulation.md",
+        html=report(
+            "results/momil/tables/momil_simulation.html",
             caption="../report/momil_simulation.rst",
             category="MoMIL",
         ),

@@ -81,16 +81,18 @@ rule aggregate_simulation:
         long="results/simulation/tables/simulation_metrics.tsv",
         summary="results/simulation/tables/simulation_summary.tsv",
         axes="results/simulation/tables/simulation_axes.tsv",
-        default_md=report(
-            "results/simulation/tables/default_scenario.md",
+        default_md="results/simulation/tables/default_scenario.md",
+        default_html=report(
+            "results/simulation/tables/default_scenario.html",
             caption="../report/default_scenario.rst",
             category="Simulation",
         ),
         summary_md="results/simulation/tables/simulation_summary.md",
         paired="results/simulation/tables/simulation_paired.tsv",
         hyperparameters="results/simulation/tables/simulation_hyperparameters.tsv",
-        paired_md=report(
-            "results/simulation/tables/simulation_paired.md",
+        paired_md="results/simulation/tables/simulation_paired.md",
+        paired_html=report(
+            "results/simulation/tables/simulation_paired.html",
             caption="../report/simulation_paired.rst",
             category="Simulation",
         ),

@@ -154,14 +154,16 @@ rule spatial_summary:
         ),
     output:
         tsv="results/smmile/tables/spatial_{study}.tsv",
-        md=report(
-            "results/smmile/tables/spatial_{study}.md",
+        md="results/smmile/tables/spatial_{study}.md",
+        html=report(
+            "results/smmile/tables/spatial_{study}.html",
             caption="../report/spatial_table.rst",
             category="SMMILe",
             subcategory="{study}",
         ),
-        expectation=report(
-            "results/smmile/tables/spatial_{study}_expectation.md",
+        expectation="results/smmile/tables/spatial_{study}_expectation.md",
+        expectation_html=report(
+            "results/smmile/tables/spatial_{study}_expectation.html",
             caption="../report/spatial_expectation.rst",
             category="SMMILe",
             subcategory="{study}",

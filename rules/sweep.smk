@@ -51,8 +51,9 @@ rule select_sweep:
     output:
         metrics="results/sweep/tables/sweep_metrics.tsv",
         grid="results/sweep/tables/sweep_grid.tsv",
-        grid_md=report(
-            "results/sweep/tables/sweep_grid.md",
+        grid_md="results/sweep/tables/sweep_grid.md",
+        grid_html=report(
+            "results/sweep/tables/sweep_grid.html",
             caption="../report/sweep.rst",
             category="Hyperparameter sweep",
         ),

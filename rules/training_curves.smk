@@ -14,7 +14,7 @@ rule training_curves:
     log:
         "logs/training_curves/{study}.log",
     wildcard_constraints:
-        study="|".join(s for s in TRAINING_CURVES if "/" not in s) or "no-study",
+        study="|".join(TRAINING_CURVES) or "no-study",
     conda:
         "../envs/report.yaml"
     params:
@@ -28,7 +28,7 @@ rule training_curves:
 # the same for each of your datasets (its figure beside its comparison)
 rule dataset_training_curves:
     input:
-        lambda wc: list(TRAINING_CURVES[f"datasets/{wc.dataset}"]),
+        lambda wc: list(DATASET_TRAINING_CURVES[wc.dataset]),
     output:
         report(
             "results/datasets/{dataset}/figures/training_curves.png",
@@ -41,7 +41,7 @@ rule dataset_training_curves:
         "../envs/report.yaml"
     params:
         code=package_code("scripts/training_curves.py"),
-        models=lambda wc: list(TRAINING_CURVES[f"datasets/{wc.dataset}"].values()),
+        models=lambda wc: list(DATASET_TRAINING_CURVES[wc.dataset].values()),
         title=lambda wc: f"datasets/{wc.dataset}",
     script:
         "../scripts/training_curves.py"

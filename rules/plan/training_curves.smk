@@ -33,16 +33,24 @@ def _training_curve_inputs():
             for m in GENETICS_MODELS
             for k in GENETICS_FOLDS
         }
-    for name, runs in DATASET_RUNS.items():
-        studies[f"datasets/{name}"] = {
-            f"results/datasets/{name}/instance_weights/{label}/{m}/{unit}.npz": f"{m} ({label})"
-            for label, m, unit in runs
-        }
     return studies
 
 
 TRAINING_CURVES = _training_curve_inputs()
+# your datasets: name -> {fit file: "model (label)"}
+DATASET_TRAINING_CURVES = {
+    name: {
+        f"results/datasets/{name}/instance_weights/{label}/{m}/{unit}.npz": f"{m} ({label})"
+        for label, m, unit in runs
+    }
+    for name, runs in DATASET_RUNS.items()
+}
 
 
 def training_curve_outputs():
-    return [f"results/{study}/figures/training_curves.png" for study in TRAINING_CURVES]
+    return [
+        f"results/{study}/figures/training_curves.png" for study in TRAINING_CURVES
+    ] + [
+        f"results/datasets/{name}/figures/training_curves.png"
+        for name in DATASET_TRAINING_CURVES
+    ]

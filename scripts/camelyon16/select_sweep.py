@@ -11,6 +11,4 @@ with log_to(snakemake.log[0]):
     combos, out = snakemake.params.combinations, snakemake.output
     runs = [(model, combo, path) for (model, combo), path in zip(snakemake.params.runs, snakemake.input, strict=True)]
     grid, best = summarise_camelyon16_sweep(runs, combos)
-    save_sweep_tables(
-        grid, best, combos, snakemake.params.provenance, out.grid, out.grid_md, out.selected_md, out.selected_yaml
-    )
+    save_sweep_tables(grid, best, combos, snakemake.params.provenance, out)

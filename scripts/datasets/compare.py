@@ -6,13 +6,14 @@ import pandas as pd
 
 from mixmil_workflow.io import atomic_path, log_to, save_table, save_tsv_gz
 from mixmil_workflow.own_bags.input import LabelSpec
-from mixmil_workflow.workflow.provenance import provenance_footer
+from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 from mixmil_workflow.own_bags.report import (
     PREDICTION_COLUMNS,
     collect,
     comparison,
     concat_fit_tables,
     comparison_figure,
+    comparison_html,
     comparison_markdown,
     instance_weight_table,
     write_weighted_h5ad,
@@ -34,6 +35,8 @@ with log_to(snakemake.log[0]):
     shown = comparison_markdown(table)
     with atomic_path(snakemake.output.md) as tmp:
         tmp.write_text(shown + provenance_footer(provenance))
+    with atomic_path(snakemake.output.html) as tmp:
+        tmp.write_text(comparison_html(table, snakemake.wildcards.dataset, provenance_lines(provenance)))
     print(shown)
     comparison_figure(table, snakemake.wildcards.dataset, snakemake.output.figure)
     # Wall times depend on the machine and its load: kept apart so that the result tables above are

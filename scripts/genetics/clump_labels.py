@@ -38,3 +38,4 @@ with log_to(snakemake.log[0]):
     save_table(snakemake.output.dosages, dosages.reset_index())
     steps = label_steps(len(screen), len(passed), len(labels), snakemake.params.min_spearman)
     save_table(snakemake.output.md, steps, provenance=snakemake.params.provenance)
+    save_table(snakemake.output.html, steps, provenance=snakemake.params.provenance)

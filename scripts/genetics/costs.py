@@ -42,5 +42,7 @@ with log_to(snakemake.log[0]):
         )
         print(f"  step {row['batch_ms_mean']:.2f} ms, predict {row['predict_ms_mean']:.2f} ms", flush=True)
         rows.append(row)
-    markdown = save_cost_tables(rows, snakemake.output.tsv, snakemake.output.md, snakemake.params.provenance)
+    markdown = save_cost_tables(
+        rows, snakemake.output.tsv, snakemake.output.md, snakemake.params.provenance, snakemake.output.html
+    )
     print(markdown)

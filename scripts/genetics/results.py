@@ -45,3 +45,4 @@ with log_to(snakemake.log[0]):
     shown = table_e2_markdown(table, names[reference], len(labels))
     print(shown.to_markdown(index=False))
     save_table(snakemake.output.table_e2_md, shown, provenance=params.provenance)
+    save_table(snakemake.output.table_e2_html, shown, provenance=params.provenance)

@@ -19,7 +19,4 @@ with log_to(snakemake.log[0]):
     )
     save_table(out.metrics, long, provenance=snakemake.params.provenance)
     grid, best = summarise_sweep(long, combos)
-    save_sweep_tables(
-        grid, best, combos, snakemake.params.provenance, out.grid, out.grid_md, out.selected_md, out.selected_yaml,
-        selected_path=out.selected,
-    )  # fmt: skip
+    save_sweep_tables(grid, best, combos, snakemake.params.provenance, out)

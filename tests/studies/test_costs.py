@@ -1,9 +1,8 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from mixmil_workflow.models.registry import build as build_model
-from mixmil_workflow.studies.costs import cost_markdown, measure_model_costs
+from mixmil_workflow.studies.costs import measure_model_costs, save_cost_tables
 
 
 @pytest.mark.parametrize(
@@ -37,29 +36,29 @@ def test_costs_reject_models_without_minibatch_training(small_sim):
         measure_model_costs("m", dict(type="abmil"), small_sim, seed=0, n_epochs=1)
 
 
-def test_cost_markdown_has_the_table_1_columns():
-    table = pd.DataFrame(
-        [
-            dict(
-                model="abmil",
-                batch_ms_mean=1.5,
-                batch_ms_se=0.1,
-                predict_ms_mean=0.2,
-                predict_ms_se=0.01,
-                likelihood_parameters=1922,
-                variational_parameters=0,
-                batch_size=64,
-                n_features=30,
-                n_train_bags=1000,
-                n_outputs=1,
-                n_covariates=6,
-                device="cpu",
-            ),
-        ]
-    )
-    text = cost_markdown(table)
+def test_cost_tables_have_the_table_1_columns(tmp_path):
+    rows = [
+        dict(
+            model="abmil",
+            batch_ms_mean=1.5,
+            batch_ms_se=0.1,
+            predict_ms_mean=0.2,
+            predict_ms_se=0.01,
+            likelihood_parameters=1922,
+            variational_parameters=0,
+            batch_size=64,
+            n_features=30,
+            n_train_bags=1000,
+            n_outputs=1,
+            n_covariates=6,
+            device="cpu",
+        ),
+    ]
+    text = save_cost_tables(rows, tmp_path / "c.tsv", tmp_path / "c.md", None, tmp_path / "c.html")
     assert "| abmil" in text and "1.50 ± 0.10" in text and "1922" in text and "Q = 30" in text
-    assert "1 output(s), 6 covariate(s)" in text
+    assert "1 output(s), 6 covariate(s)" in text and text == (tmp_path / "c.md").read_text()
+    page = (tmp_path / "c.html").read_text()  # the report's inline page: the same table and note
+    assert "<td>1.50 ± 0.10</td>" in page and "Q = 30" in page and 'class="dataframe sortable"' in page
 
 
 def test_cost_models_default_to_the_simulations_mil_models_and_can_be_switched_off():

@@ -233,8 +233,12 @@ def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
     # Every PNG result the run produced is among those checked.
     produced = {p.relative_to(demo_run).as_posix() for p in (demo_run / "results").rglob("*.png")}
     assert produced == set(sizes), produced ^ set(sizes)
-    # The tables are embedded with their provenance.
+    # The tables are embedded as HTML pages, which the report shows inline (Markdown would be a download),
+    # each with its provenance; every report table of the run is one.
     html = (demo_run / "report.html").read_text()
-    tables = ("default_scenario.md", "table1_costs.md", "table3_auc.md", "table_e2.md", "planted_recovery.md")
-    for table in (*tables, "table2.md", "demo_cell_kinds.md", "spatial_simulation_multiclass.md", "scorecard.html"):
-        assert f"filename={table};" in html, table
+    tables = ("default_scenario", "table1_costs", "table3_auc", "table_e2", "planted_recovery", "table2")
+    for table in (*tables, "demo_cell_kinds", "spatial_simulation_multiclass", "scorecard"):
+        assert f"filename={table}.html;" in html, table
+        page = next((demo_run / "results").rglob(f"{table}.html")).read_text()
+        assert "<table" in page and "Provenance" in page and "config sha256" in page, table
+    assert "filename=table2.md;" not in html

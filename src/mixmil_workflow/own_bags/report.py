@@ -3,6 +3,7 @@ fold, the instance scores as a table and written into an ``.h5ad`` copy of the i
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -79,7 +80,23 @@ def comparison(predictions: pd.DataFrame, labels: Mapping[str, LabelSpec]) -> tu
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
-    """The comparison as shown in the report: per label, every metric of its likelihood as mean ± s.e."""
+    """The comparison as Markdown: per label, every metric of its likelihood as mean ± s.e."""
+    return "\n".join(
+        f"### {heading}\n\n{shown.to_markdown(index=False)}\n" for heading, shown in _comparison_parts(table)
+    )
+
+
+def comparison_html(table: pd.DataFrame, dataset: str, provenance_lines: list[str] | None = None) -> str:
+    """The same as the report's inline page, each label's table sortable."""
+    from mixmil_workflow.html_tables import page, table_html
+
+    sections = []
+    for heading, shown in _comparison_parts(table):
+        sections += [f"<h2>{html.escape(heading)}</h2>", table_html(shown)]
+    return page(f"Your dataset {dataset}: models compared", sections, provenance_lines)
+
+
+def _comparison_parts(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     parts = []
     for label, rows in table.groupby("label", sort=False):
         likelihood = rows["likelihood"].iloc[0]
@@ -91,8 +108,8 @@ def comparison_markdown(table: pd.DataFrame) -> str:
             ]
         first = rows.iloc[0]
         cv = f"{first['n_repeats']} repeat(s) x {first['n_folds']} fold(s); ± s.e. over {first['se_over']}"
-        parts.append(f"### {label} ({likelihood}; {cv})\n\n{shown.to_markdown(index=False)}\n")
-    return "\n".join(parts)
+        parts.append((f"{label} ({likelihood}; {cv})", shown))
+    return parts
 
 
 def instance_weight_table(

@@ -119,8 +119,9 @@ def measure_bag_costs(
     }
 
 
-def cost_markdown(table: pd.DataFrame) -> str:
-    """The Table 1 layout: batch and prediction time (ms, mean ± s.e.) and parameter counts."""
+def cost_layout(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The Table 1 layout: batch and prediction time (ms, mean ± s.e.) and parameter counts, and the note
+    on what was measured."""
     from mixmil_workflow.studies.simulation import format_mean_se
 
     shown = pd.DataFrame(
@@ -138,22 +139,31 @@ def cost_markdown(table: pd.DataFrame) -> str:
     )
     first = table.iloc[0]
     note = (
-        f"\n\n{first['n_outputs']} output(s), {first['n_covariates']} covariate(s), Q = {first['n_features']}, "
+        f"{first['n_outputs']} output(s), {first['n_covariates']} covariate(s), Q = {first['n_features']}, "
         f"{first['n_train_bags']} training bags, "
         f"{first['batch_size']} bags per batch, device {first['device']}; mean ± s.e. over epochs "
-        "(training steps) and repeated predictions of one batch.\n"
+        "(training steps) and repeated predictions of one batch."
     )
-    return shown.to_markdown(index=False) + note
+    return shown, note
 
 
-def save_cost_tables(rows: list[dict], tsv: str | Path, md: str | Path, provenance: Mapping | None) -> str:
-    """The cost table as TSV and in the Table 1 layout (Markdown), both with their provenance."""
+def save_cost_tables(
+    rows: list[dict], tsv: str | Path, md: str | Path, provenance: Mapping | None, html: str | Path | None = None
+) -> str:
+    """The cost table as TSV and in the Table 1 layout (Markdown, and the report's HTML page), all with their
+    provenance."""
+    from mixmil_workflow.html_tables import page, paragraph, table_html
     from mixmil_workflow.io import atomic_path, save_table
-    from mixmil_workflow.workflow.provenance import provenance_footer
+    from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 
     table = pd.DataFrame(rows)
     save_table(tsv, table.round(4), provenance=provenance)
-    markdown = cost_markdown(table)
+    shown, note = cost_layout(table)
+    markdown = shown.to_markdown(index=False) + "\n\n" + note + "\n"
     with atomic_path(md) as tmp:
-        tmp.write_text(markdown + provenance_footer(provenance))
+        tmp.write_text(markdown + (provenance_footer(provenance) if provenance is not None else ""))
+    if html is not None:
+        lines = provenance_lines(provenance) if provenance is not None else None
+        with atomic_path(html) as tmp:
+            tmp.write_text(page("Table 1: costs", [table_html(shown), paragraph(note)], lines))
     return markdown

@@ -87,24 +87,19 @@ def write_selected_models(path: str | Path, best: pd.DataFrame, combos: Mapping[
 
 
 def save_sweep_tables(
-    grid: pd.DataFrame,
-    best: pd.DataFrame,
-    combos: Mapping[str, list[dict]],
-    provenance: Mapping,
-    grid_path: str | Path,
-    grid_md_path: str | Path,
-    selected_md_path: str | Path,
-    selected_yaml_path: str | Path,
-    selected_path: str | Path | None = None,
+    grid: pd.DataFrame, best: pd.DataFrame, combos: Mapping[str, list[dict]], provenance: Mapping, outputs
 ) -> None:
-    """Every sweep's outputs: the grid (TSV to 4 decimals, Markdown to 3), the selection (Markdown, and
-    TSV where asked) and the selected combinations as ``models:`` entries."""
+    """Every sweep's outputs, named as the select rules name them (``outputs``: their Snakemake output or a
+    dict): the grid (``grid`` TSV to 4 decimals, ``grid_md`` Markdown and ``grid_html`` the report's page to
+    3), the selection (``selected_md``, and the ``selected`` TSV where the rule has one) and the selected
+    combinations as ``models:`` entries (``selected_yaml``)."""
     from mixmil_workflow.io import save_table
 
-    save_table(grid_path, grid.round(4), provenance=provenance)
-    save_table(grid_md_path, grid.round(3), provenance=provenance)
-    if selected_path is not None:
-        save_table(selected_path, best.round(4), provenance=provenance)
-    save_table(selected_md_path, best.round(3), provenance=provenance)
+    save_table(outputs["grid"], grid.round(4), provenance=provenance)
+    for key in ("grid_md", "grid_html"):
+        save_table(outputs[key], grid.round(3), provenance=provenance)
+    if "selected" in outputs.keys():
+        save_table(outputs["selected"], best.round(4), provenance=provenance)
+    save_table(outputs["selected_md"], best.round(3), provenance=provenance)
     print(best.to_string(index=False))
-    write_selected_models(selected_yaml_path, best, combos)
+    write_selected_models(outputs["selected_yaml"], best, combos)
