@@ -121,3 +121,12 @@ def test_header_provenance_reads_what_save_table_writes(tmp_path):
     path = _write(tmp_path / "t.tsv", pd.DataFrame({"a": [1]}))
     config, revision = header_provenance(path)
     assert len(config) == 12 and revision.startswith("0.")
+
+
+def test_a_run_without_published_counterparts_gets_a_scorecard_that_says_so():
+    from mixmil_workflow.scorecard import markdown
+
+    card = scorecard({}, MODELS)
+    assert card.empty and list(card.columns)[:4] == ["source", "quantity", "model", "setting"]
+    assert "No published value has a counterpart" in markdown(card, ["config/example_dataset.yaml"])
+    assert "No published value" in html(card, ["config/example_dataset.yaml"])

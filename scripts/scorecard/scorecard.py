@@ -3,7 +3,7 @@
 from mixmil_workflow.workflow import job  # noqa: F401, I001  (first: the job sees only its own env)
 
 from mixmil_workflow.io import atomic_path, log_to, save_table
-from mixmil_workflow.scorecard import display_table, html, intro, scorecard, summary
+from mixmil_workflow.scorecard import html, intro, markdown, scorecard
 from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -14,15 +14,8 @@ with log_to(snakemake.log[0]):
     configfiles = list(snakemake.params.configfiles)
     print(intro(configfiles, card))
     save_table(snakemake.output.tsv, card, snakemake.params.provenance)
-    markdown = "\n\n".join(
-        [
-            "# Reproduction scorecard",
-            intro(configfiles, card),
-            summary(card).to_markdown(index=False),
-            display_table(card).to_markdown(index=False),
-        ]
-    )
+    text = "# Reproduction scorecard\n\n" + markdown(card, configfiles)
     with atomic_path(snakemake.output.md) as tmp:
-        tmp.write_text(markdown + provenance_footer(snakemake.params.provenance))
+        tmp.write_text(text + provenance_footer(snakemake.params.provenance))
     with atomic_path(snakemake.output.html) as tmp:
         tmp.write_text(html(card, configfiles, provenance_lines(snakemake.params.provenance)))

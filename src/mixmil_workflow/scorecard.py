@@ -279,7 +279,7 @@ def display_table(card: pd.DataFrame) -> pd.DataFrame:
                 _pm(v, e, q) for v, e, q in zip(card["paper"], card["paper_error"], card["quantity"], strict=True)
             ],
             "ours": [_pm(v, e, q) for v, e, q in zip(card["ours"], card["ours_error"], card["quantity"], strict=True)],
-            "difference": card["difference"].round(3),
+            "difference": card["difference"].astype(float).round(3),
             "agree": card["agree"],
         }
     )
@@ -287,6 +287,12 @@ def display_table(card: pd.DataFrame) -> pd.DataFrame:
 
 def intro(configfiles: list[str], card: pd.DataFrame) -> str:
     """The paragraph above the table: which configuration, how many values agree."""
+    if card.empty:
+        configs = ", ".join(f"`{c}`" for c in configfiles) or "the default `config/config.yaml`"
+        return (
+            f"Configuration: {configs}. No published value has a counterpart in this run: it runs none of the "
+            "parts the paper reports numbers for (the simulation, the costs, genetics, microscopy, Camelyon16)."
+        )
     total = summary(card)
     judged, agree = int(total["judged"].sum()), int(total["agree"].sum())
     configs = ", ".join(f"`{c}`" for c in configfiles) or "the default `config/config.yaml`"
@@ -311,3 +317,43 @@ def html(card: pd.DataFrame, configfiles: list[str], provenance_lines: list[str]
         table_html(display_table(card)),
     ]
     return page("Reproduction scorecard", sections, provenance_lines)
+
+
+def markdown(card: pd.DataFrame, configfiles: list[str]) -> str:
+    """The scorecard as Markdown: the introduction, the summary per source and every value."""
+    return "\n\n".join(
+        [intro(configfiles, card), summary(card).to_markdown(index=False), display_table(card).to_markdown(index=False)]
+    )
+
+
+# Recorded scorecards in the docs: a page includes a scorecard a run wrote (its TSV, kept under docs/) between
+#   <!-- scorecard: <tsv path relative to the page> <config file> -->  and  <!-- end scorecard -->
+# and `python -m mixmil_workflow.scorecard <page>` rewrites what lies between from the TSV (a test checks
+# that the page says what the TSV holds).
+DOCS_BLOCK = re.compile(
+    r"(<!-- scorecard: (?P<path>\S+) (?P<config>\S+) -->\n)(?P<body>.*?)(<!-- end scorecard -->)", re.S
+)
+
+
+def render_docs(page: str, base: str | Path) -> str:
+    """``page`` with every recorded-scorecard block regenerated from its TSV (paths relative to ``base``)."""
+    from mixmil_workflow.io import read_table
+
+    def block(match: re.Match) -> str:
+        card = read_table(Path(base) / match["path"]).fillna({"setting": ""})
+        return f"{match.group(1)}\n{markdown(card, [match['config']])}\n\n{match.group(5)}"
+
+    return DOCS_BLOCK.sub(block, page)
+
+
+def main() -> None:
+    import sys
+
+    for name in sys.argv[1:]:
+        path = Path(name)
+        path.write_text(render_docs(path.read_text(), path.parent))
+        print(f"{path}: recorded scorecards rendered")
+
+
+if __name__ == "__main__":
+    main()
