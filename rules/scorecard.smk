@@ -19,10 +19,9 @@ rule scorecard:
         "../envs/mil.yaml"
     params:
         code=package_code("scripts/scorecard/scorecard.py"),
-        models=config["models"],
-        configfiles=scorecard_configfiles(),
+        models=SCORECARD_MODELS,
         # the published values are data, not code: their digest reruns the rule when they change
         paper_values=hashlib.sha256(PAPER_VALUES.read_bytes()).hexdigest(),
-        provenance=table_provenance(list(config["models"])),
+        provenance=table_provenance(list(SCORECARD_MODELS)),
     script:
         "../scripts/scorecard/scorecard.py"

@@ -105,8 +105,13 @@ def test_ours_beside_the_paper_with_a_judgement_on_the_combined_error(tmp_path):
     assert card.loc[("Table 1", "mixmil", "batch_ms", ""), "agree"] == "n/a (hardware)"
     assert ("Table E.1", "random_forest", "spearman", "mean") not in card.index  # not run: left out
     assert set(card["config_sha256"]) == {config_provenance({"models": MODELS}, 3)["config_sha256"][:12]}
-    page = html(card.reset_index(), ["config/paper.yaml"])
-    assert "config/paper.yaml" in page and '<td class="no">no</td>' in page and "sortable" in page
+    page = html(card.reset_index(), configfiles=["config/paper.yaml"])
+    assert (
+        "config/paper.yaml" in page
+        and "config sha256" in html(card.reset_index())
+        and '<td class="no">no</td>' in page
+        and "sortable" in page
+    )
 
 
 def test_standard_errors_of_each_kind():
@@ -128,5 +133,5 @@ def test_a_run_without_published_counterparts_gets_a_scorecard_that_says_so():
 
     card = scorecard({}, MODELS)
     assert card.empty and list(card.columns)[:4] == ["source", "quantity", "model", "setting"]
-    assert "No published value has a counterpart" in markdown(card, ["config/example_dataset.yaml"])
-    assert "No published value" in html(card, ["config/example_dataset.yaml"])
+    assert "No published value has a counterpart" in markdown(card)
+    assert "No published value" in html(card)

@@ -13,19 +13,15 @@ SCORECARD_TABLES = source_tables(
     }
 )
 
-
-def scorecard_configfiles():
-    """The run's config files as the scorecard names them: relative to the workflow when they are in it."""
-    base = Path(workflow.basedir).resolve()
-    names = []
-    for path in workflow.configfiles:
-        resolved = Path(path).resolve()
-        names.append(
-            str(resolved.relative_to(base))
-            if resolved.is_relative_to(base)
-            else str(path)
-        )
-    return names
+# the models behind those tables (its parameters: editing another model reruns nothing here)
+SCORECARD_MODELS = {
+    name: config["models"][name]
+    for name in dict.fromkeys(
+        [*SIMULATION_MODELS, *COST_MODELS, *MICROSCOPY_MODELS, *CAMELYON16_MODELS]
+        + (GENETICS_MODELS if GENETICS["activate"] else [])
+    )
+    if SCORECARD_TABLES
+}
 
 
 def scorecard_outputs():

@@ -11,11 +11,10 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 with log_to(snakemake.log[0]):
     tables = {key: path for key, path in snakemake.input.items()}
     card = scorecard(tables, snakemake.params.models)
-    configfiles = list(snakemake.params.configfiles)
-    print(intro(configfiles, card))
+    print(intro(card))
     save_table(snakemake.output.tsv, card, snakemake.params.provenance)
-    text = "# Reproduction scorecard\n\n" + markdown(card, configfiles)
+    text = "# Reproduction scorecard\n\n" + markdown(card)
     with atomic_path(snakemake.output.md) as tmp:
         tmp.write_text(text + provenance_footer(snakemake.params.provenance))
     with atomic_path(snakemake.output.html) as tmp:
-        tmp.write_text(html(card, configfiles, provenance_lines(snakemake.params.provenance)))
+        tmp.write_text(html(card, provenance_lines(snakemake.params.provenance)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,9 +150,9 @@ def _identity(spec: Mapping) -> tuple[str, str]:
     """(registry type, Table E.1's setting) of a config model entry."""
     from mixmil_workflow.models.registry import spec_type
 
-    kind = spec_type(spec).name
-    setting = spec.get("pooling", "mean") if kind in ("random_forest", "xgboost", "glmm") else ""
-    return kind, setting
+    entry = spec_type(spec)
+    setting = spec.get("pooling", "mean") if "pooling" in entry.options() else ""  # the GLMM's and the trees'
+    return entry.name, setting
 
 
 def _preference(spec: Mapping) -> int:
@@ -285,17 +285,19 @@ def display_table(card: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def intro(configfiles: list[str], card: pd.DataFrame) -> str:
-    """The paragraph above the table: which configuration, how many values agree."""
+def intro(card: pd.DataFrame, configfiles: Sequence[str] = ()) -> str:
+    """The paragraph above the table: which configuration (``configfiles`` when named: a recorded scorecard
+    in the docs; a run's scorecard names the config digests behind its values, which do not change with the
+    config file's name), how many values agree."""
     if card.empty:
-        configs = ", ".join(f"`{c}`" for c in configfiles) or "the default `config/config.yaml`"
         return (
-            f"Configuration: {configs}. No published value has a counterpart in this run: it runs none of the "
-            "parts the paper reports numbers for (the simulation, the costs, genetics, microscopy, Camelyon16)."
+            "No published value has a counterpart in this run: it runs none of the parts the paper reports "
+            "numbers for (the simulation, the costs, genetics, microscopy, Camelyon16)."
         )
     total = summary(card)
     judged, agree = int(total["judged"].sum()), int(total["agree"].sum())
-    configs = ", ".join(f"`{c}`" for c in configfiles) or "the default `config/config.yaml`"
+    digests = sorted(set(card["config_sha256"]) - {""})
+    configs = ", ".join(f"`{c}`" for c in configfiles) or "config sha256 " + ", ".join(digests)
     revisions = sorted(set(card["revision"]) - {""})
     return (
         f"Configuration: {configs}; results of {', '.join(revisions) or 'this run'}. {len(card)} published "
@@ -305,12 +307,12 @@ def intro(configfiles: list[str], card: pd.DataFrame) -> str:
     )
 
 
-def html(card: pd.DataFrame, configfiles: list[str], provenance_lines: list[str] | None = None) -> str:
+def html(card: pd.DataFrame, provenance_lines: list[str] | None = None, configfiles: Sequence[str] = ()) -> str:
     """The scorecard as a page: the introduction, the summary per source, every value (sortable)."""
     from mixmil_workflow.html_tables import page, paragraph, table_html
 
     sections = [
-        paragraph(intro(configfiles, card)),
+        paragraph(intro(card, configfiles)),
         "<h2>Per source</h2>",
         table_html(summary(card), sortable=False),
         "<h2>Every value <small>(click a column to sort)</small></h2>",
@@ -319,10 +321,10 @@ def html(card: pd.DataFrame, configfiles: list[str], provenance_lines: list[str]
     return page("Reproduction scorecard", sections, provenance_lines)
 
 
-def markdown(card: pd.DataFrame, configfiles: list[str]) -> str:
+def markdown(card: pd.DataFrame, configfiles: Sequence[str] = ()) -> str:
     """The scorecard as Markdown: the introduction, the summary per source and every value."""
     return "\n\n".join(
-        [intro(configfiles, card), summary(card).to_markdown(index=False), display_table(card).to_markdown(index=False)]
+        [intro(card, configfiles), summary(card).to_markdown(index=False), display_table(card).to_markdown(index=False)]
     )
 
 

@@ -30,8 +30,10 @@ def test_tiny_workflow_end_to_end_and_nothing_to_redo(tmp_path):
         "fig2_spearman.png",
         "fig2_instance_auc.png",
         "figE2_retrieval_mean_field.png",
-        "default_scenario.md",
-        "table1_costs.md",
+        "default_scenario.html",
+        "table1_costs.html",
+        "training_curves.png",
+        "scorecard.html",
     ):
         assert name in html
 
@@ -133,20 +135,20 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     changed = yaml.safe_load(path.read_text())
     changed["models"]["abmil"]["n_epochs"] = 3
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
-    assert planned(tmp_path / "changed.yaml") == {"fit_dataset": 1, "compare_dataset": 1}
+    assert planned(tmp_path / "changed.yaml") == {"fit_dataset": 1, "compare_dataset": 1, "dataset_training_curves": 1}
 
     # (1b) Adding a model to the dataset: its fits and the comparison, none of the other models' fits.
     added = yaml.safe_load(path.read_text())
     added["models"]["gated"] = {"type": "gated_abmil", "n_epochs": 2, "hidden_dim": 8}
     added["datasets"]["cv"]["models"].append("gated")
     (tmp_path / "added.yaml").write_text(yaml.safe_dump(added))
-    assert planned(tmp_path / "added.yaml") == {"fit_dataset": 1, "compare_dataset": 1}
+    assert planned(tmp_path / "added.yaml") == {"fit_dataset": 1, "compare_dataset": 1, "dataset_training_curves": 1}
 
     # (1c) Preprocessing: every fit that uses it and the comparison, not the data preparation.
     scaled = yaml.safe_load(path.read_text())
     scaled["datasets"]["cv"]["preprocessing"] = {"standardize": True}
     (tmp_path / "scaled.yaml").write_text(yaml.safe_dump(scaled))
-    assert planned(tmp_path / "scaled.yaml") == {"fit_dataset": 2, "compare_dataset": 1}
+    assert planned(tmp_path / "scaled.yaml") == {"fit_dataset": 2, "compare_dataset": 1, "dataset_training_curves": 1}
 
     # (2) The code of one script: that rule only (it is the last stage).
     script = workflow / "scripts/datasets/compare.py"
@@ -162,7 +164,8 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     module = workflow / "src/mixmil_workflow/own_bags/example.py"
     original = module.read_text()
     module.write_text(original + "\n# a changed line\n")
-    assert planned() == {"example_dataset": 1, "prepare_dataset": 1, "fit_dataset": 2, "compare_dataset": 1}
+    after_fits = {"fit_dataset": 2, "compare_dataset": 1, "dataset_training_curves": 1}
+    assert planned() == {"example_dataset": 1, "prepare_dataset": 1, **after_fits}
     module.write_text(original)
     assert planned() == {}
     # ... and a module no rule of this configuration runs: nothing.
@@ -174,5 +177,5 @@ def test_reruns_touch_exactly_the_changed_stage_and_what_follows(tmp_path):
     table = run / "resources/example_dataset/bags.tsv"
     table.write_text(table.read_text().replace("\t0\t", "\t1\t", 1))
     plan = planned()
-    assert plan == {"prepare_dataset": 1, "fit_dataset": 2, "compare_dataset": 1}
+    assert plan == {"prepare_dataset": 1, **after_fits}
     assert "example_dataset" not in plan

@@ -34,8 +34,10 @@ def save_model(path: str | Path, format: str, config, **state: Any) -> None:
     """Write ``{"format", "config" (the dataclass as a dict), **state}``; NumPy arrays become tensors and
     tensors move to the CPU."""
     payload = {"format": format, "config": asdict(config), **_tensors(state)}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: given a path, torch names the archive's root folder after the file, here the
+    # atomic write's random temporary name, so identical models would not give identical bytes.
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(payload, fh)
 
 
 def load_model(path: str | Path, format: str, what: str, *, trusted: bool = False) -> dict[str, Any]:
