@@ -82,3 +82,15 @@ def test_the_performance_numbers_are_the_recorded_results():
     speed = json.loads((REPO / "benchmarks/results/mixmil_simulation_speed.json").read_text())["results"]
     assert f"{speed['mixmil_full_rank']['speedup_same_run']:.2f} times faster" in text
     assert f"{speed['mixmil_mean_field']['speedup_same_run']:.2f} times" in text
+
+
+def test_recorded_scorecards_in_the_docs_say_what_their_recorded_results_hold():
+    """A page that includes a recorded scorecard (its TSV kept under docs/) shows exactly that TSV's numbers:
+    rerun `python -m mixmil_workflow.scorecard <page>` after recording a new run."""
+    from mixmil_workflow.scorecard import DOCS_BLOCK, render_docs
+
+    pages = [p for p in (REPO / "docs").glob("*.md") if DOCS_BLOCK.search(p.read_text())]
+    assert pages, "no docs page includes a recorded scorecard"
+    for page in pages:
+        text = page.read_text()
+        assert render_docs(text, page.parent) == text, f"{page.name} differs from its recorded scorecard"
