@@ -39,9 +39,7 @@ def run_model(
     ``scores``; empty ``scores`` for models without them)."""
     train = splits["train"]
     model = build(spec, seed, device, likelihood="binomial", n_trials=1)
-    train_seconds = fit_timed(model, train.bags, train.labels.astype(np.float32))
-    if save_to is not None:
-        model.save(save_to)
+    train_seconds = fit_timed(model, train.bags, train.labels.astype(np.float32), save_to=save_to)
     rows, instance = [], {}
     for name in EVALUATED_SPLITS:
         if name not in splits:

@@ -195,25 +195,23 @@ class MixMIL(MILModel):
     def instance_weights(self, bags: Bags, credible_level: float = 0.95) -> InstanceWeights:
         """Posterior mean of the attention weights E_q[softmax(X gamma)] with equal-tailed credible
         bounds from the frozen posterior samples."""
-        module = self._check_fitted()
-        bags = bags.to(module.alpha.device)
+        bags = bags.to(self.device)
         summarise = weight_summary(*_credible_quantiles(credible_level))
-        parts = []
-        with torch.no_grad():
-            # Buckets bound the weights' memory; chunks bound the gathers and the (3, instances, P) summaries.
-            for lo, hi in bags.chunks(self._prediction_chunk(bags, False)):
-                parts.append(module.posterior_pass(bags.slice(lo, hi), module.pred_theta, False, summarise, 3)[1])
-        return _instance_weights(torch.cat(parts, 1), bags)
+        return _instance_weights(self._weight_statistics(bags, summarise, 3), bags)
 
     def instance_scores(self, bags: Bags, covariates: np.ndarray | None = None) -> np.ndarray:
         """(instances, P): the posterior mean of the attention weights (covariates do not enter them)."""
+        return self._weight_statistics(bags.to(self.device), weight_mean, 1)[0].cpu().numpy()
+
+    def _weight_statistics(self, bags: Bags, summarise, n_stats: int) -> torch.Tensor:
+        """Statistics of the instance weights over the frozen samples, without the bag effects."""
         module = self._check_fitted()
-        bags = bags.to(module.alpha.device)
         parts = []
         with torch.no_grad():
+            # Buckets bound the weights' memory; chunks bound the gathers and the (n_stats, instances, P) output.
             for lo, hi in bags.chunks(self._prediction_chunk(bags, False)):
-                parts.append(module.posterior_pass(bags.slice(lo, hi), module.pred_theta, False, weight_mean, 1)[1])
-        return torch.cat(parts, 1)[0].cpu().numpy()
+                parts.append(module.posterior_pass(bags.slice(lo, hi), module.pred_theta, False, summarise, n_stats)[1])
+        return torch.cat(parts, 1)
 
     def predict_with_instance_weights(
         self, bags: Bags, covariates: np.ndarray | None = None, credible_level: float = 0.95

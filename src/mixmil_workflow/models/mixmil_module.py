@@ -143,11 +143,6 @@ class MixMILModule(nn.Module):
             return t, torch.stack([stat.view(bags.n_instances, p) for stat in summarise(slab)])
         return t, padded_attention_pass(gamma, None, bags, summarise, n_stats)[1]  # equal sizes: no padding
 
-    def attention_summary(self, bags: Bags, theta: torch.Tensor, lower_q: float, upper_q: float) -> torch.Tensor:
-        """Mean and the ``lower_q`` / ``upper_q`` sample quantiles of the instance weights softmax(X gamma)
-        over the posterior samples ``theta`` (S, P, 2Q), shape (3, n_instances, P)."""
-        return self.posterior_pass(bags, theta, False, weight_summary(lower_q, upper_q), 3)[1]
-
     def effect_scale(self, theta: torch.Tensor) -> torch.Tensor:
         """b = RMS(beta) per sample and output, shape (S, P)."""
         return theta[:, :, self.n_features :].square().mean(-1).sqrt()

@@ -73,9 +73,7 @@ def _fit_outside_fold(
     if len(held_out) == 0 or len(train) < 2:
         raise DatasetError(f"fold {fold}: {len(held_out)} held-out and {len(train)} training bags; need both")
     model = build(spec, seed, device, likelihood=likelihood, n_trials=n_trials)
-    seconds = fit_timed(model, bags.subset(train), y[train], None if cov is None else cov[train])
-    if save_to is not None:
-        model.save(save_to)
+    seconds = fit_timed(model, bags.subset(train), y[train], None if cov is None else cov[train], save_to=save_to)
     return _FoldFit(model, held_out, bags.subset(held_out), None if cov is None else cov[held_out], seconds)
 
 

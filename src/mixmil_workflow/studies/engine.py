@@ -27,11 +27,15 @@ def context(spec: Mapping, coords: np.ndarray | None = None) -> dict:
     return {}
 
 
-def fit_timed(model, bags, y, covariates: np.ndarray | None = None, **extra) -> float:
-    """Fit ``model`` and return the wall-clock seconds it took."""
+def fit_timed(model, bags, y, covariates: np.ndarray | None = None, *, save_to=None, **extra) -> float:
+    """Fit ``model`` and return the wall-clock seconds it took (the save not counted); with ``save_to`` the
+    fitted model is saved there (config ``save_models``)."""
     start = time.perf_counter()
     model.fit(bags, y, covariates, **extra)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if save_to is not None:
+        model.save(save_to)
+    return seconds
 
 
 def parameter_counts(model) -> np.ndarray:

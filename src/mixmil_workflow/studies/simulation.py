@@ -133,9 +133,7 @@ def run_model(
     from mixmil_workflow.studies import engine
 
     model = build(spec, seed, device)
-    train_seconds = engine.fit_timed(model, data.bags("train"), data.y_train)
-    if save_to is not None:
-        model.save(save_to)
+    train_seconds = engine.fit_timed(model, data.bags("train"), data.y_train, save_to=save_to)
     test = data.bags("test")
     start = time.perf_counter()
     prediction, instance_score = model.predict_with_instance_scores(test)
