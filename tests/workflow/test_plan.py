@@ -91,7 +91,8 @@ def test_momil_configuration_plans_its_repeats(tmp_path):
     config = yaml.safe_load((REPO / "config/momil.yaml").read_text())
     result = snakemake("-n", "--configfile", str(REPO / "config/momil.yaml"), "--directory", str(tmp_path))
     counts = job_counts(result.stdout + result.stderr)
-    assert counts == {"momil_simulation": config["momil"]["n_repeats"], "momil_summary": 1, "all": 1}
+    expected = {"momil_simulation": config["momil"]["n_repeats"], "momil_summary": 1, "scorecard": 1, "all": 1}
+    assert counts == expected  # every run writes its reproduction scorecard
 
 
 def test_smmile_configuration_plans_its_models_and_repeats(tmp_path):
@@ -108,6 +109,7 @@ def test_smmile_configuration_plans_its_models_and_repeats(tmp_path):
         "camelyon16_slides_dataset": 1,
         "fit_spatial": (len(tasks) + 1) * n * len(config["models"]),
         "spatial_summary": len(tasks) + 1,
+        "scorecard": 1,  # every run writes its reproduction scorecard
         "all": 1,
     }
     assert {"smmile", "abmil", "dsmil", "additive_mil", "mixmil"} <= {m["type"] for m in config["models"].values()}
