@@ -7,6 +7,7 @@ rule momil_simulation:
     input:
         similarity=momil_similarity_table(),
     output:
+        **saved_model("momil", directory("results/momil/models/repeat{repeat}")),
         results="results/momil/simulation/repeat{repeat}.tsv",
         selection="results/momil/simulation/selection_repeat{repeat}.tsv",
     log:

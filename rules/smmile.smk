@@ -105,6 +105,9 @@ rule fit_spatial:
     input:
         smmile_data,
     output:
+        **saved_model(
+            "smmile", "results/smmile/{study}/{model}/repeat{repeat}/model.pt"
+        ),
         slides="results/smmile/{study}/{model}/repeat{repeat}/slides.tsv",
         patches="results/smmile/{study}/{model}/repeat{repeat}/patches.tsv",
         metrics="results/smmile/{study}/{model}/repeat{repeat}/metrics.tsv",

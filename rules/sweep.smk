@@ -22,6 +22,7 @@ rule fit_sweep:
     input:
         "results/sweep/data/default/rep{repeat}.npz",
     output:
+        **saved_model("sweep", "results/sweep/models/{model}/c{combo}/rep{repeat}.pt"),
         predictions="results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
     log:
         "logs/sweep/fit/{model}/c{combo}/rep{repeat}.log",

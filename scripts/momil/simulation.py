@@ -30,6 +30,7 @@ with log_to(snakemake.log[0]):
         **params.imputation,
         mixmil_spec=params.mixmil,
         similarity=similarity,
+        save_dir=getattr(snakemake.output, "model", None),  # config save_models.momil
     )
     print(summarise(results).round(3).to_string(index=False))
     save_table(snakemake.output.results, results)

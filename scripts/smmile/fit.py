@@ -16,7 +16,8 @@ with log_to(snakemake.log[0]):
     data = SpatialData.load(snakemake.input[0])
     model = build_spatial_model(dict(params.spec), params.seed, job_device(params.device), data.task, data.n_types)
     print(f"{snakemake.wildcards.model}: {dict(params.spec)}; {data.task} task; seed {params.seed}")
-    slides, patches = fit_and_score(model, dict(params.spec), data)
+    model_path = getattr(snakemake.output, "model", None)  # config save_models.smmile
+    slides, patches = fit_and_score(model, dict(params.spec), data, save_to=model_path)
     metrics = localisation_metrics(slides, patches)
     print(", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     save_table(snakemake.output.slides, slides)

@@ -19,7 +19,8 @@ def test_momil_comparison_through_the_workflow(tmp_path):
     of every repeat, the selection recorded, and nothing to redo afterwards."""
     config = REPO / "tests/configs/momil.yaml"
     workdir = tmp_path / "run"
-    snakemake("--cores", "2", "--configfile", str(config), "--directory", str(workdir))
+    keep = ("--config", "save_models={momil: true}")  # off by default: a simulation
+    snakemake("--cores", "2", "--configfile", str(config), *keep, "--directory", str(workdir))
     summary = read_table(workdir / "results/momil/tables/momil_simulation.tsv")
     assert list(summary["variant"]) == [
         "single_task",
@@ -35,8 +36,10 @@ def test_momil_comparison_through_the_workflow(tmp_path):
         assert sorted(results["task"].unique()) == [0, 2]  # the primary task of each program
         selection = read_table(workdir / f"results/momil/simulation/selection_repeat{repeat}.tsv")
         assert list(selection["task"]) == [1, 3, 4]
+        kept = {p.name for p in (workdir / f"results/momil/models/repeat{repeat}").iterdir()}
+        assert {f"{v}.pt" for v in summary["variant"] if v != "single_task"} | {"single_task_task0.pt"} <= kept
     assert assert_jobs_used_only_their_envs(workdir) >= 3
-    again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
+    again = snakemake("-n", "--configfile", str(config), *keep, "--directory", str(workdir))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -76,6 +79,13 @@ def test_smmile_comparison_through_the_workflow(tmp_path):
     assert set(patches.loc[patches["label"] == 1, "slide"]) <= set(positive)
     assert (patches["label"] == 1).any()
     assert (workdir / "results/smmile/figures/spatial_camelyon16.png").read_bytes()[:4] == b"\x89PNG"
+    # every spatial fit is kept (save_models.smmile), a model of its own type
+    from mixmil_workflow.models import load
+
+    for study in ("simulation", "simulation_multiclass", "camelyon16"):
+        for model in ("smmile", "abmil", "mixmil"):
+            assert (workdir / f"results/smmile/{study}/{model}/repeat0/model.pt").stat().st_size > 0
+    assert type(load(workdir / "results/smmile/camelyon16/smmile/repeat0/model.pt")).__name__ == "SMMILe"
     assert assert_jobs_used_only_their_envs(workdir) >= 3
     again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -214,7 +214,7 @@ def test_multitask_simulation_is_sparse_structured_and_seeded():
     np.testing.assert_array_equal(data.observed[seen], data.labels[seen])
 
 
-def test_momil_comparison_runs_every_variant_and_records_the_selection():
+def test_momil_comparison_runs_every_variant_and_records_the_selection(tmp_path):
     from mixmil_workflow.simulate.multitask import MultitaskParams, simulate_multitask
     from mixmil_workflow.studies.momil import VARIANTS, run_comparison, summarise
 
@@ -222,8 +222,19 @@ def test_momil_comparison_runs_every_variant_and_records_the_selection():
         MultitaskParams(n_bags=160, n_instances=10, n_programs=2, tasks_per_program=2, n_unrelated=1), seed=1
     )
     spec = dict(FAST, n_epochs=5)
-    results, selection = run_comparison(data, spec, seed=0, mixmil_spec={"n_epochs": 20})
+    results, selection = run_comparison(data, spec, seed=0, mixmil_spec={"n_epochs": 20}, save_dir=tmp_path)
     assert list(summarise(results)["variant"]) == list(VARIANTS)
+    # config save_models.momil: every variant's model and every single-task model, loadable to predict
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    single = [f"single_task_task{t}.pt" for t in range(data.n_tasks)]
+    assert kept == sorted([f"{v}.pt" for v in VARIANTS if v != "single_task"] + single)
+    from mixmil_workflow.models import load
+    from mixmil_workflow.studies.momil import _auc
+
+    test = data.split == "test"
+    prob = load(tmp_path / "momil.pt").predict(Bags.from_dense(data.x)).mean[test]
+    auc = results[results["variant"] == "momil"].set_index("task")["test_auc"]
+    assert [_auc(data.labels[test, t], prob[:, t]) for t in (0, 2)] == [auc[0], auc[2]]
     per_variant = results.groupby("variant")["task"].apply(sorted)
     assert all(tasks == [0, 2] for tasks in per_variant)  # the primary tasks
     assert results["test_auc"].between(0, 1).all()

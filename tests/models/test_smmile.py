@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mixmil_workflow.models import load as load_model
 from mixmil_workflow.models.smmile import SMMILe, add_superpatches, slide_grids
 from mixmil_workflow.simulate.spatial import SpatialData, SpatialParams, simulate_spatial
 from mixmil_workflow.studies.smmile import fit_and_score, localisation_metrics, split_bags, summarise_spatial
@@ -166,7 +167,7 @@ def test_negative_slides_get_the_consistency_loss_instead_of_copies():
 def test_a_short_fit_localises_tumour_and_is_seeded_permutation_invariant_and_saved(small, tmp_path):
     torch.set_num_threads(1)
     model = SMMILe(seed=0, n_epochs_stage1=25, n_epochs_stage2=5, device="cpu", **FAST)
-    slides, patches = fit_and_score(model, {"type": "smmile"}, small)
+    slides, patches = fit_and_score(model, {"type": "smmile"}, small, save_to=tmp_path / "kept.pt")
     metrics = localisation_metrics(slides, patches)
     assert metrics["slide_auc"] > 0.75 and metrics["patch_auc"] > 0.8, metrics
     assert model.refined and patches["score"].between(0, 1).all()
@@ -176,6 +177,8 @@ def test_a_short_fit_localises_tumour_and_is_seeded_permutation_invariant_and_sa
     again = SMMILe(seed=0, n_epochs_stage1=25, n_epochs_stage2=5, device="cpu", **FAST)
     again.fit(train_bags, small.slide_label[train], coords=train_coords)
     np.testing.assert_array_equal(again.predict(bags, coords=coords).mean, model.predict(bags, coords=coords).mean)
+    kept = load_model(tmp_path / "kept.pt")  # config save_models.smmile: the study's fit, as it was trained
+    np.testing.assert_array_equal(kept.predict(bags, coords=coords).mean, model.predict(bags, coords=coords).mean)
 
     # the same patches in another order (with their coordinates) give the same slide and patch scores
     order = np.concatenate(

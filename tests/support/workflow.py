@@ -116,4 +116,7 @@ def check_outputs(workdir: Path, config: dict) -> pd.DataFrame:
         best = grid.loc[grid.groupby("model")["spearman_mean"].idxmax()]
         for row in best.itertuples():
             assert selected[row.model]["lr"] == row.lr
+        if config.get("save_models", {}).get("sweep"):  # one kept model per grid point and repeat
+            kept = sorted((workdir / "results" / "sweep" / "models").rglob("*.pt"))
+            assert len(kept) == len(metrics.groupby(["model", "combination", "repeat"])), kept
     return summary

@@ -6,6 +6,7 @@ ELBO) on all tasks; scored by the mean test ROC-AUC over the primary tasks."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,14 +57,24 @@ class _Fitted:
         self.embeddings = model.bag_embeddings(bags) if embeddings else None
 
 
-def single_task_fits(data: MultitaskData, bags: Bags, spec: Mapping, seed: int, tasks: Sequence[int]) -> dict:
+def _keep(model, save_dir: str | Path | None, name: str):
+    """Save a fitted model as ``<save_dir>/<name>.pt`` (config ``save_models.momil``); returns the model."""
+    if save_dir is not None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        model.save(Path(save_dir) / f"{name}.pt")
+    return model
+
+
+def single_task_fits(
+    data: MultitaskData, bags: Bags, spec: Mapping, seed: int, tasks: Sequence[int], save_dir: str | Path | None = None
+) -> dict:
     """One single-task model per task (trained on its observed training labels); probabilities and
-    head embeddings on every bag."""
+    head embeddings on every bag. With ``save_dir`` each model is kept as ``single_task_<task>.pt``."""
     train = np.flatnonzero(data.split == "train")
     fits = {}
     for t in tasks:
         model = _momil(spec, seed + 1000 * (t + 1)).fit(bags.subset(train), data.observed[train, t : t + 1])
-        fits[t] = _Fitted(model, bags, embeddings=True)
+        fits[t] = _Fitted(_keep(model, save_dir, f"single_task_{data.task_names[t]}"), bags, embeddings=True)
     return fits
 
 
@@ -140,11 +151,14 @@ def run_comparison(
     mixmil_spec: Mapping | None = None,
     similarity: pd.DataFrame | None = None,
     th_sim: float = 0.7,
+    save_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per variant and primary task: test ROC-AUC (against the full labels), and the selection table.
     ``spec`` configures the MoMIL / single-task models, ``mixmil_spec`` the MixMIL variant (MixMILConfig
     fields; device and progress are taken from ``spec``). ``similarity``: an optional task-similarity
-    matrix (:func:`mixmil_workflow.models.momil_tasks.read_task_similarity`) for the selection's first criterion."""
+    matrix (:func:`mixmil_workflow.models.momil_tasks.read_task_similarity`) for the selection's first criterion.
+    With ``save_dir`` every fitted model is kept there: ``<variant>.pt`` (the last imputation round's for the
+    imputation variants) and ``single_task_<task>.pt``."""
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown MoMIL variants {unknown}; known: {VARIANTS}")
@@ -164,7 +178,7 @@ def run_comparison(
     # single-task models: for the single-task variant (primary tasks) and for selection (every task)
     selecting = any("selection" in v for v in variants)
     single_tasks = list(range(data.n_tasks)) if selecting else primaries if "single_task" in variants else []
-    single = single_task_fits(data, bags, spec, seed, single_tasks)
+    single = single_task_fits(data, bags, spec, seed, single_tasks, save_dir)
     if "single_task" in variants:
         for t in primaries:
             record("single_task", single[t].prob, [t])
@@ -176,6 +190,7 @@ def run_comparison(
         tasks_selected = sorted(primaries + chosen)
     if "mixmil" in variants:
         model = _mixmil(mixmil_spec or {}, spec, seed).fit(bags.subset(train), data.observed[train])
+        _keep(model, save_dir, "mixmil")
         record("mixmil", model.predict(bags).mean, tasks_all)
     for variant in variants:
         if variant in ("single_task", "mixmil"):
@@ -192,6 +207,7 @@ def run_comparison(
                 n_imputed = int(np.isnan(data.observed[train][:, tasks]).sum() - np.isnan(labels[train]).sum())
                 model = _momil(spec, seed, primary_columns).fit(bags.subset(train), labels[train])
                 fitted = _Fitted(model, bags)
+        _keep(model, save_dir, variant)
         record(variant, fitted.prob, tasks, n_imputed)
     return pd.DataFrame(rows), selection
 

@@ -25,6 +25,7 @@ category with it; SMMILe and the multi-output models give one per category.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,13 +82,15 @@ def split_bags(data: SpatialData, split: str) -> tuple[np.ndarray, Bags, np.ndar
     return slides, bags, data.coords[rows]
 
 
-def fit_and_score(model, spec: Mapping, data: SpatialData) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit the model of config entry ``spec`` on the training slides; return (slide table, patch table) of
-    the test slides."""
-    from mixmil_workflow.studies.engine import context
+def fit_and_score(
+    model, spec: Mapping, data: SpatialData, save_to: str | Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit the model of config entry ``spec`` on the training slides (saved to ``save_to`` when given);
+    return (slide table, patch table) of the test slides."""
+    from mixmil_workflow.studies.engine import context, fit_timed
 
     train, train_bags, train_coords = split_bags(data, "train")
-    model.fit(train_bags, slide_targets(data, train), **context(spec, train_coords))
+    fit_timed(model, train_bags, slide_targets(data, train), save_to=save_to, **context(spec, train_coords))
     test, test_bags, test_coords = split_bags(data, "test")
     extra = context(spec, test_coords)
     prediction, scores = model.predict_with_instance_scores(test_bags, **extra)
