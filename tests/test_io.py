@@ -91,3 +91,20 @@ def test_gzip_tables_are_byte_identical_across_writes(tmp_path):
     save_tsv_gz(tmp_path / "two" / "other_name.tsv.gz", table)
     assert (tmp_path / "one.tsv.gz").read_bytes() == (tmp_path / "two" / "other_name.tsv.gz").read_bytes()
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.tsv.gz", sep="\t"), table)
+
+
+def test_save_table_writes_one_table_in_the_format_of_each_path(tmp_path):
+    import pandas as pd
+
+    from mixmil_workflow.io import read_table, save_table
+    from mixmil_workflow.workflow.provenance import config_provenance
+
+    table = pd.DataFrame({"model": ["mixmil", "abmil"], "spearman": [0.83, 0.25]})
+    provenance = config_provenance({"models": {"mixmil": {"type": "mixmil"}}}, 3)
+    paths = [tmp_path / "t.tsv", tmp_path / "t.md", tmp_path / "t.html"]
+    save_table(paths, table, provenance)
+    pd.testing.assert_frame_equal(read_table(paths[0]), table)
+    assert paths[1].read_text().startswith("| model ") and "0.83" in paths[1].read_text()
+    assert "<table" in paths[2].read_text() and "abmil" in paths[2].read_text()
+    save_table(tmp_path / "one.md", table, provenance)  # one path as before: the same bytes
+    assert (tmp_path / "one.md").read_bytes() == paths[1].read_bytes()

@@ -18,8 +18,7 @@ with log_to(snakemake.log[0]):
     numeric, display = table3(run_rows)
     save_table(snakemake.output.runs, run_rows.round(4), provenance=snakemake.params.provenance)
     save_table(snakemake.output.tsv, numeric.round(4), provenance=snakemake.params.provenance)
-    save_table(snakemake.output.md, display, provenance=snakemake.params.provenance)
-    save_table(snakemake.output.html, display, provenance=snakemake.params.provenance)
+    save_table([snakemake.output.md, snakemake.output.html], display, provenance=snakemake.params.provenance)
     print(display.to_markdown(index=False))
 
     predictions = {

@@ -52,7 +52,10 @@ with log_to(snakemake.log[0]):
         print(odds[odds["label"] == label].round(3).to_string(index=False))
     save_table(snakemake.output.odds, odds.round(6), provenance=params.provenance)
     save_table(snakemake.output.top_bottom, predictions.round(6), provenance=params.provenance)
-    save_table(snakemake.output.odds_md, odds_markdown(odds).round(3), provenance=params.provenance)
-    save_table(snakemake.output.odds_html, odds_markdown(odds).round(3), provenance=params.provenance)
+    save_table(
+        [snakemake.output.odds_md, snakemake.output.odds_html],
+        odds_markdown(odds).round(3),
+        provenance=params.provenance,
+    )
     name = display_name(reference, model_types(is_reference=True)[0])
     figure_e3(examples, cell_map, masks, odds, predictions, name, fraction, snakemake.output.figure)

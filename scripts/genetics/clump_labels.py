@@ -37,5 +37,4 @@ with log_to(snakemake.log[0]):
     dosages = pd.read_csv(snakemake.input.dosages, sep="\t", index_col="sample")[list(labels["rsid"])]
     save_table(snakemake.output.dosages, dosages.reset_index())
     steps = label_steps(len(screen), len(passed), len(labels), snakemake.params.min_spearman)
-    save_table(snakemake.output.md, steps, provenance=snakemake.params.provenance)
-    save_table(snakemake.output.html, steps, provenance=snakemake.params.provenance)
+    save_table([snakemake.output.md, snakemake.output.html], steps, provenance=snakemake.params.provenance)

@@ -13,5 +13,4 @@ with log_to(snakemake.log[0]):
     table = planted_recovery(spearman, variants, truth)[["rsid", "role", "simulated", *snakemake.params.models]]
     print(table.round(3).to_string(index=False))
     save_table(snakemake.output.tsv, table.round(6), provenance=snakemake.params.provenance)
-    save_table(snakemake.output.md, table.round(3), provenance=snakemake.params.provenance)
-    save_table(snakemake.output.html, table.round(3), provenance=snakemake.params.provenance)
+    save_table([snakemake.output.md, snakemake.output.html], table.round(3), provenance=snakemake.params.provenance)

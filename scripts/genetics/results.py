@@ -44,5 +44,4 @@ with log_to(snakemake.log[0]):
     save_table(snakemake.output.table_e2, table.round(6), provenance=params.provenance)
     shown = table_e2_markdown(table, names[reference], len(labels))
     print(shown.to_markdown(index=False))
-    save_table(snakemake.output.table_e2_md, shown, provenance=params.provenance)
-    save_table(snakemake.output.table_e2_html, shown, provenance=params.provenance)
+    save_table([snakemake.output.table_e2_md, snakemake.output.table_e2_html], shown, provenance=params.provenance)

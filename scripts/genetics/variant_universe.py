@@ -14,5 +14,4 @@ with log_to(snakemake.log[0]):
     print(counts)
     save_table(snakemake.output.table, kept, provenance=snakemake.params.provenance)
     steps = universe_steps(len(esnps), len(tables), snakemake.params.max_fdr, counts)
-    save_table(snakemake.output.md, steps, provenance=snakemake.params.provenance)
-    save_table(snakemake.output.html, steps, provenance=snakemake.params.provenance)
+    save_table([snakemake.output.md, snakemake.output.html], steps, provenance=snakemake.params.provenance)

@@ -27,5 +27,4 @@ with log_to(snakemake.log[0]):
     summary = runs.drop(columns="repeat").groupby("model", sort=False).mean().reset_index()
     print(summary.round(3).to_string(index=False))
     save_table(snakemake.output.tsv, runs, snakemake.params.provenance)
-    save_table(snakemake.output.md, summary.round(3), snakemake.params.provenance)
-    save_table(snakemake.output.html, summary.round(3), snakemake.params.provenance)
+    save_table([snakemake.output.md, snakemake.output.html], summary.round(3), snakemake.params.provenance)

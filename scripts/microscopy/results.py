@@ -35,8 +35,7 @@ with log_to(snakemake.log[0]):
         save_table(path, markdown(t2, METRICS, ["model", "n_repeats"]), provenance)
     save_table(snakemake.output.table_e3, e3, provenance)
     e3_md = markdown(e3.rename(columns={"f1_mean": "F1_mean", "f1_se": "F1_se"}), {"F1": "F1"}, ["moa", "model"], 3)
-    save_table(snakemake.output.table_e3_md, e3_md, provenance)
-    save_table(snakemake.output.table_e3_html, e3_md, provenance)
+    save_table([snakemake.output.table_e3_md, snakemake.output.table_e3_html], e3_md, provenance)
     save_table(snakemake.output.table_e4, e4, provenance)
     for path in (snakemake.output.table_e4_md, snakemake.output.table_e4_html):
         save_table(path, markdown(e4, METRICS, ["model", "pcs"], 3), provenance)

@@ -29,8 +29,9 @@ with log_to(snakemake.log[0]):
     )
     default = default_scenario_table(summary)
     print(default.to_string(index=False))
-    save_table(snakemake.output.default_md, default, provenance=snakemake.params.provenance)
-    save_table(snakemake.output.default_html, default, provenance=snakemake.params.provenance)
+    save_table(
+        [snakemake.output.default_md, snakemake.output.default_html], default, provenance=snakemake.params.provenance
+    )
     paired = paired_table(long, snakemake.params.reference)
     save_table(snakemake.output.paired, paired.round(4), provenance=snakemake.params.provenance)
     for path in (snakemake.output.paired_md, snakemake.output.paired_html):

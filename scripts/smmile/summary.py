@@ -15,11 +15,13 @@ with log_to(snakemake.log[0]):
     summary = summarise_spatial(metrics, models)
     print(summary.round(3).to_string(index=False))
     save_table(snakemake.output.tsv, summary, snakemake.params.provenance)
-    save_table(snakemake.output.md, summary.round(3), snakemake.params.provenance)
-    save_table(snakemake.output.html, summary.round(3), snakemake.params.provenance)
+    save_table([snakemake.output.md, snakemake.output.html], summary.round(3), snakemake.params.provenance)
     expectation = patch_expectation(summary, snakemake.params.families)
     print(expectation.round(3).to_string(index=False))
-    save_table(snakemake.output.expectation, expectation.round(4), snakemake.params.provenance)
-    save_table(snakemake.output.expectation_html, expectation.round(4), snakemake.params.provenance)
+    save_table(
+        [snakemake.output.expectation, snakemake.output.expectation_html],
+        expectation.round(4),
+        snakemake.params.provenance,
+    )
     patches = {model: read_table(path) for model, path in zip(models, snakemake.input.patches, strict=True)}
     save_figure(spatial_maps(patches), snakemake.output.maps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +50,21 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez_compressed(fh, **arrays)
 
 
-def save_table(path: str | Path, table: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
+def save_table(
+    path: str | Path | Sequence[str | Path], table: pd.DataFrame, provenance: Mapping[str, Any] | None = None
+) -> None:
     """TSV for ``.tsv``, GitHub Markdown for ``.md``, a sortable HTML page for ``.html`` (what the Snakemake
-    report shows inline; ``mixmil_workflow.html_tables``).
+    report shows inline; ``mixmil_workflow.html_tables``); several paths write the table in each format.
 
     A result table passes its ``provenance`` (the rule's ``params.provenance``): a Markdown table gets it
     as a footer, an HTML page below the table, a TSV as leading ``#`` lines (read it back with
     :func:`read_table`)."""
     from mixmil_workflow.workflow.provenance import provenance_footer, provenance_lines
 
+    if not isinstance(path, str | Path):
+        for one in path:
+            save_table(one, table, provenance)
+        return
     path = Path(path)
     lines = provenance_lines(provenance) if provenance is not None else []
     with atomic_path(path) as tmp:
