@@ -49,23 +49,31 @@ def _click(driver, element) -> None:
 
 
 def _open_category(driver, wait, report: Path, category: str, row: str, result: str) -> None:
-    """Load the report afresh (the details view replaces the result list), open ``category`` and wait
-    for ``result``'s row; the error names the result and lists the rows the category did show."""
+    """Load the report afresh (the details view replaces the result list), open ``category`` ("name" or
+    "name/subcategory") and wait for ``result``'s row; the error names the result and lists the rows the
+    category did show."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
     driver.get(report.resolve().as_uri())
-    menu_entry = (By.XPATH, f"//a[normalize-space()='{category}']")
+    name, _, subcategory = category.partition("/")
+    menu_entry = (By.XPATH, f"//a[normalize-space()='{name}']")
     # a report of several categories lists them on its menu; one of a single category behind "Results"
     results = driver.find_elements(By.XPATH, "//a[normalize-space()='Results']")
     if not driver.find_elements(*menu_entry) and results:
         _click(driver, results[0])
     link = wait.until(
         ec.presence_of_element_located(menu_entry),
-        message=f"{result}: no '{category}' category in the report's menu",
+        message=f"{result}: no '{name}' category in the report's menu",
     )
     _click(driver, link)
+    if subcategory:  # the category's menu lists its subcategories; their results show one at a time
+        link = wait.until(
+            ec.presence_of_element_located((By.XPATH, f"//a[normalize-space()='{subcategory}']")),
+            message=f"{result}: no '{subcategory}' subcategory under '{name}'",
+        )
+        _click(driver, link)
     try:
         wait.until(ec.presence_of_element_located((By.XPATH, row)))
     except TimeoutException:
@@ -114,3 +122,100 @@ def report_figures_render(report: Path, figures: dict[str, dict[str, str]], time
     finally:
         driver.quit()
     return sizes
+
+
+def _sort_key(text: str):
+    """The page's sort key (html_tables.SORT_SCRIPT): the leading number as parseFloat reads it, else the text."""
+    import re
+
+    number = re.match(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text)
+    return float(number.group(0)) if number else text
+
+
+def _check_sorting(driver, result: str) -> None:
+    """Click the first header of the page's last sortable table twice: ascending, then descending, by the
+    page's own key (checked where the column's keys are all numbers or all text)."""
+    from selenium.webdriver.common.by import By
+
+    table = driver.find_elements(By.CSS_SELECTOR, "table.sortable")[-1]
+    n_rows = len(table.find_elements(By.CSS_SELECTOR, "tbody tr"))
+    for descending in (False, True):
+        _click(driver, table.find_element(By.CSS_SELECTOR, "thead th"))
+        cells = [c.text for c in table.find_elements(By.CSS_SELECTOR, "tbody tr td:first-child")]
+        assert len(cells) == n_rows, f"{result}: sorting lost rows"
+        keys = [_sort_key(c) for c in cells]
+        if len({type(k) for k in keys}) == 1:
+            assert keys == sorted(keys, reverse=descending), f"{result}: column 1 not sorted by a click: {cells}"
+
+
+def report_tables_render(report: Path, tables: dict[str, dict[str, str]], timeout: float = 30) -> dict[str, int]:
+    """``tables``: category -> {result path of an HTML table page in the report: a phrase its table shows}.
+    Click each result's preview: the page must be shown inline (an iframe, not a download), its table
+    drawn with rows, the phrase and the provenance visible, and a sortable table must sort on a header
+    click. Returns the number of table rows per result; raises AssertionError naming the first failure."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _driver()
+    wait = WebDriverWait(driver, timeout)
+    rows = {}
+    try:
+        for category, results in tables.items():
+            for result, phrase in results.items():
+                row = f"//td[normalize-space(text())='{result}']/ancestor::tr[1]"
+                _open_category(driver, wait, report, category, row, result)
+                _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='eye']"))
+                name = result.rsplit("/", 1)[-1]
+                frame = wait.until(
+                    ec.presence_of_element_located((By.CSS_SELECTOR, f"iframe[src*='filename={name};']")),
+                    message=f"{result}: not shown inline after clicking its preview",
+                )
+                assert frame.is_displayed() and frame.size["height"] > 0, f"{result}: its frame is not displayed"
+                driver.switch_to.frame(frame)
+                try:
+                    body = wait.until(ec.presence_of_element_located((By.TAG_NAME, "body")))
+                    wait.until(
+                        lambda d: d.find_elements(By.CSS_SELECTOR, "table tbody tr"),
+                        message=f"{result}: no table rows drawn",
+                    )
+                    text = body.text
+                    assert phrase in text, f"{result}: {phrase!r} not shown in its table"
+                    assert "Provenance" in text, f"{result}: no provenance shown"
+                    if driver.find_elements(By.CSS_SELECTOR, "table.sortable"):
+                        _check_sorting(driver, result)
+                    rows[result] = len(driver.find_elements(By.CSS_SELECTOR, "table tbody tr"))
+                finally:
+                    driver.switch_to.default_content()
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, f"browser errors: {severe}"
+    finally:
+        driver.quit()
+    return rows
+
+
+def report_table_pages(workdir: Path, rules: Path) -> dict[str, dict[str, str]]:
+    """The HTML table pages a run registered in its report, as :func:`report_tables_render` takes them:
+    read from the rules' ``report("<path>.html", ..., category=..., subcategory=...)`` declarations and
+    matched to the files the run wrote; the phrase is each page's first table cell."""
+    import html
+    import re
+
+    declared = []
+    for smk in sorted(rules.glob("*.smk")):
+        for match in re.finditer(r'report\(\s*"([^"]+\.html)",(.*?)\)', smk.read_text(), re.S):
+            category = re.search(r'\bcategory="([^"]+)"', match.group(2)).group(1)
+            subcategory = re.search(r'subcategory="([^"]+)"', match.group(2))
+            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(match.group(1)))
+            declared.append((re.compile(pattern + "$"), category, subcategory and subcategory.group(1)))
+    pages: dict[str, dict[str, str]] = {}
+    for path in sorted((workdir / "results").rglob("*.html")):
+        result = path.relative_to(workdir).as_posix()
+        for pattern, category, subcategory in declared:
+            found = pattern.match(result)
+            if found:
+                key = category + ("/" + subcategory.format(**found.groupdict()) if subcategory else "")
+                first = re.search(r"<td[^>]*>(.*?)</td>", path.read_text(), re.S)
+                pages.setdefault(key, {})[result] = html.unescape(first.group(1)).strip()
+                break
+    return pages

@@ -12,7 +12,12 @@ import yaml
 
 from mixmil_workflow.io import read_table
 from tests.support.job_envs import assert_jobs_used_only_their_envs
-from tests.support.report_browser import missing_browser, report_figures_render
+from tests.support.report_browser import (
+    missing_browser,
+    report_figures_render,
+    report_table_pages,
+    report_tables_render,
+)
 from tests.support.workflow import REPO, check_outputs, snakemake
 
 
@@ -242,3 +247,9 @@ def test_demo_report_renders_every_figure_in_headless_chromium(demo_run):
         page = next((demo_run / "results").rglob(f"{table}.html")).read_text()
         assert "<table" in page and "Provenance" in page and "config sha256" in page, table
     assert "filename=table2.md;" not in html
+    # Each table page opened in the report one by one: shown inline, rows drawn, its first cell and the
+    # provenance visible, a sortable table sorted by a header click.
+    pages = report_table_pages(demo_run, REPO / "rules")
+    shown = report_tables_render(demo_run / "report.html", pages)
+    assert len(shown) == sum(len(p) for p in pages.values()) >= 21 and min(shown.values()) > 0, shown
+    assert {f"{t}.html" for t in tables} <= {r.rsplit("/", 1)[-1] for r in shown}
