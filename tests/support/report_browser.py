@@ -81,47 +81,59 @@ def _open_category(driver, wait, report: Path, category: str, row: str, result: 
         raise AssertionError(f"{result}: no row for it after opening '{category}'; rows shown: {shown}") from None
 
 
-def report_figures_render(report: Path, figures: dict[str, dict[str, str]], timeout: float = 30) -> dict[str, tuple]:
-    """``figures``: category -> {result path in the report: a phrase of its caption}. Returns, per
-    result, the decoded image size; raises AssertionError naming the first figure that does not render."""
+def _each_preview(report: Path, results: dict[str, dict[str, str]], timeout: float, check) -> dict:
+    """For every result (category -> {result path: what to expect}): load the report, open the category,
+    click the result's preview and return ``check(driver, wait, result, expected, row)`` per result; then
+    no severe browser error may have been logged."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _driver()
     wait = WebDriverWait(driver, timeout)
-    sizes = {}
+    checked = {}
     try:
-        for category, results in figures.items():
-            for result, caption in results.items():
+        for category, expected_by_result in results.items():
+            for result, expected in expected_by_result.items():
                 row = f"//td[normalize-space(text())='{result}']/ancestor::tr[1]"
                 _open_category(driver, wait, report, category, row, result)
                 _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='eye']"))
-                name = result.rsplit("/", 1)[-1]
-                image = wait.until(
-                    ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name};']")),
-                    message=f"{result}: no image shown after clicking its preview",
-                )
-                wait.until(
-                    lambda d, img=image: d.execute_script("return arguments[0].complete", img),
-                    message=f"{result}: image never finished loading",
-                )
-                size = tuple(
-                    driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image)
-                )
-                assert min(size) > 0, f"{result}: the browser could not decode the image ({size})"
-                assert image.is_displayed(), f"{result}: image not displayed"
-                sizes[result] = size
-                _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='information-circle']"))
-                wait.until(
-                    lambda d, c=caption: c in d.find_element(By.TAG_NAME, "body").text,
-                    message=f"{result}: caption ({caption!r}) not shown in its details",
-                )
+                checked[result] = check(driver, wait, result, expected, row)
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not severe, f"browser errors: {severe}"
     finally:
         driver.quit()
-    return sizes
+    return checked
+
+
+def _figure_shown(driver, wait, result: str, caption: str, row: str) -> tuple:
+    """The previewed image decoded with a non-zero size and displayed; its details show the caption."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    name = result.rsplit("/", 1)[-1]
+    image = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, f"img[src*='filename={name};']")),
+        message=f"{result}: no image shown after clicking its preview",
+    )
+    wait.until(
+        lambda d, img=image: d.execute_script("return arguments[0].complete", img),
+        message=f"{result}: image never finished loading",
+    )
+    size = tuple(driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image))
+    assert min(size) > 0, f"{result}: the browser could not decode the image ({size})"
+    assert image.is_displayed(), f"{result}: image not displayed"
+    _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='information-circle']"))
+    wait.until(
+        lambda d, c=caption: c in d.find_element(By.TAG_NAME, "body").text,
+        message=f"{result}: caption ({caption!r}) not shown in its details",
+    )
+    return size
+
+
+def report_figures_render(report: Path, figures: dict[str, dict[str, str]], timeout: float = 30) -> dict[str, tuple]:
+    """``figures``: category -> {result path in the report: a phrase of its caption}. Returns, per
+    result, the decoded image size; raises AssertionError naming the first figure that does not render."""
+    return _each_preview(report, figures, timeout, _figure_shown)
 
 
 def _sort_key(text: str):
@@ -148,50 +160,37 @@ def _check_sorting(driver, result: str) -> None:
             assert keys == sorted(keys, reverse=descending), f"{result}: column 1 not sorted by a click: {cells}"
 
 
-def report_tables_render(report: Path, tables: dict[str, dict[str, str]], timeout: float = 30) -> dict[str, int]:
-    """``tables``: category -> {result path of an HTML table page in the report: a phrase its table shows}.
-    Click each result's preview: the page must be shown inline (an iframe, not a download), its table
-    drawn with rows, the phrase and the provenance visible, and a sortable table must sort on a header
-    click. Returns the number of table rows per result; raises AssertionError naming the first failure."""
+def _table_shown(driver, wait, result: str, phrase: str, row: str) -> int:
+    """The previewed page shown inline (an iframe, not a download), its table drawn with rows, ``phrase``
+    and the provenance visible, a sortable table sorted by a header click; returns the number of rows."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = _driver()
-    wait = WebDriverWait(driver, timeout)
-    rows = {}
+    name = result.rsplit("/", 1)[-1]
+    frame = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, f"iframe[src*='filename={name};']")),
+        message=f"{result}: not shown inline after clicking its preview",
+    )
+    assert frame.is_displayed() and frame.size["height"] > 0, f"{result}: its frame is not displayed"
+    driver.switch_to.frame(frame)
     try:
-        for category, results in tables.items():
-            for result, phrase in results.items():
-                row = f"//td[normalize-space(text())='{result}']/ancestor::tr[1]"
-                _open_category(driver, wait, report, category, row, result)
-                _click(driver, driver.find_element(By.XPATH, row + "//a[@iconname='eye']"))
-                name = result.rsplit("/", 1)[-1]
-                frame = wait.until(
-                    ec.presence_of_element_located((By.CSS_SELECTOR, f"iframe[src*='filename={name};']")),
-                    message=f"{result}: not shown inline after clicking its preview",
-                )
-                assert frame.is_displayed() and frame.size["height"] > 0, f"{result}: its frame is not displayed"
-                driver.switch_to.frame(frame)
-                try:
-                    body = wait.until(ec.presence_of_element_located((By.TAG_NAME, "body")))
-                    wait.until(
-                        lambda d: d.find_elements(By.CSS_SELECTOR, "table tbody tr"),
-                        message=f"{result}: no table rows drawn",
-                    )
-                    text = body.text
-                    assert phrase in text, f"{result}: {phrase!r} not shown in its table"
-                    assert "Provenance" in text, f"{result}: no provenance shown"
-                    if driver.find_elements(By.CSS_SELECTOR, "table.sortable"):
-                        _check_sorting(driver, result)
-                    rows[result] = len(driver.find_elements(By.CSS_SELECTOR, "table tbody tr"))
-                finally:
-                    driver.switch_to.default_content()
-        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert not severe, f"browser errors: {severe}"
+        body = wait.until(ec.presence_of_element_located((By.TAG_NAME, "body")))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table tbody tr"), message=f"{result}: no table rows")
+        text = body.text
+        assert phrase in text, f"{result}: {phrase!r} not shown in its table"
+        assert "Provenance" in text, f"{result}: no provenance shown"
+        if driver.find_elements(By.CSS_SELECTOR, "table.sortable"):
+            _check_sorting(driver, result)
+        return len(driver.find_elements(By.CSS_SELECTOR, "table tbody tr"))
     finally:
-        driver.quit()
-    return rows
+        driver.switch_to.default_content()
+
+
+def report_tables_render(report: Path, tables: dict[str, dict[str, str]], timeout: float = 30) -> dict[str, int]:
+    """``tables``: category (or "category/subcategory") -> {result path of an HTML table page: a phrase
+    its table shows}. Returns the number of table rows per result; raises AssertionError naming the first
+    page that is not shown as :func:`_table_shown` requires."""
+    return _each_preview(report, tables, timeout, _table_shown)
 
 
 def report_table_pages(workdir: Path, rules: Path) -> dict[str, dict[str, str]]:
