@@ -326,36 +326,3 @@ def markdown(card: pd.DataFrame, configfiles: Sequence[str] = ()) -> str:
     return "\n\n".join(
         [intro(card, configfiles), summary(card).to_markdown(index=False), display_table(card).to_markdown(index=False)]
     )
-
-
-# Recorded scorecards in the docs: a page includes a scorecard a run wrote (its TSV, kept under docs/) between
-#   <!-- scorecard: <tsv path relative to the page> <config file> -->  and  <!-- end scorecard -->
-# and `python -m mixmil_workflow.scorecard <page>` rewrites what lies between from the TSV (a test checks
-# that the page says what the TSV holds).
-DOCS_BLOCK = re.compile(
-    r"(<!-- scorecard: (?P<path>\S+) (?P<config>\S+) -->\n)(?P<body>.*?)(<!-- end scorecard -->)", re.S
-)
-
-
-def render_docs(page: str, base: str | Path) -> str:
-    """``page`` with every recorded-scorecard block regenerated from its TSV (paths relative to ``base``)."""
-    from mixmil_workflow.io import read_table
-
-    def block(match: re.Match) -> str:
-        card = read_table(Path(base) / match["path"]).fillna({"setting": ""})
-        return f"{match.group(1)}\n{markdown(card, [match['config']])}\n\n{match.group(5)}"
-
-    return DOCS_BLOCK.sub(block, page)
-
-
-def main() -> None:
-    import sys
-
-    for name in sys.argv[1:]:
-        path = Path(name)
-        path.write_text(render_docs(path.read_text(), path.parent))
-        print(f"{path}: recorded scorecards rendered")
-
-
-if __name__ == "__main__":
-    main()
