@@ -19,7 +19,8 @@ def test_momil_comparison_through_the_workflow(tmp_path):
     of every repeat, the selection recorded, and nothing to redo afterwards."""
     config = REPO / "tests/configs/momil.yaml"
     workdir = tmp_path / "run"
-    keep = ("--config", "save_models={momil: true}")  # off by default: a simulation
+    (tmp_path / "keep.yaml").write_text("save_models: {momil: true}\n")  # off by default: a simulation
+    keep = (str(tmp_path / "keep.yaml"),)  # an overlay, after the configuration
     snakemake("--cores", "2", "--configfile", str(config), *keep, "--directory", str(workdir))
     summary = read_table(workdir / "results/momil/tables/momil_simulation.tsv")
     assert list(summary["variant"]) == [
