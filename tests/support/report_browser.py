@@ -68,12 +68,14 @@ def _open_category(driver, wait, report: Path, category: str, row: str, result: 
         message=f"{result}: no '{name}' category in the report's menu",
     )
     _click(driver, link)
-    if subcategory:  # the category's menu lists its subcategories; their results show one at a time
-        link = wait.until(
-            ec.presence_of_element_located((By.XPATH, f"//a[normalize-space()='{subcategory}']")),
-            message=f"{result}: no '{subcategory}' subcategory under '{name}'",
+    if subcategory:  # several subcategories are menu entries of their own; one alone is shown directly
+        entry = f"//a[normalize-space()='{subcategory}']"
+        wait.until(
+            lambda d: d.find_elements(By.XPATH, row) or d.find_elements(By.XPATH, entry),
+            message=f"{result}: neither its row nor a '{subcategory}' subcategory under '{name}'",
         )
-        _click(driver, link)
+        if not driver.find_elements(By.XPATH, row):
+            _click(driver, driver.find_element(By.XPATH, entry))
     try:
         wait.until(ec.presence_of_element_located((By.XPATH, row)))
     except TimeoutException:
@@ -205,12 +207,23 @@ def report_table_pages(workdir: Path, rules: Path) -> dict[str, dict[str, str]]:
         for match in re.finditer(r'report\(\s*"([^"]+\.html)",(.*?)\)', smk.read_text(), re.S):
             category = re.search(r'\bcategory="([^"]+)"', match.group(2)).group(1)
             subcategory = re.search(r'subcategory="([^"]+)"', match.group(2))
-            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(match.group(1)))
-            declared.append((re.compile(pattern + "$"), category, subcategory and subcategory.group(1)))
+            seen: set[str] = set()
+
+            def wildcard(found: re.Match, seen=seen) -> str:  # a repeated wildcard matches the same text
+                name = found.group(1)
+                group = f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+)"
+                seen.add(name)
+                return group
+
+            pattern = re.sub(r"\\\{(\w+)\\\}", wildcard, re.escape(match.group(1)))
+            literal = len(re.sub(r"\{\w+\}", "", match.group(1)))
+            declared.append((literal, re.compile(pattern + "$"), category, subcategory and subcategory.group(1)))
+    # the most specific declaration first: spatial_{study}_expectation.html before spatial_{study}.html
+    declared.sort(key=lambda d: -d[0])
     pages: dict[str, dict[str, str]] = {}
     for path in sorted((workdir / "results").rglob("*.html")):
         result = path.relative_to(workdir).as_posix()
-        for pattern, category, subcategory in declared:
+        for _, pattern, category, subcategory in declared:
             found = pattern.match(result)
             if found:
                 key = category + ("/" + subcategory.format(**found.groupdict()) if subcategory else "")
