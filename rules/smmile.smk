@@ -106,7 +106,7 @@ rule fit_spatial:
         smmile_data,
     output:
         **saved_model(
-            "smmile", "results/smmile/{study}/{model}/repeat{repeat}/model.pt"
+            "smmile", "results/smmile/models/{study}/{model}/repeat{repeat}.pt"
         ),
         slides="results/smmile/{study}/{model}/repeat{repeat}/slides.tsv",
         patches="results/smmile/{study}/{model}/repeat{repeat}/patches.tsv",

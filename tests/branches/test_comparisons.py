@@ -85,8 +85,8 @@ def test_smmile_comparison_through_the_workflow(tmp_path):
 
     for study in ("simulation", "simulation_multiclass", "camelyon16"):
         for model in ("smmile", "abmil", "mixmil"):
-            assert (workdir / f"results/smmile/{study}/{model}/repeat0/model.pt").stat().st_size > 0
-    assert type(load(workdir / "results/smmile/camelyon16/smmile/repeat0/model.pt")).__name__ == "SMMILe"
+            assert (workdir / f"results/smmile/models/{study}/{model}/repeat0.pt").stat().st_size > 0
+    assert type(load(workdir / "results/smmile/models/camelyon16/smmile/repeat0.pt")).__name__ == "SMMILe"
     assert assert_jobs_used_only_their_envs(workdir) >= 3
     again = snakemake("-n", "--configfile", str(config), "--directory", str(workdir))
     assert "Nothing to be done" in again.stdout + again.stderr
