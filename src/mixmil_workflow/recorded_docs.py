@@ -34,7 +34,7 @@ def table_markdown(path: str | Path) -> str:
     """A recorded result table as Markdown: mean ± s.e. pairs joined, numbers to three decimals, and the
     config digest and code revision its provenance names."""
     from mixmil_workflow.io import read_table
-    from mixmil_workflow.scorecard import header_provenance
+    from mixmil_workflow.workflow.provenance import header_provenance
 
     table = read_table(path)
     shown = pd.DataFrame(index=table.index)

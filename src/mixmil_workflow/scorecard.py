@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mixmil_workflow.workflow.provenance import header_provenance
+
 PAPER_VALUES = Path(__file__).parent / "reference" / "paper_values.tsv"
 HARDWARE_DEPENDENT = frozenset({"batch_ms", "predict_ms"})
 COLUMNS = [
@@ -181,20 +183,6 @@ def judge(quantity: str, kind: str, difference: float, combined: float) -> str:
     if not np.isfinite(combined):
         return "n/a"
     return "yes" if abs(difference) <= 2 * combined + 1e-12 else "no"
-
-
-def header_provenance(path: str | Path) -> tuple[str, str]:
-    """(config sha256, code revision) from a result table's ``#`` provenance lines."""
-    config = revision = ""
-    with open(path) as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            if match := re.search(r"config sha256 \([^)]*\): ([0-9a-f]+)", line):
-                config = match.group(1)[:12]
-            if match := re.search(r"mixmil-workflow (.+?); Python", line):
-                revision = match.group(1)
-    return config, revision
 
 
 def scorecard(

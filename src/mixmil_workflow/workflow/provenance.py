@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -150,3 +151,18 @@ def provenance_lines(provenance: Mapping[str, Any]) -> list[str]:
 def provenance_footer(provenance: Mapping[str, Any]) -> str:
     """The Markdown footer of a result table."""
     return "\n\nProvenance:\n\n" + "".join(f"- {line}\n" for line in provenance_lines(provenance))
+
+
+def header_provenance(path: str | Path) -> tuple[str, str]:
+    """(config sha256, first 12 digits; code revision) read back from the ``#`` lines that
+    :func:`provenance_lines` wrote at the top of a result table."""
+    config = revision = ""
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            if match := re.search(r"config sha256 \([^)]*\): ([0-9a-f]+)", line):
+                config = match.group(1)[:12]
+            if match := re.search(r"mixmil-workflow (.+?); Python", line):
+                revision = match.group(1)
+    return config, revision
