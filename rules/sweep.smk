@@ -22,8 +22,9 @@ rule fit_sweep:
     input:
         "results/sweep/data/default/rep{repeat}.npz",
     output:
-        **saved_model("sweep", "results/sweep/models/{model}/c{combo}/rep{repeat}.pt"),
-        predictions="results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz",
+        # lists of one: the simulation's fit script takes one dataset, seed, model and predictions per entry
+        **saved_model("sweep", ["results/sweep/models/{model}/c{combo}/rep{repeat}.pt"]),
+        predictions=["results/sweep/predictions/{model}/c{combo}/rep{repeat}.npz"],
     log:
         "logs/sweep/fit/{model}/c{combo}/rep{repeat}.log",
     benchmark:
@@ -38,7 +39,7 @@ rule fit_sweep:
     params:
         code=package_code("scripts/simulation/fit.py"),
         model=lambda wc: SWEEP_COMBINATIONS[wc.model][int(wc.combo)],
-        seeds=lambda wc: [sweep_fit_seed(wc)],  # the script fits one dataset per output
+        seeds=lambda wc: [sweep_fit_seed(wc)],
         device=config["device"],
     script:
         "../scripts/simulation/fit.py"

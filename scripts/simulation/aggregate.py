@@ -34,10 +34,11 @@ with log_to(snakemake.log[0]):
     )
     paired = paired_table(long, snakemake.params.reference)
     save_table(snakemake.output.paired, paired.round(4), provenance=snakemake.params.provenance)
-    for path in (snakemake.output.paired_md, snakemake.output.paired_html):
-        save_table(
-            path, paired_markdown_table(paired, snakemake.params.reference), provenance=snakemake.params.provenance
-        )
+    save_table(
+        [snakemake.output.paired_md, snakemake.output.paired_html],
+        paired_markdown_table(paired, snakemake.params.reference),
+        provenance=snakemake.params.provenance,
+    )
     save_table(
         snakemake.output.hyperparameters,
         hyperparameter_table(snakemake.params.runs, snakemake.input.predictions),

@@ -17,14 +17,8 @@ with log_to(snakemake.log[0]):
     # The job's threads (the spec's, lowered by Snakemake to --cores) also parallelise the trees.
     spec = {**snakemake.params.model, "threads": snakemake.threads}
     wc = snakemake.wildcards
-    # one file (the sweep) or one per repeat (the simulation)
-    outputs = (
-        [snakemake.output.predictions]
-        if isinstance(snakemake.output.predictions, str)
-        else snakemake.output.predictions
-    )
-    models = getattr(snakemake.output, "model", [None] * len(outputs))  # config save_models.simulation
-    models = [models] if isinstance(models, str) else models
+    outputs = snakemake.output.predictions  # one per repeat (the simulation) or one (the sweep)
+    models = getattr(snakemake.output, "model", [None] * len(outputs))  # config save_models.simulation / .sweep
     for data_path, out_path, seed, model_path in zip(
         snakemake.input, outputs, snakemake.params.seeds, models, strict=True
     ):
