@@ -14,14 +14,17 @@ SCORECARD_TABLES = source_tables(
 )
 
 # the models behind those tables (its parameters: editing another model reruns nothing here)
-SCORECARD_MODELS = {
-    name: config["models"][name]
-    for name in dict.fromkeys(
-        [*SIMULATION_MODELS, *COST_MODELS, *MICROSCOPY_MODELS, *CAMELYON16_MODELS]
-        + (GENETICS_MODELS if GENETICS["activate"] else [])
-    )
+SCORECARD_MODELS = (
+    {
+        name: config["models"][name]
+        for name in dict.fromkeys(
+            [*SIMULATION_MODELS, *COST_MODELS, *MICROSCOPY_MODELS, *CAMELYON16_MODELS]
+            + (GENETICS_MODELS if GENETICS["activate"] else [])
+        )
+    }
     if SCORECARD_TABLES
-}
+    else {}
+)
 
 
 def scorecard_outputs():
