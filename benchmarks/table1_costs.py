@@ -14,7 +14,6 @@ ratios to MixMIL are what compares ("over 12x faster than ABMIL and over 40x fas
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from harness import write_record
 
 from mixmil_workflow.studies.costs import measure_model_costs
 from mixmil_workflow.studies.simulation import derive_seed, simulate_default
@@ -80,10 +80,7 @@ def main() -> None:
         "settings": {**costs, "scenario": config["simulation"]["defaults"], "repeat": "0"},
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(record))
-    print(markdown(record))
+    write_record(args.out, record, markdown)
 
 
 def markdown(record: dict) -> str:

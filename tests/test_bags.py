@@ -74,3 +74,29 @@ def test_empty_bag_and_non_finite_values_are_rejected():
 def test_single_instance_bags_are_allowed():
     bags = Bags.from_list([np.ones((1, 3)), 2 * np.ones((1, 3))])
     np.testing.assert_array_equal(bags.mean_pool().numpy(), [[1, 1, 1], [2, 2, 2]])
+
+
+def test_per_bag_operations_take_the_dense_path_for_equal_sizes_and_agree_with_the_segment_ops():
+    from mixmil_workflow.models.segment import segment_argmax, segment_max, segment_softmax, segment_sum
+
+    rng = np.random.default_rng(5)
+    equal = Bags.from_dense(rng.standard_normal((7, 6, 4)), dtype=torch.float64)
+    ragged = Bags.from_list([rng.standard_normal((n, 4)) for n in (3, 6, 1, 5)], dtype=torch.float64)
+    assert equal.common_size == 6 and ragged.common_size == 0 and not ragged.is_equal_size
+    for bags in (equal, ragged):
+        values = torch.as_tensor(rng.standard_normal((bags.n_instances, 2, 3)))
+        values[1] = values[0]  # a tie inside the first bag: the first of the tied rows is the argmax
+        torch.testing.assert_close(bags.softmax(values), segment_softmax(values, bags.offsets, bags.index))
+        torch.testing.assert_close(bags.sum(values), segment_sum(values, bags.offsets, bags.index))
+        torch.testing.assert_close(bags.max(values), segment_max(values, bags.offsets))
+        expected = segment_argmax(values, bags.offsets, bags.index)
+        assert torch.equal(bags.argmax(values), expected)
+        # The argmax rows hold each bag's maximum, and lie inside their bag.
+        chosen = values.gather(0, expected)
+        torch.testing.assert_close(chosen, bags.max(values))
+        first, last = bags.offsets[:-1].view(-1, 1, 1), bags.offsets[1:].view(-1, 1, 1)
+        assert bool(((expected >= first) & (expected < last)).all())
+    # A subset of equal-size bags knows its size without recounting; the dense view still checks.
+    assert equal.subset([4, 0]).common_size == 6
+    with pytest.raises(BagError, match="differ in size"):
+        ragged.dense()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mixmil_workflow.models.segment import segment_sum
+from mixmil_workflow.models.segment import segment_argmax, segment_max, segment_softmax, segment_sum
 
 
 class BagError(ValueError):
@@ -28,6 +28,7 @@ class Bags:
     x: torch.Tensor
     offsets: torch.Tensor
     _index: torch.Tensor | None = field(default=None, repr=False)
+    _common_size: int | None = field(default=None, repr=False)  # 0: sizes differ; None: not yet known
 
     def __post_init__(self) -> None:
         if self.x.ndim != 2:
@@ -118,15 +119,57 @@ class Bags:
         return self._index
 
     @property
+    def common_size(self) -> int:
+        """The number of instances of every bag when all bags have the same size, else 0 (computed once:
+        the per-bag operations ask on every forward pass)."""
+        if self._common_size is None:
+            sizes = self.sizes
+            self._common_size = int(sizes[0]) if bool((sizes == sizes[0]).all()) else 0
+        return self._common_size
+
+    @property
     def is_equal_size(self) -> bool:
-        sizes = self.sizes
-        return bool((sizes == sizes[0]).all())
+        return self.common_size > 0
 
     def dense(self) -> torch.Tensor:
         """Zero-copy ``(n_bags, I, Q)`` view; only for equal-size bags."""
         if not self.is_equal_size:
             raise BagError("bags differ in size; a dense view needs equal-size bags")
-        return self.x.view(self.n_bags, int(self.sizes[0]), self.n_features)
+        return self.x.view(self.n_bags, self.common_size, self.n_features)
+
+    # per-bag operations on per-instance values ---------------------------------------------------
+    # ``values`` has one row per instance (n_instances, ...), in this collection's order. Equal-size
+    # bags take a dense (n_bags, I, ...) view and one reduction over its instance axis; bags of
+    # different sizes take the segment ops. The two agree to float rounding (the order of a sum's
+    # terms differs), and every model that pools through these gets the dense path for free.
+    def _per_bag(self, values: torch.Tensor) -> torch.Tensor:
+        return values.reshape(self.n_bags, self.common_size, *values.shape[1:])
+
+    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax of ``logits`` over the instances of each bag, shape of ``logits``."""
+        if not self.is_equal_size:
+            return segment_softmax(logits, self.offsets, self.index)
+        return torch.softmax(self._per_bag(logits), 1).view(logits.shape)
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum of ``values`` over the instances of each bag, shape (n_bags, ...)."""
+        if not self.is_equal_size:
+            return segment_sum(values, self.offsets, self.index)
+        return self._per_bag(values).sum(1)
+
+    def max(self, values: torch.Tensor) -> torch.Tensor:
+        """Maximum of ``values`` over the instances of each bag, shape (n_bags, ...) (no gradient)."""
+        if not self.is_equal_size:
+            return segment_max(values.detach(), self.offsets)
+        return self._per_bag(values.detach()).amax(1)
+
+    def argmax(self, values: torch.Tensor) -> torch.Tensor:
+        """Row (in ``values``) of each bag's first maximal instance, per trailing index: shape
+        (n_bags, ...), long. The first of tied maxima, as ``torch.argmax``."""
+        if not self.is_equal_size:
+            return segment_argmax(values.detach(), self.offsets, self.index)
+        first = self.offsets[:-1].view(-1, *([1] * (values.ndim - 1)))
+        return self._per_bag(values.detach()).argmax(1) + first
 
     def __len__(self) -> int:
         return self.n_bags
@@ -148,9 +191,9 @@ class Bags:
             raise BagError("a subset needs a non-empty 1-D list of bag positions")
         if self.is_equal_size:
             # A gather of validated rows: no second NaN/Inf scan (this runs every training step).
-            size = int(self.sizes[0])
+            size = self.common_size
             offsets = torch.arange(idx.numel() + 1, device=self.x.device) * size
-            return Bags(self.dense()[idx].reshape(-1, self.n_features), offsets)
+            return Bags(self.dense()[idx].reshape(-1, self.n_features), offsets, _common_size=size)
         starts, sizes = self.offsets[:-1][idx], self.sizes[idx]
         offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)])
         within = torch.arange(int(offsets[-1]), device=self.x.device) - torch.repeat_interleave(offsets[:-1], sizes)
@@ -161,7 +204,7 @@ class Bags:
         """Mean instance embedding of every bag (n_bags, Q)."""
         if self.is_equal_size:
             return self.dense().mean(1)
-        return segment_sum(self.x, self.offsets, self.index) / self.sizes.unsqueeze(1).to(self.x.dtype)
+        return self.sum(self.x) / self.sizes.unsqueeze(1).to(self.x.dtype)
 
     def chunks(self, max_instances: int = 200_000) -> Iterator[tuple[int, int]]:
         """Consecutive bag ranges ``[start, stop)`` holding at most ``max_instances`` instances

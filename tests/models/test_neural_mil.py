@@ -216,3 +216,21 @@ def test_huber_loss_regresses_the_label(small_sim):
         AttentionMIL(loss="huber", likelihood="categorical", n_trials=None)
     with pytest.raises(ValueError, match="loss must be one of"):
         AttentionMIL(loss="mse")
+
+
+def test_equal_size_bags_give_the_networks_outputs_of_the_ragged_path(name):
+    """Equal-size bags are pooled through a dense view, bags of different sizes through segment ops: the
+    same network gives the same outputs for the same bags either way (to float rounding)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((24, 8, 5)).astype(np.float32), rng.integers(0, 3, (24, 2)).astype(float)
+    extra = {"mc_samples": 0} if name == "bayes_mil" else {}
+    model = MODELS[name](**FAST, **extra).fit(Bags.from_dense(x), y)
+    equal = Bags.from_dense(x)
+    # The same bags followed by one bag of another size, which sends them through the segment ops.
+    ragged = Bags.from_list([*x, rng.standard_normal((3, 5)).astype(np.float32)])
+    assert equal.is_equal_size and not ragged.is_equal_size
+    dense_pred, ragged_pred = model.predict(equal), model.predict(ragged)
+    np.testing.assert_allclose(dense_pred.bag_effect, ragged_pred.bag_effect[:24], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.instance_scores(equal), model.instance_scores(ragged)[: equal.n_instances], rtol=1e-5, atol=1e-7
+    )

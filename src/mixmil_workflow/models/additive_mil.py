@@ -19,9 +19,8 @@ from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.attention_mil import StackedAttention
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_uniform
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_linear, stacked_uniform
 from mixmil_workflow.models.options import AdditiveMILConfig
-from mixmil_workflow.models.segment import segment_sum
 
 
 class StackedAdditiveNet(nn.Module):
@@ -38,9 +37,9 @@ class StackedAdditiveNet(nn.Module):
 
     def forward(self, bags: Bags) -> NetOutput:
         h, weights = self.attention(bags)
-        hidden = F.relu(torch.einsum("inm,nmk->ink", weights.unsqueeze(-1) * h, self.psi1_w) + self.psi1_b)
-        contributions = torch.einsum("ink,nkc->inc", hidden, self.psi2_w) + self.psi2_b  # (instances, nets, C)
-        logits = segment_sum(contributions, bags.offsets, bags.index)
+        hidden = F.relu(stacked_linear(weights.unsqueeze(-1) * h, self.psi1_w) + self.psi1_b)
+        contributions = stacked_linear(hidden, self.psi2_w) + self.psi2_b  # (instances, nets, C)
+        logits = bags.sum(contributions)
         scores = weights if self.return_attention else contributions
         return NetOutput(logits, scores)
 

@@ -12,9 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_uniform
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_linear, stacked_uniform
 from mixmil_workflow.models.options import AttentionMILConfig
-from mixmil_workflow.models.segment import segment_softmax, segment_sum
 
 
 class StackedAttention(nn.Module):
@@ -36,11 +35,11 @@ class StackedAttention(nn.Module):
     def forward(self, bags: Bags) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoded instances h (instances, nets, hidden) and attention weights a (instances, nets)."""
         h = F.relu(torch.einsum("iq,nqm->inm", bags.x, self.enc_w) + self.enc_b)
-        v = torch.tanh(torch.einsum("inm,nml->inl", h, self.att_v) + self.att_vb)
+        v = torch.tanh(stacked_linear(h, self.att_v) + self.att_vb)
         if self.gated:
-            v = v * torch.sigmoid(torch.einsum("inm,nml->inl", h, self.att_u) + self.att_ub)
-        scores = torch.einsum("inl,nl->in", v, self.att_w) + self.att_wb
-        return h, segment_softmax(scores, bags.offsets, bags.index)
+            v = v * torch.sigmoid(stacked_linear(h, self.att_u) + self.att_ub)
+        scores = stacked_linear(v, self.att_w.unsqueeze(-1))[..., 0] + self.att_wb
+        return h, bags.softmax(scores)
 
 
 class StackedAttentionNet(nn.Module):
@@ -57,8 +56,8 @@ class StackedAttentionNet(nn.Module):
 
     def forward(self, bags: Bags) -> NetOutput:
         h, weights = self.attention(bags)
-        pooled = segment_sum(weights.unsqueeze(-1) * h, bags.offsets, bags.index)  # (bags, nets, hidden)
-        logits = torch.einsum("bnm,nmc->bnc", pooled, self.cls_w) + self.cls_b
+        pooled = bags.sum(weights.unsqueeze(-1) * h)  # (bags, nets, hidden)
+        logits = stacked_linear(pooled, self.cls_w) + self.cls_b
         return NetOutput(logits, weights, bag_embeddings=pooled)
 
 

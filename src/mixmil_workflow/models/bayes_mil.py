@@ -29,9 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_linear, standard_normal
 from mixmil_workflow.models.options import BayesMILConfig
-from mixmil_workflow.models.segment import segment_sum
 
 # Molchanov et al. (2017) style approximation constants used by the reference's ARD-KL.
 _K1, _K2, _K3 = 0.6134, 0.2026, 0.7126
@@ -48,11 +47,11 @@ class StackedLinearVDO(nn.Module):
 
     def forward(self, x: torch.Tensor, stochastic: bool) -> torch.Tensor:
         """x: (rows, nets, fan_in) -> (rows, nets, fan_out)."""
-        mean = torch.einsum("rni,nio->rno", x, self.weight)
+        mean = stacked_linear(x, self.weight)
         if stochastic:
             # Local reparameterisation: sample the pre-activation, whose variance is sum_i x_i^2 alpha w^2.
-            var = torch.einsum("rni,nio->rno", x * x, self.log_alpha.exp() * self.weight * self.weight) + 1e-8
-            mean = mean + torch.randn_like(mean) * var.sqrt()
+            var = stacked_linear(x * x, self.log_alpha.exp() * self.weight * self.weight) + 1e-8
+            mean = mean + standard_normal(mean) * var.sqrt()
         return mean + self.bias
 
     def ard_kl(self) -> torch.Tensor:
@@ -94,10 +93,10 @@ class StackedBayesMILNet(nn.Module):
         a = self._drop(torch.tanh(self.att_a(h, s)))
         g = self._drop(torch.sigmoid(self.att_b(h, s)))
         mu, logvar = self.att_c(a * g, s).unbind(-1)  # (instances, nets) each
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if s else mu
+        z = mu + standard_normal(mu) * torch.exp(0.5 * logvar) if s else mu
         alpha = torch.sigmoid(z)
-        norm = segment_sum(alpha, bags.offsets, bags.index)  # (bags, nets)
-        pooled = segment_sum(alpha.unsqueeze(-1) * h, bags.offsets, bags.index) / norm.unsqueeze(-1)
+        norm = bags.sum(alpha)  # (bags, nets)
+        pooled = bags.sum(alpha.unsqueeze(-1) * h) / norm.unsqueeze(-1)
         weights = alpha / norm.index_select(0, bags.index)
         return NetOutput(self.classifier(pooled, s), weights)
 

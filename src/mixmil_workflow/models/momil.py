@@ -182,8 +182,8 @@ class MoMIL(NeuralMIL):
     def make_optimiser(self, params) -> torch.optim.Optimizer:
         cfg = self.config
         if cfg.schedule == "paper":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay, fused=True)
 
     def make_scheduler(self, optimiser):
         cfg = self.config

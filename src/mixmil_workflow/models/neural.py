@@ -47,6 +47,28 @@ def stacked_uniform(n_nets: int, fan_in: int, *shape: int, generator: torch.Gene
     return nn.Parameter(torch.empty(n_nets, *shape).uniform_(-bound, bound, generator=generator))
 
 
+def stacked_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each net's linear map: x (rows, nets, fan_in) and weight (nets, fan_in, fan_out) give
+    (rows, nets, fan_out).
+
+    A single output (a logit) is one dot product per row and net, computed as a product and a sum:
+    einsum would call a batched matrix-vector kernel, measured 1.5-2x slower on a CPU (forward and
+    backward); wider outputs (two already) are faster through einsum's batched matrix product.
+    """
+    if weight.shape[-1] == 1:
+        return (x * weight[..., 0]).sum(-1, keepdim=True)
+    return torch.einsum("rni,nio->rno", x, weight)
+
+
+def standard_normal(like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise of ``like``'s shape, dtype and device, drawn into a contiguous tensor.
+
+    Why not ``torch.randn_like``: it keeps the strides of ``like``, and the stacked networks' outputs are
+    permuted bmm results; on a CPU a non-contiguous draw takes torch's element-by-element path, measured
+    8x slower than a contiguous one (Bayes-MIL spent 40 % of a step there)."""
+    return torch.randn(like.shape, dtype=like.dtype, device=like.device)
+
+
 class NeuralMIL(MILModel):
     config_class = NeuralMILConfig
     format = ""
@@ -72,7 +94,7 @@ class NeuralMIL(MILModel):
     def build_net(self, n_nets: int, n_features: int, n_logits: int) -> nn.Module: ...
 
     def make_optimiser(self, params) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=True)
 
     def make_scheduler(self, optimiser: torch.optim.Optimizer):
         return None

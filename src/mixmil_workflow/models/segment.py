@@ -64,6 +64,18 @@ def segment_max(values: torch.Tensor, offsets: torch.Tensor, backend: str = "tor
     return torch.segment_reduce(values, "max", lengths=lengths, axis=0, unsafe=True)
 
 
+def segment_argmax(values: torch.Tensor, offsets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Row of each bag's first maximal instance in ``values`` (n_instances, ...), per trailing index:
+    (n_bags, ...), long (no gradient; the first of tied maxima, as ``torch.argmax``)."""
+    best = segment_max(values, offsets).index_select(0, index)
+    shape = (-1, *([1] * (values.ndim - 1)))
+    rows = torch.arange(len(values), device=values.device).view(shape).expand_as(values)
+    candidates = torch.where(values == best, rows, torch.full_like(rows, len(values)))
+    # segment_reduce has no integer min on the CPU; scatter_reduce does.
+    first = torch.full((offsets.numel() - 1, *values.shape[1:]), len(values), dtype=torch.long, device=values.device)
+    return first.scatter_reduce_(0, index.view(shape).expand_as(candidates), candidates, "amin")
+
+
 def segment_softmax(
     logits: torch.Tensor, offsets: torch.Tensor, index: torch.Tensor, backend: str = "torch"
 ) -> torch.Tensor:
