@@ -87,6 +87,11 @@ def test_the_performance_numbers_are_the_recorded_results():
     speed = json.loads((REPO / "benchmarks/results/mixmil_simulation_speed.json").read_text())["results"]
     assert f"{speed['mixmil_full_rank']['speedup_same_run']:.2f} times faster" in text
     assert f"{speed['mixmil_mean_field']['speedup_same_run']:.2f} times" in text
+    baselines = json.loads((REPO / "benchmarks/results/baselines_speed.json").read_text())
+    names = {"abmil": "ABMIL", "gated_abmil": "Gated ABMIL", "dsmil": "DSMIL", "bayes_mil": "Bayes-MIL"}
+    for row in baselines["rows"]:
+        assert f"{names.get(row['model'], 'Additive MIL')} {row['speedup']:.2f}x" in text
+    assert f"({baselines['reference']})" in text
 
 
 def test_recorded_results_in_the_docs_say_what_their_recorded_files_hold():
