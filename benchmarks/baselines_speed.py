@@ -70,11 +70,14 @@ else:
 """
 
 
+def git(*args: str) -> bytes:
+    """A git command's output in this checkout."""
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=True).stdout
+
+
 def export_source(revision: str, into: Path) -> Path:
     """The reference revision's ``src/`` under ``into`` (read from git, the working tree untouched)."""
-    sha = subprocess.run(["git", "rev-parse", revision], cwd=ROOT, capture_output=True, text=True, check=True)
-    archive = subprocess.run(["git", "archive", sha.stdout.strip(), "src"], cwd=ROOT, capture_output=True, check=True)
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+    with tarfile.open(fileobj=BytesIO(git("archive", revision, "src"))) as tar:
         tar.extractall(into, filter="data")
     return into / "src"
 
@@ -90,13 +93,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "baselines_speed")
     args = parser.parse_args()
     config_path = ROOT / "config" / "paper.yaml"
-    reference_sha = subprocess.run(
-        ["git", "rev-parse", "--short", args.reference], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    current_sha = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True).stdout
+    reference_sha = git("rev-parse", "--short", args.reference).decode().strip()
+    current_sha = git("rev-parse", "--short", "HEAD").decode().strip()
+    dirty = git("status", "--porcelain", "src").decode()
     with tempfile.TemporaryDirectory() as tmp:
         versions = {"reference": export_source(args.reference, Path(tmp)), "current": ROOT / "src"}
         rows = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mixmil_workflow.models.segment import segment_argmax, segment_max, segment_softmax, segment_sum
+from mixmil_workflow.models.segment import segment_argmax, segment_softmax, segment_sum
 
 
 class BagError(ValueError):
@@ -156,12 +156,6 @@ class Bags:
         if not self.is_equal_size:
             return segment_sum(values, self.offsets, self.index)
         return self._per_bag(values).sum(1)
-
-    def max(self, values: torch.Tensor) -> torch.Tensor:
-        """Maximum of ``values`` over the instances of each bag, shape (n_bags, ...) (no gradient)."""
-        if not self.is_equal_size:
-            return segment_max(values.detach(), self.offsets)
-        return self._per_bag(values.detach()).amax(1)
 
     def argmax(self, values: torch.Tensor) -> torch.Tensor:
         """Row (in ``values``) of each bag's first maximal instance, per trailing index: shape
