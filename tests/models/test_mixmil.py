@@ -100,8 +100,11 @@ def _perturbed_double_module(model: MixMIL) -> MixMILModule:
 @pytest.mark.parametrize("posterior", ["full_rank", "mean_field"])
 @pytest.mark.parametrize("likelihood", ["binomial", "bernoulli", "gaussian", "categorical", "missing"])
 @pytest.mark.parametrize("ragged", [False, True])
-def test_closed_form_training_step_equals_autograd_of_the_elbo(posterior, likelihood, ragged):
-    """training_step (what fit uses) gives loss() and loss().backward()'s gradients for every parameter."""
+@pytest.mark.parametrize("fused", [True, False], ids=["kernels", "torch"])
+def test_closed_form_training_step_equals_autograd_of_the_elbo(posterior, likelihood, ragged, fused):
+    """training_step (what fit uses) gives loss() and loss().backward()'s gradients for every parameter,
+    through the CPU kernels (binomial and Bernoulli) and through the torch step (every likelihood; the
+    GPU's path)."""
     rng = np.random.default_rng(0)
     n, q = 24, 3
     sizes = rng.integers(2, 7, n) if ragged else np.full(n, 5)
@@ -117,6 +120,7 @@ def test_closed_form_training_step_equals_autograd_of_the_elbo(posterior, likeli
     lik = "binomial" if likelihood == "missing" else likelihood
     model = MixMIL(likelihood=lik, posterior=posterior, **{**FAST, "n_epochs": 1}, **kw).fit(bags, y)
     module = _perturbed_double_module(model)
+    module.fused_cpu_step = fused
     device = module.alpha.device  # the GPU where one is visible (device "auto"): both paths run there
     batch = bags.to(device).subset(torch.arange(3, 15)).to(dtype=torch.float64)
     y_t = module.likelihood.prepare_labels(y)[3:15].to(device)
@@ -135,6 +139,76 @@ def test_closed_form_training_step_equals_autograd_of_the_elbo(posterior, likeli
     assert set(want) == {name for name, param in module.named_parameters() if param.grad is not None}
     for name, param in module.named_parameters():
         torch.testing.assert_close(param.grad, want[name], msg=lambda m, name=name: f"{name}: {m}")
+
+
+def _step_grads(module: MixMILModule, fused: bool, *args, bags=None) -> tuple[torch.Tensor, dict]:
+    module.fused_cpu_step = fused
+    module.zero_grad(set_to_none=True)
+    out = module.training_step(*args, torch.Generator().manual_seed(3), bags=bags)
+    return torch.stack(out), {name: param.grad.clone() for name, param in module.named_parameters()}
+
+
+@pytest.mark.parametrize("posterior", ["full_rank", "mean_field"])
+def test_kernels_and_torch_step_agree_where_a_minibatch_has_no_spread(posterior):
+    """Bags equal to 1e-12 pool to nearly the same t: the sd is clamped and its backward term dropped by
+    both steps alike (finite, equal gradients)."""
+    rng = np.random.default_rng(1)
+    bags = Bags.from_list([rng.standard_normal((4, 3)) for _ in range(12)])
+    model = MixMIL(posterior=posterior, **{**FAST, "n_epochs": 1}).fit(bags, rng.integers(0, 3, (12, 2)))
+    module = _perturbed_double_module(model)
+    same = torch.as_tensor(rng.standard_normal((4, 3)) + 1e-12 * rng.standard_normal((6, 4, 3)))
+    args = (same, torch.ones(6, 1, dtype=torch.float64), torch.tensor([[0.0, 1.0]] * 3 + [[2.0, 1.0]] * 3), 12, 4)
+    got, got_grads = _step_grads(module, True, *args)
+    want, want_grads = _step_grads(module, False, *args)
+    torch.testing.assert_close(got, want)
+    for name, grad in want_grads.items():
+        assert torch.isfinite(got_grads[name]).all()
+        torch.testing.assert_close(got_grads[name], grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_kernels_nll_over_thousands_of_bags_equals_the_binomial_log_likelihood():
+    """The kernel takes the logs of running products of 1 + exp(-|eta|); over thousands of bags and
+    extreme predictors its NLL is still the sum of the per-entry terms."""
+    from mixmil_workflow.models.likelihoods import Binomial
+    from mixmil_workflow.models.mixmil_step_kernels import standardise_binomial
+
+    rng = np.random.default_rng(2)
+    s, p, b, q = 2, 3, 3000, 4
+    t = rng.standard_normal((s, p, b)) * rng.choice([0.1, 30.0], (s, p, b))
+    theta = rng.standard_normal((s, p, 2 * q))
+    fixed = rng.standard_normal((b, p))
+    y = rng.integers(0, 3, (b, p)).astype(float)
+    y[rng.random((b, p)) < 0.1] = np.nan
+    grad_t, grad_fixed, effect, grad_effect = np.empty((s, p, b)), np.empty((b, p)), np.empty((s, p)), np.empty((s, p))
+    nll = standardise_binomial(t, theta, fixed, y, 2.0, grad_t, grad_fixed, effect, grad_effect)
+    xhat = (t - t.mean(-1, keepdims=True)) / t.std(-1, ddof=1, keepdims=True)
+    b_rms = np.sqrt((theta[..., q:] ** 2).mean(-1))
+    eta = torch.as_tensor(fixed[..., None] + (b_rms[..., None] * xhat).transpose(2, 1, 0))  # (B, P, S)
+    likelihood = Binomial(2, allow_missing=True)
+    want = -likelihood.log_prob(eta, torch.as_tensor(y), constant=False).mean().item()
+    assert nll == pytest.approx(want, rel=1e-12)
+
+
+def test_kernels_fit_follows_the_torch_step_on_float32(small_sim):
+    """A float32 fit through the kernels draws the same noise as the torch step: the same fit to rounding."""
+    fits = []
+    for fused in (True, False):
+        model = MixMIL(**{**FAST, "n_epochs": 4})
+        model._build_module = _with_fused(model._build_module, fused)
+        fits.append(model.fit(small_sim.bags("train"), small_sim.y_train))
+    kernels, torch_step = fits
+    np.testing.assert_allclose(kernels.history["loss"], torch_step.history["loss"], rtol=1e-4)
+    bags = small_sim.bags("test")
+    np.testing.assert_allclose(kernels.predict(bags).bag_effect, torch_step.predict(bags).bag_effect, atol=2e-3)
+
+
+def _with_fused(build, fused: bool):
+    def build_module(*args, **kwargs):
+        module = build(*args, **kwargs)
+        module.fused_cpu_step = fused
+        return module
+
+    return build_module
 
 
 def test_fit_uses_the_closed_form_step_and_keeps_the_factor_lower_triangular(small_sim):

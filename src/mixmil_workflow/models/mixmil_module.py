@@ -17,6 +17,9 @@ This module only holds parameters and computes; training and the user API live i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,7 +35,8 @@ from mixmil_workflow.models.attention_pool import (
     padded_attention_pool_forward,
     padded_attention_weights,
 )
-from mixmil_workflow.models.likelihoods import Likelihood
+from mixmil_workflow.models import mixmil_step_kernels as kernels
+from mixmil_workflow.models.likelihoods import Binomial, Likelihood
 from mixmil_workflow.models.order_statistics import tail_quantiles
 from mixmil_workflow.models.posterior import GaussianPosterior
 from mixmil_workflow.models.segment import segment_softmax, segment_sum
@@ -56,6 +60,9 @@ class MixMILModule(nn.Module):
         self.likelihood = likelihood
         self.n_features = posterior_mean.shape[1] // 2
         self.segment_backend = segment_backend
+        # On the CPU, binomial and Bernoulli steps run around the pooling in numba kernels (the same draws;
+        # gradients equal to rounding). False keeps the torch step, the GPU's path, everywhere.
+        self.fused_cpu_step = True
         self.alpha = nn.Parameter(alpha.clone())
         # Prior log standard deviations per output: column 0 for gamma, column 1 for beta.
         self.log_sigma = nn.Parameter(0.5 * torch.log(torch.stack([prior_var_gamma, prior_var_beta], 1)))
@@ -193,21 +200,12 @@ class MixMILModule(nn.Module):
         the KL have their derivatives written out below, in ``attention_pool`` and in
         :meth:`GaussianPosterior.backward_with_kl`.
         """
+        if self.fused_cpu_step and self.alpha.device.type == "cpu" and isinstance(self.likelihood, Binomial):
+            return self._fused_training_step(dense_x, fe, y, n_train, n_samples, generator, bags)
         theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
         s, p, d = theta.shape
         q = d // 2
-        directions = self._directions(theta)
-        buckets = None
-        if dense_x is not None:
-            t, cache = attention_pool_forward(directions, dense_x)
-        elif self.segment_backend != "scatter":
-            buckets = pad_buckets(bags, directions.shape[0])
-            t, cache = padded_attention_pool_forward(directions, buckets, bags.n_bags)
-        else:  # torch-scatter's segment ops: autograd for the pooling alone
-            directions.requires_grad_(True)
-            with torch.enable_grad():
-                t_graph = self._segment_pool(bags, directions)
-            t = t_graph.detach()
+        t, pool_backward = self._pool_with_backward(self._directions(theta), dense_x, bags)
         n_bags = t.shape[1]
         t = t.view(s, p, n_bags)
         # Appendix A: u = b (t - m) / sd with minibatch mean and unbiased sd per sample and output.
@@ -229,17 +227,76 @@ class MixMILModule(nn.Module):
         # Through the standardisation (as batch norm's backward; no sd term where the sd was clamped).
         along_xhat = (grad_xhat * xhat).sum(-1, keepdim=True).div_(n_bags - 1).masked_fill_(raw_sd < 1e-8, 0.0)
         grad_t = (grad_xhat - grad_xhat.mean(-1, keepdim=True) - xhat * along_xhat).div_(sd).reshape(s * p, n_bags)
-        if dense_x is not None:
-            grad_directions = attention_pool_backward(cache, grad_t, in_place=True)
-        elif buckets is not None:
-            grad_directions = padded_attention_pool_backward(cache, grad_t)
-        else:
-            (grad_directions,) = torch.autograd.grad(t_graph, directions, grad_t)
-        grad_theta = grad_directions.view(2, s, p, q).permute(1, 2, 0, 3).reshape(s, p, d)
+        grad_theta = pool_backward(grad_t).view(2, s, p, q).permute(1, 2, 0, 3).reshape(s, p, d)
         grad_theta[..., q:] += (grad_effect / (q * effect)).unsqueeze(-1) * beta  # db/dbeta = beta / (Q b)
         kl, grad_log_sigma = self.q.backward_with_kl(grad_theta, eps, factor, self.log_sigma, 1.0 / n_train)
         self.log_sigma.grad = grad_log_sigma
         kl = kl.sum() / n_train
+        return nll + kl, nll, kl
+
+    def _pool_with_backward(
+        self, directions: torch.Tensor, dense_x: torch.Tensor | None, bags: Bags | None
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """The pooled scores t (K, B) of the stacked directions (2K, Q) and the function that maps dL/dt
+        (K, B) to dL/d(directions) (2K, Q): dense bags, padded buckets, or torch-scatter's segment ops
+        (autograd for the pooling alone)."""
+        if dense_x is not None:
+            t, cache = attention_pool_forward(directions, dense_x)
+            return t, lambda grad_t: attention_pool_backward(cache, grad_t, in_place=True)
+        if self.segment_backend != "scatter":
+            buckets = pad_buckets(bags, directions.shape[0])
+            t, cache = padded_attention_pool_forward(directions, buckets, bags.n_bags)
+            return t, lambda grad_t: padded_attention_pool_backward(cache, grad_t)
+        directions.requires_grad_(True)
+        with torch.enable_grad():
+            t_graph = self._segment_pool(bags, directions)
+        return t_graph.detach(), lambda grad_t: torch.autograd.grad(t_graph, directions, grad_t)[0]
+
+    def _fused_training_step(
+        self,
+        dense_x: torch.Tensor | None,
+        fe: torch.Tensor,
+        y: torch.Tensor,
+        n_train: int,
+        n_samples: int,
+        generator: torch.Generator | None,
+        bags: Bags | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`training_step` for a binomial or Bernoulli likelihood on the CPU: the same draws and
+        pooling, everything around the pooling in the kernels of ``mixmil_step_kernels``."""
+        q_post = self.q
+        full_rank = q_post.kind == "full_rank"
+        eps = torch.randn((n_samples, *q_post.mu.shape), generator=generator, dtype=q_post.mu.dtype)
+        s, p, d = eps.shape
+        q = d // 2
+        theta = torch.empty_like(eps)
+        directions = eps.new_empty(2, s, p, q)
+        mu, log_sd = q_post.mu.detach().numpy(), q_post.log_sd.detach().numpy()
+        tril = q_post.tril.detach().numpy() if full_rank else np.zeros((1, 1, 1), mu.dtype)
+        kernels.sample_theta(mu, log_sd, tril, eps.numpy(), full_rank, theta.numpy(), directions.numpy())
+        t, pool_backward = self._pool_with_backward(directions.view(2 * s * p, q), dense_x, bags)
+        n_bags = t.shape[1]
+        fixed = fe @ self.alpha.detach()
+        grad_t, grad_fixed = t.new_empty(s, p, n_bags), fixed.new_empty(fixed.shape)
+        effect, grad_effect = eps.new_empty(s, p), eps.new_empty(s, p)
+        nll = kernels.standardise_binomial(
+            t.view(s, p, n_bags).numpy(), theta.numpy(), fixed.numpy(), y.to(t.dtype).contiguous().numpy(),
+            float(self.likelihood.n_trials), grad_t.numpy(), grad_fixed.numpy(), effect.numpy(), grad_effect.numpy(),
+        )  # fmt: skip
+        self.alpha.grad = fe.T @ grad_fixed
+        grad_directions = pool_backward(grad_t.view(s * p, n_bags))
+        grads = {name: torch.empty_like(param) for name, param in q_post.named_parameters()}
+        grad_log_sigma = torch.empty_like(self.log_sigma)
+        kl = kernels.kl_backward(
+            grad_directions.contiguous().view(2, s, p, q).numpy(), theta.numpy(), eps.numpy(), effect.numpy(),
+            grad_effect.numpy(), mu, log_sd, tril, full_rank, self.log_sigma.detach().numpy(), 1.0 / n_train,
+            grads["mu"].numpy(), grads["log_sd"].numpy(),
+            grads["tril"].numpy() if full_rank else np.zeros((1, 1, 1), mu.dtype), grad_log_sigma.numpy(),
+        )  # fmt: skip
+        for name, param in q_post.named_parameters():
+            param.grad = grads[name]
+        self.log_sigma.grad = grad_log_sigma
+        nll, kl = torch.tensor(nll, dtype=t.dtype), torch.tensor(kl / n_train, dtype=t.dtype)
         return nll + kl, nll, kl
 
     # prediction -------------------------------------------------------------------------------
