@@ -87,6 +87,16 @@ def test_the_performance_numbers_are_the_recorded_results():
     speed = json.loads((REPO / "benchmarks/results/mixmil_simulation_speed.json").read_text())["results"]
     assert f"{speed['mixmil_full_rank']['speedup_same_run']:.2f} times faster" in text
     assert f"{speed['mixmil_mean_field']['speedup_same_run']:.2f} times" in text
+    interleaved = [speed[f"mixmil_{kind}"]["interleaved"]["speedup_median"] for kind in ("full_rank", "mean_field")]
+    assert "{:.2f} and {:.2f} times per epoch".format(*interleaved) in text
+    api = (REPO / "docs/python_api.md").read_text()
+    assert (
+        "{:.2f}x (full rank) and {:.2f}x (mean field)".format(
+            *(speed[f"mixmil_{kind}"]["speedup_same_run"] for kind in ("full_rank", "mean_field"))
+        )
+        in api
+    )
+    assert "{:.2f}x and {:.2f}x per epoch".format(*interleaved) in api
     baselines = json.loads((REPO / "benchmarks/results/baselines_speed.json").read_text())
     names = {"abmil": "ABMIL", "gated_abmil": "Gated ABMIL", "dsmil": "DSMIL", "bayes_mil": "Bayes-MIL"}
     for row in baselines["rows"]:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from mixmil_workflow.bags import Bags
+from mixmil_workflow.models import mixmil_step_kernels as kernels
 from mixmil_workflow.models.attention_pool import (
     DenseAttentionPool,
     PaddedAttentionPool,
@@ -35,7 +36,6 @@ from mixmil_workflow.models.attention_pool import (
     padded_attention_pool_forward,
     padded_attention_weights,
 )
-from mixmil_workflow.models import mixmil_step_kernels as kernels
 from mixmil_workflow.models.likelihoods import Binomial, Likelihood
 from mixmil_workflow.models.order_statistics import tail_quantiles
 from mixmil_workflow.models.posterior import GaussianPosterior
