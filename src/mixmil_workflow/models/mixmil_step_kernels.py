@@ -24,7 +24,8 @@ import math
 import numba
 import numpy as np
 
-KERNEL = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+# error_model="numpy": a division by zero gives inf or NaN as in the torch step (numba's default raises)
+KERNEL = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 MIN_SD = 1e-8  # as the torch step's clamp of a minibatch's sd of t
 
 
