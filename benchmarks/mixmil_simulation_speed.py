@@ -75,20 +75,36 @@ def _unused_torch_scatter() -> None:
         sys.modules["torch_scatter"] = stand_in
 
 
-def run_authors_package(data, posterior: str, epochs: int) -> dict | None:
+def authors_model(data, posterior: str):
+    """The authors' model started from their mean model on the training bags, with its training inputs
+    (x, covariates, y); None without their package."""
     _unused_torch_scatter()
     try:
         from mixmil import MixMIL as AuthorsMixMIL  # the authors' package, optional
     except ImportError:
         return None
-    x_tr, x_te = torch.as_tensor(data.x_train), torch.as_tensor(data.x_test)
-    f_tr, y_tr = torch.ones(len(x_tr), 1), torch.as_tensor(data.y_train, dtype=torch.float32)
+    x_tr = torch.as_tensor(data.x_train)
+    inputs = (x_tr, torch.ones(len(x_tr), 1), torch.as_tensor(data.y_train, dtype=torch.float32))
     model = AuthorsMixMIL.init_with_mean_model(
-        x_tr, f_tr, y_tr, likelihood="binomial", n_trials=2, mean_field=posterior == "mean_field"
+        *inputs, likelihood="binomial", n_trials=2, mean_field=posterior == "mean_field"
     )
+    return model, inputs
+
+
+def train_authors(model, inputs, epochs: int) -> float:
+    """Seconds the authors' training loop takes for ``epochs`` epochs (the reference notebook's settings)."""
     start = time.perf_counter()
-    model.train(x_tr, f_tr, y_tr, n_epochs=epochs, batch_size=64, lr=1e-3, verbose=False)
-    seconds = time.perf_counter() - start
+    model.train(*inputs, n_epochs=epochs, batch_size=64, lr=1e-3, verbose=False)
+    return time.perf_counter() - start
+
+
+def run_authors_package(data, posterior: str, epochs: int) -> dict | None:
+    authors = authors_model(data, posterior)
+    if authors is None:
+        return None
+    model, inputs = authors
+    seconds = train_authors(model, inputs, epochs)
+    x_te = torch.as_tensor(data.x_test)
     with torch.no_grad():
         pred = model.predict(x_te).numpy()
         weights = model.get_weights(x_te)[0].numpy().reshape(-1, pred.shape[1])
@@ -100,21 +116,13 @@ def interleaved_epoch_times(data, posterior: str, rounds: int, epochs: int) -> d
     each per round, and the median over rounds of their ratio. The shared host's speed drifts over
     minutes (epoch times swing by up to 1.5x between two identical fits), so the whole-run ratio above
     can catch the two packages in different phases; rounds of some seconds each cannot."""
-    from mixmil import MixMIL as AuthorsMixMIL
-
     train = data.bags("train")
-    x_tr = torch.as_tensor(data.x_train)
-    f_tr, y_tr = torch.ones(len(x_tr), 1), torch.as_tensor(data.y_train, dtype=torch.float32)
-    authors = AuthorsMixMIL.init_with_mean_model(
-        x_tr, f_tr, y_tr, likelihood="binomial", n_trials=2, mean_field=posterior == "mean_field"
-    )
+    authors, inputs = authors_model(data, posterior)
     ours, theirs = [], []
     for r in range(rounds):
         model = MixMIL(posterior=posterior, n_epochs=epochs, seed=r, device="cpu", progress=False)
         ours.append(model.fit(train, data.y_train).timings["train_seconds"] / epochs)
-        start = time.perf_counter()
-        authors.train(x_tr, f_tr, y_tr, n_epochs=epochs, batch_size=64, lr=1e-3, verbose=False)
-        theirs.append((time.perf_counter() - start) / epochs)
+        theirs.append(train_authors(authors, inputs, epochs) / epochs)
     ratios = [t / o for o, t in zip(ours, theirs, strict=True)]
     return {"rounds": rounds, "epochs_per_round": epochs, "ours_seconds_per_epoch": ours,
             "authors_seconds_per_epoch": theirs, "speedup_median": float(np.median(ratios))}  # fmt: skip

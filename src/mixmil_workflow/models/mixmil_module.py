@@ -18,6 +18,7 @@ This module only holds parameters and computes; training and the user API live i
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -200,12 +201,13 @@ class MixMILModule(nn.Module):
         the KL have their derivatives written out below, in ``attention_pool`` and in
         :meth:`GaussianPosterior.backward_with_kl`.
         """
+        pool = partial(self._pool_with_backward, dense_x=dense_x, bags=bags)
         if self.fused_cpu_step and self.alpha.device.type == "cpu" and isinstance(self.likelihood, Binomial):
-            return self._fused_training_step(dense_x, fe, y, n_train, n_samples, generator, bags)
+            return self._fused_training_step(pool, fe, y, n_train, n_samples, generator)
         theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
         s, p, d = theta.shape
         q = d // 2
-        t, pool_backward = self._pool_with_backward(self._directions(theta), dense_x, bags)
+        t, pool_backward = pool(self._directions(theta))
         n_bags = t.shape[1]
         t = t.view(s, p, n_bags)
         # Appendix A: u = b (t - m) / sd with minibatch mean and unbiased sd per sample and output.
@@ -253,17 +255,12 @@ class MixMILModule(nn.Module):
         return t_graph.detach(), lambda grad_t: torch.autograd.grad(t_graph, directions, grad_t)[0]
 
     def _fused_training_step(
-        self,
-        dense_x: torch.Tensor | None,
-        fe: torch.Tensor,
-        y: torch.Tensor,
-        n_train: int,
-        n_samples: int,
+        self, pool: Callable, fe: torch.Tensor, y: torch.Tensor, n_train: int, n_samples: int,
         generator: torch.Generator | None,
-        bags: Bags | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """:meth:`training_step` for a binomial or Bernoulli likelihood on the CPU: the same draws and
-        pooling, everything around the pooling in the kernels of ``mixmil_step_kernels``."""
+        pooling (``pool``: :meth:`_pool_with_backward` for the minibatch), everything around the pooling
+        in the kernels of ``mixmil_step_kernels``."""
         q_post = self.q
         full_rank = q_post.kind == "full_rank"
         eps = torch.randn((n_samples, *q_post.mu.shape), generator=generator, dtype=q_post.mu.dtype)
@@ -272,9 +269,10 @@ class MixMILModule(nn.Module):
         theta = torch.empty_like(eps)
         directions = eps.new_empty(2, s, p, q)
         mu, log_sd = q_post.mu.detach().numpy(), q_post.log_sd.detach().numpy()
-        tril = q_post.tril.detach().numpy() if full_rank else np.zeros((1, 1, 1), mu.dtype)
+        no_tril = np.zeros((1, 1, 1), mu.dtype)  # the kernels' placeholder for the mean field's factor
+        tril = q_post.tril.detach().numpy() if full_rank else no_tril
         kernels.sample_theta(mu, log_sd, tril, eps.numpy(), full_rank, theta.numpy(), directions.numpy())
-        t, pool_backward = self._pool_with_backward(directions.view(2 * s * p, q), dense_x, bags)
+        t, pool_backward = pool(directions.view(2 * s * p, q))
         n_bags = t.shape[1]
         fixed = fe @ self.alpha.detach()
         grad_t, grad_fixed = t.new_empty(s, p, n_bags), fixed.new_empty(fixed.shape)
@@ -291,7 +289,7 @@ class MixMILModule(nn.Module):
             grad_directions.contiguous().view(2, s, p, q).numpy(), theta.numpy(), eps.numpy(), effect.numpy(),
             grad_effect.numpy(), mu, log_sd, tril, full_rank, self.log_sigma.detach().numpy(), 1.0 / n_train,
             grads["mu"].numpy(), grads["log_sd"].numpy(),
-            grads["tril"].numpy() if full_rank else np.zeros((1, 1, 1), mu.dtype), grad_log_sigma.numpy(),
+            grads["tril"].numpy() if full_rank else no_tril, grad_log_sigma.numpy(),
         )  # fmt: skip
         for name, param in q_post.named_parameters():
             param.grad = grads[name]
