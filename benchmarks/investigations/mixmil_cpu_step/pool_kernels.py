@@ -1,6 +1,7 @@
 """The equal-size attention pooling of one training step (forward and backward) at the default
 simulation's size on 2 threads: torch's layout (directions, bags, instances) against the numba kernels'
-(instances, directions), each part on its own, interleaved rounds (medians).
+of `pool_kernels_numba.py` (instances, directions), each part on its own, interleaved rounds (medians).
+Run it with NUMBA_NUM_THREADS no larger than the torch threads (README, "Fourth look").
 
     python benchmarks/investigations/mixmil_cpu_step/pool_kernels.py
 """
@@ -9,16 +10,31 @@ from __future__ import annotations
 
 import statistics
 
+import pool_kernels_numba as kernels
 import torch
 from step_split import time_ms
 
-from mixmil_workflow.models import attention_pool_kernels as kernels
-from mixmil_workflow.models.attention_pool import (
-    attention_pool_backward,
-    attention_pool_backward_cpu,
-    attention_pool_forward,
-    attention_pool_forward_cpu,
-)
+from mixmil_workflow.models.attention_pool import attention_pool_backward, attention_pool_forward
+
+
+def attention_pool_forward_cpu(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """The kernels' forward: scores (B x I, 2K), weights (B, I, K), pooled scores t (K, B)."""
+    n_bags, n_inst, q = x.shape
+    flat = x.reshape(n_bags * n_inst, q)
+    scores = flat @ directions.T
+    weights = scores.new_empty(n_bags, n_inst, directions.shape[0] // 2)
+    t = scores.new_empty(directions.shape[0] // 2, n_bags)
+    threads = torch.get_num_threads()
+    kernels.on_threads(kernels.pool_forward, threads, scores.view(n_bags, n_inst, -1).numpy(), weights.numpy(),
+                       t.numpy())  # fmt: skip
+    return t, (flat, scores, weights, t, threads)
+
+
+def attention_pool_backward_cpu(cache: tuple, grad_t: torch.Tensor) -> torch.Tensor:
+    flat, scores, weights, t, threads = cache
+    views = (scores.view(weights.shape[0], weights.shape[1], -1).numpy(), weights.numpy(), t.numpy())
+    kernels.on_threads(kernels.pool_backward, threads, *views, grad_t.contiguous().numpy())
+    return (flat.T @ scores).T
 
 
 def main() -> None:

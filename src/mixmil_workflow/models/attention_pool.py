@@ -5,9 +5,7 @@ up to a hundred samples x outputs in prediction. Both projections are one matmul
 directions (2K, Q) and the softmax runs over a contiguous last axis (instances), the layout in which a CPU
 softmax is one vectorised pass.
 
-* Equal-size bags (B, I, Q): one block, no padding (:func:`attention_pool_forward`); a CPU training step
-  of float32 bags takes :func:`attention_pool_forward_cpu` instead (scores laid out (instances,
-  directions), the softmax in numba kernels: ``attention_pool_kernels``).
+* Equal-size bags (B, I, Q): one block, no padding (:func:`attention_pool_forward`).
 * Bags of different sizes: the bags are sorted by size and cut into buckets, each padded to its largest
   bag (padding at most ``MAX_PADDING`` of its rows, padded logits -inf so their weight is exactly 0) and
   small enough that its scores stay in the cache (``BUCKET_SCORES`` values). Why not segment ops over the
@@ -27,7 +25,6 @@ import numpy as np
 import torch
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models import attention_pool_kernels as pool_kernels
 
 MAX_PADDING = 0.125  # a bucket's padded rows over its real rows
 BUCKET_SCORES = 1 << 22  # directions x padded rows per block of work (16 MB of float32 scores)
@@ -57,28 +54,6 @@ def attention_pool_backward(cache: tuple, grad_t: torch.Tensor, in_place: bool =
     # As (Q, 2K) and transposed back: with Q = 30 columns out, MKL's kernel for the direct product is
     # about 40 % slower on the 2-core CPU (same values).
     return (flat.T @ grad_scores.view(scores.shape[0] * scores.shape[1], -1).T).T
-
-
-def attention_pool_forward_cpu(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-    """:func:`attention_pool_forward` for float32 tensors on the CPU through the numba kernels of
-    ``attention_pool_kernels`` (scores laid out (instances, directions); same values to rounding)."""
-    n_bags, n_inst, q = x.shape
-    n_pairs = directions.shape[0] // 2
-    flat = x.reshape(n_bags * n_inst, q)
-    scores = flat @ directions.T  # (B x I, 2K)
-    weights = scores.new_empty(n_bags, n_inst, n_pairs)
-    t = scores.new_empty(n_pairs, n_bags)
-    chunks = torch.get_num_threads()
-    pool_kernels.pool_forward(scores.view(n_bags, n_inst, -1).numpy(), weights.numpy(), t.numpy(), chunks)
-    return t, (flat, scores, weights, t, chunks)
-
-
-def attention_pool_backward_cpu(cache: tuple, grad_t: torch.Tensor) -> torch.Tensor:
-    """The gradient (2K, Q) of <grad_t, t> for :func:`attention_pool_forward_cpu`'s cache (spent)."""
-    flat, scores, weights, t, chunks = cache
-    grad_scores = scores.view(weights.shape[0], weights.shape[1], -1)
-    pool_kernels.pool_backward(grad_scores.numpy(), weights.numpy(), t.numpy(), grad_t.contiguous().numpy(), chunks)
-    return (flat.T @ scores).T
 
 
 class DenseAttentionPool(torch.autograd.Function):

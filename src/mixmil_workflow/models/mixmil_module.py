@@ -30,9 +30,7 @@ from mixmil_workflow.models.attention_pool import (
     DenseAttentionPool,
     PaddedAttentionPool,
     attention_pool_backward,
-    attention_pool_backward_cpu,
     attention_pool_forward,
-    attention_pool_forward_cpu,
     pad_buckets,
     padded_attention_pass,
     padded_attention_pool_backward,
@@ -64,8 +62,7 @@ class MixMILModule(nn.Module):
         self.n_features = posterior_mean.shape[1] // 2
         self.segment_backend = segment_backend
         # On the CPU, binomial and Bernoulli steps run around the pooling in numba kernels (the same draws;
-        # gradients equal to rounding), and equal-size float32 bags are pooled by numba kernels (every
-        # likelihood). False keeps the torch step and pooling, the GPU's path, everywhere.
+        # gradients equal to rounding). False keeps the torch step, the GPU's path, everywhere.
         self.fused_cpu_step = True
         self.alpha = nn.Parameter(alpha.clone())
         # Prior log standard deviations per output: column 0 for gamma, column 1 for beta.
@@ -245,14 +242,6 @@ class MixMILModule(nn.Module):
         """The pooled scores t (K, B) of the stacked directions (2K, Q) and the function that maps dL/dt
         (K, B) to dL/d(directions) (2K, Q): dense bags, padded buckets, or torch-scatter's segment ops
         (autograd for the pooling alone)."""
-        if (
-            dense_x is not None
-            and self.fused_cpu_step
-            and dense_x.device.type == "cpu"
-            and dense_x.dtype == torch.float32
-        ):
-            t, cache = attention_pool_forward_cpu(directions, dense_x)
-            return t, lambda grad_t: attention_pool_backward_cpu(cache, grad_t)
         if dense_x is not None:
             t, cache = attention_pool_forward(directions, dense_x)
             return t, lambda grad_t: attention_pool_backward(cache, grad_t, in_place=True)

@@ -1,30 +1,48 @@
-"""MixMIL's attention pooling of equal-size bags on the CPU: the softmax, the pooled scores and the
-backward's elementwise part as numba kernels between two matrix products.
+"""An experiment, not used by the package (README, "Fourth look"): MixMIL's attention pooling of
+equal-size bags on the CPU with the softmax, the pooled scores and the backward's elementwise part as
+numba kernels between two matrix products.
 
 At the simulation's size a training step pools 64 bags of 50 instances for 80 direction pairs
 (8 posterior samples x 10 outputs). torch's path (``attention_pool.attention_pool_forward``) lays the
 scores out as (directions, bags, instances) so that its softmax runs over a contiguous axis of 50: three
 passes (softmax, then the product with the effect scores, then the backward's products), each over rows
-too short for its vector loops, and matrix products whose output is the wide (2K, B x I) matrix. Here the
-scores are (instances, directions), the natural output of ``x @ directions.T``: both matrix products are
-about a third faster on the 2-core CPU, and the kernels walk each bag's instances once with the vector
-lanes across the directions (80 = ten 8-wide vectors, no remainder loop). The pooling of a step took
-about 0.7 ms instead of 1.0 (benchmarks/investigations/mixmil_cpu_step, "Fourth look").
+too short for its vector loops. Here the scores are (instances, directions), as ``x @ directions.T``
+gives them (the matrix products cost the same), and the kernels walk each bag's instances once with the
+vector lanes across the directions (80 = ten 8-wide vectors, no remainder loop). The pooling of a step
+took 0.88 ms instead of 1.05 on the 2-core CPU ("Fourth look").
 
 Why a hand-written exp: numba has no vectorised exp without Intel's SVML, and libm's expf, one call per
 score, cost more than torch's whole softmax. ``_exp_parts`` is the Cephes single-precision polynomial
 (relative error about 1e-7, as expf) for the arguments <= 0 that a softmax shifted by its maximum takes.
 
-Bags are split into one chunk per torch thread (the kernels run on numba's threads while torch's wait);
+Bags are split into one chunk per torch thread, run on as many of numba's threads (:func:`on_threads`);
 every (bag, direction) is computed in one chunk with the same arithmetic, so the numbers do not depend on
 the number of threads. Sums are float32 as in torch's softmax (vector lanes); NaN propagates (a diverging
-fit still stops at the training loop's non-finite check).
+fit still stops at the training loop's non-finite check). numba compiles the kernels once per environment
+(about 4 s) and caches them.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+
+def on_threads(kernel, n_threads: int, *arrays) -> None:
+    """``kernel(*arrays, n)`` with numba's OpenMP team cut to n = ``n_threads`` (at most numba's limit) for
+    the call. Why: the team otherwise has a thread per core of the machine, and those without a chunk spin
+    at its barrier beside torch's threads; with 8 numba threads on the 2-core CPU a pooling took 20 ms
+    instead of 3.5 (a Snakemake job's torch threads are its share of the cores)."""
+    n = max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    if previous != n:
+        numba.set_num_threads(n)
+    try:
+        kernel(*arrays, n)
+    finally:
+        if previous != n:
+            numba.set_num_threads(previous)
+
 
 KERNEL = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 LOG2E = np.float32(1.4426950408889634)
