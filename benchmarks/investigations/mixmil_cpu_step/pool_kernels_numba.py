@@ -132,3 +132,27 @@ def pool_backward(scores, weights, t, grad_t, n_chunks):  # pragma: no cover - c
     step = (n_bags + n_chunks - 1) // n_chunks
     for c in numba.prange(n_chunks):
         _backward_bags(scores, weights, t, grad_t, c * step, min(n_bags, (c + 1) * step))
+
+
+def main() -> None:
+    """The kernels against torch's pooling in double precision at the simulation's size (the checks the
+    package's tests made while the kernels were in it): largest differences of t and of the gradient."""
+    import torch
+    from pool_kernels import attention_pool_backward_cpu, attention_pool_forward_cpu
+
+    from mixmil_workflow.models.attention_pool import attention_pool_backward, attention_pool_forward
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 50, 30, generator=gen)
+    directions = torch.randn(160, 30, generator=gen) / 30**0.5
+    grad_t = torch.randn(80, 64, generator=gen)
+    t, cache = attention_pool_forward_cpu(directions, x)
+    grad = attention_pool_backward_cpu(cache, grad_t)
+    want_t, want_cache = attention_pool_forward(directions.double(), x.double())
+    want_grad = attention_pool_backward(want_cache, grad_t.double())
+    print(f"t: largest difference {(t.double() - want_t).abs().max().item():.2e}")
+    print(f"gradient: largest difference {(grad.double() - want_grad).abs().max().item():.2e}")
+
+
+if __name__ == "__main__":
+    main()
