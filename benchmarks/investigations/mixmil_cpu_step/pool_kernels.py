@@ -25,8 +25,8 @@ def attention_pool_forward_cpu(directions: torch.Tensor, x: torch.Tensor) -> tup
     weights = scores.new_empty(n_bags, n_inst, directions.shape[0] // 2)
     t = scores.new_empty(directions.shape[0] // 2, n_bags)
     threads = torch.get_num_threads()
-    kernels.on_threads(kernels.pool_forward, threads, scores.view(n_bags, n_inst, -1).numpy(), weights.numpy(),
-                       t.numpy())  # fmt: skip
+    views = (scores.view(n_bags, n_inst, -1).numpy(), weights.numpy(), t.numpy())
+    kernels.on_threads(kernels.pool_forward, threads, *views)
     return t, (flat, scores, weights, t, threads)
 
 
