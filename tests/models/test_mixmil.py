@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from mixmil_workflow.models.attention_pool import (
 )
 from mixmil_workflow.models.likelihoods import LabelError
 from mixmil_workflow.models.mixmil_module import MixMILModule
+from mixmil_workflow.models.training import shuffled_minibatches
 from tests.support.data import ragged_bags
 
 FAST = dict(n_epochs=3, batch_size=32, progress=False, n_predictive_samples=16)
@@ -200,6 +203,41 @@ def test_kernels_fit_follows_the_torch_step_on_float32(small_sim):
     np.testing.assert_allclose(kernels.history["loss"], torch_step.history["loss"], rtol=1e-4)
     bags = small_sim.bags("test")
     np.testing.assert_allclose(kernels.predict(bags).bag_effect, torch_step.predict(bags).bag_effect, atol=2e-3)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["kernels", "torch"])
+@pytest.mark.parametrize("posterior", ["full_rank", "mean_field"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_a_fit_is_its_steps_with_torch_adam_bit_for_bit(small_sim, posterior, ragged, fused):
+    """What fit does per minibatch (the CPU step prepared once, FusedAdam) is, bit for bit, a loop of
+    training_step (everything set up anew in each minibatch) and torch.optim.Adam(fused=True)."""
+    bags = small_sim.bags("train")
+    if ragged:
+        rng = np.random.default_rng(4)
+        dense = bags.dense()
+        bags = Bags.from_list([bag[: rng.integers(5, bag.shape[0] + 1)] for bag in dense])
+    model = MixMIL(posterior=posterior, **{**FAST, "n_epochs": 2})
+    model._build_module = _with_fused(model._build_module, fused)
+    seen = {}
+    train = model._train
+
+    def keep_the_start(bags, fe, y):
+        seen["module"], seen["args"] = copy.deepcopy(model.module), (bags, fe, y)
+        train(bags, fe, y)
+
+    model._train = keep_the_start
+    model.fit(bags, small_sim.y_train)
+    module, (bags, fe, y) = seen["module"], seen["args"]
+    cfg = model.config
+    shuffle_gen, sample_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
+    optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
+    for _ in range(cfg.n_epochs):
+        for idx in shuffled_minibatches(bags.n_bags, cfg.batch_size, shuffle_gen):
+            dense, subset = (None, bags.subset(idx)) if ragged else (bags.dense().index_select(0, idx), None)
+            module.training_step(dense, fe[idx], y[idx], bags.n_bags, cfg.n_samples, sample_gen, bags=subset)
+            optimiser.step()
+    for (name, got), want in zip(model.module.named_parameters(), module.parameters(), strict=True):
+        assert torch.equal(got, want), name
 
 
 def _with_fused(build, fused: bool):

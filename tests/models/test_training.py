@@ -8,7 +8,7 @@ import torch
 
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.registry import build
-from mixmil_workflow.models.training import PatienceStopping, train_epochs
+from mixmil_workflow.models.training import FusedAdam, PatienceStopping, train_epochs
 
 
 def test_the_loop_records_every_value_of_every_epoch_in_its_dtype():
@@ -56,3 +56,31 @@ def test_a_neural_model_stops_early_through_its_hook():
     bags = Bags(torch.as_tensor(rng.normal(size=(40, 3)), dtype=torch.float32), torch.arange(0, 41, 4))
     model = Stopping(n_epochs=10, progress=False, device="cpu").fit(bags, rng.integers(0, 3, size=(10, 1)))
     assert len(model.loss_history) == 2
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_fused_adam_updates_as_torch_adam_bit_for_bit(weight_decay):
+    """FusedAdam is torch.optim.Adam(fused=True) without its bookkeeping: the same parameters after every
+    step, including steps where one parameter has no gradient (skipped, its step count left alone)."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(3, 4), (5,), (2, 3, 3)]
+    ours = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    fused = FusedAdam(ours, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=weight_decay)
+    reference = torch.optim.Adam(theirs, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=weight_decay, fused=True)
+    for step in range(12):
+        for a, b in zip(ours, theirs, strict=True):
+            grad = torch.randn(a.shape, generator=gen)
+            a.grad, b.grad = grad.clone(), grad.clone()
+        if step % 4 == 3:  # a parameter without a gradient in this step
+            ours[1].grad = theirs[1].grad = None
+        fused.step()
+        reference.step()
+        for a, b in zip(ours, theirs, strict=True):
+            assert torch.equal(a, b), f"step {step}"
+    assert [float(s) for s in fused.steps] == [12.0, 9.0, 12.0]
+
+
+def test_fused_adam_takes_one_device_and_dtype():
+    with pytest.raises(ValueError, match="one device and dtype"):
+        FusedAdam([torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))], lr=1.0)

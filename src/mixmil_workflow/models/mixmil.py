@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,11 @@ from mixmil_workflow.io import resolve_device
 from mixmil_workflow.models.base import InstanceWeights, MILModel, Prediction
 from mixmil_workflow.models.glmm import GLMM, GLMMParameters
 from mixmil_workflow.models.likelihoods import Categorical, Gaussian, make_likelihood
+from mixmil_workflow.models.mixmil_cpu_step import CPUKernelStep
 from mixmil_workflow.models.mixmil_module import MixMILModule, weight_mean, weight_summary
 from mixmil_workflow.models.options import MixMILConfig
 from mixmil_workflow.models.persistence import load_model, save_model, state_dict_cpu
-from mixmil_workflow.models.training import shuffled_minibatches, train_epochs
+from mixmil_workflow.models.training import FusedAdam, shuffled_minibatches, train_epochs
 
 FORMAT = "mixmil_workflow.MixMIL/1"
 
@@ -105,23 +107,33 @@ class MixMIL(MILModel):
         shuffle_gen = torch.Generator().manual_seed(cfg.seed)
         sample_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         dense_x = bags.dense() if bags.is_equal_size else None
-        optimiser = torch.optim.Adam(module.parameters(), lr=cfg.lr, fused=True)
+        optimiser = FusedAdam(module.parameters(), lr=cfg.lr)
+        kernel_step = CPUKernelStep(module, cfg.n_samples, n) if module.uses_cpu_kernels else None
+        dtype = torch.empty(0, dtype=module.q.mu.dtype).numpy().dtype
 
-        def run_epoch(epoch: int) -> torch.Tensor:
-            tot = torch.zeros(3, device=device)
-            for idx in shuffled_minibatches(n, cfg.batch_size, shuffle_gen):
-                idx = idx.to(device)
-                if dense_x is not None:
-                    batch_x, batch_bags = dense_x.index_select(0, idx), None
-                else:
-                    batch_x, batch_bags = None, bags.subset(idx)
-                # Gradients in closed form, written into .grad (see MixMILModule.training_step).
-                loss, nll, kl = module.training_step(
-                    batch_x, fe[idx], y[idx], n, cfg.n_samples, sample_gen, bags=batch_bags
-                )
+        def train_step(idx: torch.Tensor):
+            """One minibatch: gradients, the Adam update; (loss, NLL, KL) x bags, in the parameters' dtype."""
+            if dense_x is not None:
+                batch_x, batch_bags = dense_x.index_select(0, idx), None
+            else:
+                batch_x, batch_bags = None, bags.subset(idx)
+            if kernel_step is not None:
+                pool = partial(module._pool_with_backward, dense_x=batch_x, bags=batch_bags)
+                nll, kl = kernel_step(pool, fe[idx], y[idx], sample_gen)
                 optimiser.step()
-                tot += torch.stack([loss, nll, kl]) * len(idx)
-            return tot.cpu() / n  # loss, NLL, KL per bag (float32)
+                nll, kl = dtype.type(nll), dtype.type(kl)  # rounded as torch.tensor(..., dtype) would
+                return np.array([nll + kl, nll, kl]) * len(idx)
+            # Gradients in closed form, written into .grad (see MixMILModule.training_step).
+            loss, nll, kl = module.training_step(
+                batch_x, fe[idx], y[idx], n, cfg.n_samples, sample_gen, bags=batch_bags
+            )
+            optimiser.step()
+            return torch.stack([loss, nll, kl]) * len(idx)  # stays on the device: no sync per step
+
+        def run_epoch(epoch: int):
+            batches = shuffled_minibatches(n, cfg.batch_size, shuffle_gen)
+            # loss, NLL, KL per bag; summed in the parameters' dtype, in minibatch order
+            return sum(train_step(idx.to(device)) for idx in batches) / n
 
         record = train_epochs(run_epoch, cfg.n_epochs, name="MixMIL", progress=cfg.progress)
         self.epoch_seconds = record.epoch_seconds

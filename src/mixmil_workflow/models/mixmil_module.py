@@ -20,12 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
 import torch
 from torch import nn
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models import mixmil_step_kernels as kernels
 from mixmil_workflow.models.attention_pool import (
     DenseAttentionPool,
     PaddedAttentionPool,
@@ -38,6 +36,7 @@ from mixmil_workflow.models.attention_pool import (
     padded_attention_weights,
 )
 from mixmil_workflow.models.likelihoods import Binomial, Likelihood
+from mixmil_workflow.models.mixmil_cpu_step import CPUKernelStep
 from mixmil_workflow.models.order_statistics import tail_quantiles
 from mixmil_workflow.models.posterior import GaussianPosterior
 from mixmil_workflow.models.segment import segment_softmax, segment_sum
@@ -75,6 +74,11 @@ class MixMILModule(nn.Module):
         self.register_buffer("pred_scale", posterior_mean.new_zeros(p, 0))
         self.register_buffer("mean_center", posterior_mean.new_zeros(p))
         self.register_buffer("mean_scale", posterior_mean.new_ones(p))
+
+    @property
+    def uses_cpu_kernels(self) -> bool:
+        """Whether training steps run in the CPU kernels (:class:`CPUKernelStep`) or in torch ops."""
+        return self.fused_cpu_step and self.alpha.device.type == "cpu" and isinstance(self.likelihood, Binomial)
 
     @property
     def n_outputs(self) -> int:
@@ -202,8 +206,12 @@ class MixMILModule(nn.Module):
         :meth:`GaussianPosterior.backward_with_kl`.
         """
         pool = partial(self._pool_with_backward, dense_x=dense_x, bags=bags)
-        if self.fused_cpu_step and self.alpha.device.type == "cpu" and isinstance(self.likelihood, Binomial):
-            return self._fused_training_step(pool, fe, y, n_train, n_samples, generator)
+        if self.uses_cpu_kernels:
+            # A fit prepares this step once (MixMIL._train); prepared here, it is the same step.
+            nll, kl = CPUKernelStep(self, n_samples, n_train)(pool, fe, y, generator)
+            dtype = self.q.mu.dtype
+            nll, kl = torch.tensor(nll, dtype=dtype), torch.tensor(kl, dtype=dtype)
+            return nll + kl, nll, kl
         theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
         s, p, d = theta.shape
         q = d // 2
@@ -253,49 +261,6 @@ class MixMILModule(nn.Module):
         with torch.enable_grad():
             t_graph = self._segment_pool(bags, directions)
         return t_graph.detach(), lambda grad_t: torch.autograd.grad(t_graph, directions, grad_t)[0]
-
-    def _fused_training_step(
-        self, pool: Callable, fe: torch.Tensor, y: torch.Tensor, n_train: int, n_samples: int,
-        generator: torch.Generator | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """:meth:`training_step` for a binomial or Bernoulli likelihood on the CPU: the same draws and
-        pooling (``pool``: :meth:`_pool_with_backward` for the minibatch), everything around the pooling
-        in the kernels of ``mixmil_step_kernels``."""
-        q_post = self.q
-        full_rank = q_post.kind == "full_rank"
-        eps = torch.randn((n_samples, *q_post.mu.shape), generator=generator, dtype=q_post.mu.dtype)
-        s, p, d = eps.shape
-        q = d // 2
-        theta = torch.empty_like(eps)
-        directions = eps.new_empty(2, s, p, q)
-        mu, log_sd = q_post.mu.detach().numpy(), q_post.log_sd.detach().numpy()
-        no_tril = np.zeros((1, 1, 1), mu.dtype)  # the kernels' placeholder for the mean field's factor
-        tril = q_post.tril.detach().numpy() if full_rank else no_tril
-        kernels.sample_theta(mu, log_sd, tril, eps.numpy(), full_rank, theta.numpy(), directions.numpy())
-        t, pool_backward = pool(directions.view(2 * s * p, q))
-        n_bags = t.shape[1]
-        fixed = fe @ self.alpha.detach()
-        grad_t, grad_fixed = t.new_empty(s, p, n_bags), fixed.new_empty(fixed.shape)
-        effect, grad_effect = eps.new_empty(s, p), eps.new_empty(s, p)
-        nll = kernels.standardise_binomial(
-            t.view(s, p, n_bags).numpy(), theta.numpy(), fixed.numpy(), y.to(t.dtype).contiguous().numpy(),
-            float(self.likelihood.n_trials), grad_t.numpy(), grad_fixed.numpy(), effect.numpy(), grad_effect.numpy(),
-        )  # fmt: skip
-        self.alpha.grad = fe.T @ grad_fixed
-        grad_directions = pool_backward(grad_t.view(s * p, n_bags))
-        grads = {name: torch.empty_like(param) for name, param in q_post.named_parameters()}
-        grad_log_sigma = torch.empty_like(self.log_sigma)
-        kl = kernels.kl_backward(
-            grad_directions.contiguous().view(2, s, p, q).numpy(), theta.numpy(), eps.numpy(), effect.numpy(),
-            grad_effect.numpy(), mu, log_sd, tril, full_rank, self.log_sigma.detach().numpy(), 1.0 / n_train,
-            grads["mu"].numpy(), grads["log_sd"].numpy(),
-            grads["tril"].numpy() if full_rank else no_tril, grad_log_sigma.numpy(),
-        )  # fmt: skip
-        for name, param in q_post.named_parameters():
-            param.grad = grads[name]
-        self.log_sigma.grad = grad_log_sigma
-        nll, kl = torch.tensor(nll, dtype=t.dtype), torch.tensor(kl / n_train, dtype=t.dtype)
-        return nll + kl, nll, kl
 
     # prediction -------------------------------------------------------------------------------
     @torch.no_grad()
