@@ -249,6 +249,11 @@ def _with_fused(build, fused: bool):
     return build_module
 
 
+def test_a_fit_times_the_freeze_of_its_predictive_samples(small_sim):
+    timings = _fit(small_sim).timings
+    assert 0 < timings["freeze_seconds"] < timings["train_seconds"]
+
+
 def test_fit_uses_the_closed_form_step_and_keeps_the_factor_lower_triangular(small_sim):
     model = _fit(small_sim)
     tril = model.module.q.tril.detach()
