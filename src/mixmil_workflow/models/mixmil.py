@@ -147,6 +147,8 @@ class MixMIL(MILModel):
         pred_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
         chunk = self.chunk_size(cfg.n_predictive_samples + 1, module.n_outputs)
         module.set_prediction_state(bags, cfg.n_predictive_samples, pred_gen, chunk)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the clock below would otherwise stop at the last kernel's launch
         self.timings["freeze_seconds"] = time.perf_counter() - start  # part of train_seconds
 
     # prediction -------------------------------------------------------------------------------
