@@ -35,7 +35,8 @@ def parse(log: str) -> dict:
 
 
 def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {round(seconds % 60):02d} s"
+    minutes, rest = divmod(round(seconds), 60)  # rounded first: 3059.6 s is 51 min 00 s, not 50 min 60 s
+    return f"{minutes} min {rest:02d} s"
 
 
 def main() -> None:

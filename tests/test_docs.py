@@ -82,7 +82,7 @@ def test_the_performance_numbers_are_the_recorded_results():
     ci = json.loads((REPO / "benchmarks/results/ci_timings.json").read_text())
     running = (REPO / "docs/running.md").read_text()
     for seconds in (ci["suite_seconds"], ci["demo_run_seconds"]):
-        assert f"{int(seconds // 60)} min {round(seconds % 60):02d} s" in running
+        assert "{} min {:02d} s".format(*divmod(round(seconds), 60)) in running
     assert ci["demo_run_seconds"] < 20 * 60  # the README's promise for `make run` on 2 cores
     speed = json.loads((REPO / "benchmarks/results/mixmil_simulation_speed.json").read_text())["results"]
     assert f"{speed['mixmil_full_rank']['speedup_same_run']:.2f} times faster" in text
