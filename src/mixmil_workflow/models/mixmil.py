@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +110,6 @@ class MixMIL(MILModel):
         dense_x = bags.dense() if bags.is_equal_size else None
         optimiser = FusedAdam(module.parameters(), lr=cfg.lr)
         kernel_step = CPUKernelStep(module, cfg.n_samples, n) if module.uses_cpu_kernels else None
-        dtype = torch.empty(0, dtype=module.q.mu.dtype).numpy().dtype
 
         def train_step(idx: torch.Tensor):
             """One minibatch: gradients, the Adam update; (loss, NLL, KL) x bags, in the parameters' dtype."""
@@ -120,10 +118,8 @@ class MixMIL(MILModel):
             else:
                 batch_x, batch_bags = None, bags.subset(idx)
             if kernel_step is not None:
-                pool = partial(module._pool_with_backward, dense_x=batch_x, bags=batch_bags)
-                nll, kl = kernel_step(pool, fe[idx], y[idx], sample_gen)
+                nll, kl = kernel_step(batch_x, batch_bags, fe[idx], y[idx], sample_gen)
                 optimiser.step()
-                nll, kl = dtype.type(nll), dtype.type(kl)  # rounded as torch.tensor(..., dtype) would
                 return np.array([nll + kl, nll, kl]) * len(idx)
             # Gradients in closed form, written into .grad (see MixMILModule.training_step).
             loss, nll, kl = module.training_step(

@@ -16,22 +16,21 @@ kernel updates in place); a step made before ``module.to(...)`` or a load must b
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
+from mixmil_workflow.bags import Bags
 from mixmil_workflow.models import mixmil_step_kernels as kernels
 
 
 class CPUKernelStep:
-    """``step(directions_pool, fe, y, generator)`` for one minibatch: writes the gradients of the
-    minibatch's loss into every parameter's ``.grad`` and returns (NLL, KL / n_train) as Python floats.
-
-    ``pool(directions)`` maps the stacked directions (2K, Q) to the pooled scores (K, B) and the function
-    taking dL/dt to dL/d(directions), as ``MixMILModule._pool_with_backward`` does for the minibatch."""
+    """``step(dense_x, bags, fe, y, generator)`` for one minibatch (``dense_x`` (B, I, Q) for equal-size
+    bags, else ``bags``, as ``MixMILModule.training_step`` takes them): writes the gradients of the
+    minibatch's loss into every parameter's ``.grad`` and returns (NLL, KL / n_train) as numpy scalars of
+    the parameters' precision (the values the torch step returns as tensors)."""
 
     def __init__(self, module, n_samples: int, n_train: int):
+        self.module = module
         q_post = module.q
         self.full_rank = q_post.kind == "full_rank"
         self.n_train = n_train
@@ -41,9 +40,9 @@ class CPUKernelStep:
             param.grad = torch.zeros_like(param)
         self.alpha, self.alpha_grad = module.alpha.detach(), module.alpha.grad
         dtype = q_post.mu.dtype
-        no_tril = np.zeros((1, 1, 1), q_post.mu.detach().numpy().dtype)  # the mean field's placeholder
         # Parameters and their gradients as numpy views (shared storage).
         self.mu, self.log_sd = q_post.mu.detach().numpy(), q_post.log_sd.detach().numpy()
+        no_tril = np.zeros((1, 1, 1), self.mu.dtype)  # the kernels' placeholder for the mean field's factor
         self.tril = q_post.tril.detach().numpy() if self.full_rank else no_tril
         self.grad_mu, self.grad_log_sd = q_post.mu.grad.numpy(), q_post.log_sd.grad.numpy()
         self.grad_tril = q_post.tril.grad.numpy() if self.full_rank else no_tril
@@ -68,8 +67,9 @@ class CPUKernelStep:
         return self._per_batch_size[n_bags]
 
     def __call__(
-        self, pool: Callable, fe: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None
-    ) -> tuple[float, float]:
+        self, dense_x: torch.Tensor | None, bags: Bags | None, fe: torch.Tensor, y: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> tuple[np.floating, np.floating]:  # fmt: skip
         n_samples, n_outputs, dim = self.shape
         n_bags = fe.shape[0]
         grad_t, grad_fixed = self._batch_buffers(n_bags)
@@ -77,7 +77,7 @@ class CPUKernelStep:
         eps, theta = self.eps.numpy(), self.theta.numpy()
         directions = self.directions.view(2, n_samples, n_outputs, dim // 2)
         kernels.sample_theta(self.mu, self.log_sd, self.tril, eps, self.full_rank, theta, directions.numpy())
-        t, pool_backward = pool(self.directions)
+        t, pool_backward = self.module._pool_with_backward(self.directions, dense_x, bags)
         fixed = fe @ self.alpha
         nll = kernels.standardise_binomial(
             t.view(n_samples, n_outputs, n_bags).numpy(), theta, fixed.numpy(), y.to(t.dtype).contiguous().numpy(),
@@ -90,4 +90,5 @@ class CPUKernelStep:
             self.grad_effect, self.mu, self.log_sd, self.tril, self.full_rank, self.log_sigma, 1.0 / self.n_train,
             self.grad_mu, self.grad_log_sd, self.grad_tril, self.grad_log_sigma,
         )  # fmt: skip
-        return nll, kl / self.n_train
+        precision = self.mu.dtype.type  # rounded as torch.tensor(value, dtype) rounds
+        return precision(nll), precision(kl / self.n_train)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -205,13 +206,12 @@ class MixMILModule(nn.Module):
         the KL have their derivatives written out below, in ``attention_pool`` and in
         :meth:`GaussianPosterior.backward_with_kl`.
         """
-        pool = partial(self._pool_with_backward, dense_x=dense_x, bags=bags)
         if self.uses_cpu_kernels:
             # A fit prepares this step once (MixMIL._train); prepared here, it is the same step.
-            nll, kl = CPUKernelStep(self, n_samples, n_train)(pool, fe, y, generator)
-            dtype = self.q.mu.dtype
-            nll, kl = torch.tensor(nll, dtype=dtype), torch.tensor(kl, dtype=dtype)
+            nll, kl = CPUKernelStep(self, n_samples, n_train)(dense_x, bags, fe, y, generator)
+            nll, kl = torch.from_numpy(np.asarray(nll)), torch.from_numpy(np.asarray(kl))
             return nll + kl, nll, kl
+        pool = partial(self._pool_with_backward, dense_x=dense_x, bags=bags)
         theta, eps, factor = self.q.sample_with_noise(n_samples, generator)
         s, p, d = theta.shape
         q = d // 2

@@ -116,9 +116,9 @@ class FusedAdam:
 
     def step(self) -> None:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
         if len(live) < len(self.params):
-            if not live:
-                return
             params, avgs, sqs, steps = (
                 [group[i] for i in live] for group in (self.params, self.exp_avgs, self.exp_avg_sqs, self.steps)
             )
