@@ -114,3 +114,64 @@ def test_recorded_results_in_the_docs_say_what_their_recorded_files_hold():
     for page in pages:
         text = page.read_text()
         assert render(text, page.parent) == text, f"{page.name} differs from its recorded results"
+
+
+def test_a_recorded_pivot_lays_one_metric_out_by_row_keys_and_models(tmp_path):
+    """Fig. 2's layout from the workflow's per-axis table: a row per (axis, value), a column per model in the
+    table's order, mean ± s.e.; a model with no value of the metric left out, a missing cell shown as –."""
+    import pandas as pd
+
+    from mixmil_workflow.io import save_table
+    from mixmil_workflow.recorded_docs import render
+
+    table = pd.DataFrame(
+        {
+            "axis": ["n_train", "n_train", "n_train", "n_train", "v_beta", "v_beta"],
+            "value": [100.0, 1000.0, 100.0, 1000.0, 0.25, 0.25],
+            "model": ["mixmil", "mixmil", "glmm", "glmm", "mixmil", "glmm"],
+            "instance_auc_mean": [0.61, 0.95, float("nan"), float("nan"), 0.8, float("nan")],
+            "instance_auc_se": [0.03, 0.002, float("nan"), float("nan"), 0.01, float("nan")],
+            "spearman_mean": [0.3, 0.8, 0.35, 0.57, 0.6, float("nan")],
+            "spearman_se": [0.05, 0.01, 0.04, 0.03, 0.03, float("nan")],
+        }
+    )
+    save_table(tmp_path / "axes.tsv", table, provenance={"config_sha256": "ab" * 32, "seed": 0})
+    page = "<!-- recorded pivot: axes.tsv spearman by axis,value -->\nold\n<!-- end recorded pivot -->\n"
+    shown = render(page, tmp_path)
+    rows = [line for line in shown.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in rows[0].strip("|").split("|")] == ["axis", "value", "mixmil", "glmm"]
+    assert [cell.strip() for cell in rows[2].strip("|").split("|")] == [
+        "n_train",
+        "100",
+        "0.300 ± 0.050",
+        "0.350 ± 0.040",
+    ]
+    assert [cell.strip() for cell in rows[4].strip("|").split("|")] == ["v_beta", "0.25", "0.600 ± 0.030", "–"]
+    assert (
+        "old" not in shown
+        and shown.endswith("<!-- end recorded pivot -->\n")
+        and "Recorded results: config sha256 abababababab" in shown
+    )
+    auc = render(page.replace("spearman", "instance_auc"), tmp_path)
+    assert "glmm" not in auc and "0.950 ± 0.002" in auc
+    assert render(shown, tmp_path) == shown
+
+
+def test_the_fig2_check_counts_in_the_results_page_are_the_recorded_paired_table():
+    """docs/results.md's summary of the Fig. 2 check (how often MixMIL is ahead of the MIL baselines) is
+    counted from the recorded paired table, not written by hand."""
+    from mixmil_workflow.io import read_table
+
+    paired = read_table(REPO / "docs/recorded/fig2/simulation_paired.tsv")
+    baselines = paired[paired["model"] != "glmm"]
+    counts = []
+    for metric in ("spearman", "instance_auc"):
+        ahead = baselines[f"{metric}_difference_mean"] > 0
+        everywhere = baselines[f"{metric}_reference_ahead"] == baselines[f"{metric}_n_paired"]
+        counts += [int(ahead.sum()), int((ahead & everywhere).sum())]
+    sentence = (
+        f"MixMIL is ahead of the MIL baseline on average in {counts[0]} of the {len(baselines)} comparisons and on "
+        f"every output in {counts[1]} of them; in retrieval AUC on average in {counts[2]}, on every output in "
+        f"{counts[3]}"
+    )
+    assert sentence in " ".join((REPO / "docs/results.md").read_text().split())
