@@ -175,3 +175,17 @@ def test_the_fig2_check_counts_in_the_results_page_are_the_recorded_paired_table
         f"{counts[3]}"
     )
     assert sentence in " ".join((REPO / "docs/results.md").read_text().split())
+
+
+def test_a_recorded_table_shows_counts_with_gaps_as_counts(tmp_path):
+    """A count column with a missing value (read back as float, and shown as text beside the "–") is shown
+    as whole numbers, not 9.000; a measured float column is not."""
+    import pandas as pd
+
+    from mixmil_workflow.io import save_table
+    from mixmil_workflow.recorded_docs import table_markdown
+
+    table = pd.DataFrame({"model": ["a", "b"], "ahead": [9.0, float("nan")], "seconds": [0.5, float("nan")]})
+    save_table(tmp_path / "t.tsv", table, provenance={"config_sha256": "cd" * 32, "seed": 0})
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table_markdown(tmp_path / "t.tsv").splitlines()]
+    assert rows[2] == ["a", "9", "0.500"] and rows[3] == ["b", "–", "–"]

@@ -54,7 +54,9 @@ def table_markdown(path: str | Path) -> str:
             pairs = zip(values, table[f"{column[:-5]}_se"], strict=True)
             shown[column[:-5]] = [f"{m:.{DIGITS}f} ± {s:.{DIGITS}f}" if pd.notna(m) else "–" for m, s in pairs]
         elif pd.api.types.is_float_dtype(values):
-            shown[column] = [f"{v:.{DIGITS}f}" if pd.notna(v) else "–" for v in values]
+            # a count with gaps (NaN makes pandas read it as float) stays a count: 9, not 9.000
+            digits = 0 if values.dropna().mod(1).eq(0).all() and values.notna().any() else DIGITS
+            shown[column] = [f"{v:.{digits}f}" if pd.notna(v) else "–" for v in values]
         else:
             shown[column] = values.astype(str)
     return f"{shown.to_markdown(index=False)}\n\n{provenance_line(path)}"
