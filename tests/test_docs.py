@@ -199,3 +199,38 @@ def test_the_table1_ratios_in_the_results_page_are_the_recorded_costs():
     ratios = (step_ms["abmil"] / step_ms["mixmil"], step_ms["bayes_mil"] / step_ms["mixmil"])
     sentence = "MixMIL's step is {:.1f}x faster than ABMIL's and {:.1f}x faster than Bayes-MIL's".format(*ratios)
     assert sentence in " ".join((REPO / "docs/results.md").read_text().split())
+
+
+def test_a_recorded_pivot_of_a_paired_difference_says_on_how_many_units_the_reference_is_ahead(tmp_path):
+    import pandas as pd
+
+    from mixmil_workflow.io import save_table
+    from mixmil_workflow.recorded_docs import pivot_markdown
+
+    paired = pd.DataFrame(
+        {
+            "model": ["glmm", "abmil"],
+            "scenario": ["default", "default"],
+            "spearman_difference_mean": [0.236, 0.592],
+            "spearman_difference_se": [0.027, 0.067],
+            "spearman_reference_ahead": [3, 2],
+            "spearman_n_paired": [3, 3],
+            "instance_auc_difference_mean": [float("nan"), 0.28],
+            "instance_auc_difference_se": [float("nan"), 0.05],
+            "instance_auc_reference_ahead": [float("nan"), 3.0],
+            "instance_auc_n_paired": [0, 3],
+        }
+    )
+    save_table(tmp_path / "p.tsv", paired, provenance={"config_sha256": "ef" * 32, "seed": 0})
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in pivot_markdown(tmp_path / "p.tsv", "spearman_difference", ["scenario"]).splitlines()
+        if line.startswith("|")
+    ]
+    assert rows[0] == ["scenario", "glmm", "abmil"] and rows[2] == [
+        "default",
+        "0.236 ± 0.027 (3/3)",
+        "0.592 ± 0.067 (2/3)",
+    ]
+    auc = pivot_markdown(tmp_path / "p.tsv", "instance_auc_difference", ["scenario"])
+    assert "glmm" not in auc and "0.280 ± 0.050 (3/3)" in auc

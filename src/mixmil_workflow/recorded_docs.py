@@ -10,7 +10,9 @@ Two kinds of block, each between its opening comment and ``<!-- end ... -->``:
 * ``<!-- recorded pivot: <tsv> <metric> by <column>,... -->`` ... ``<!-- end recorded pivot -->``: one
   metric of a table with a ``model`` column laid out with a row per value of the named columns and a column
   per model (Fig. 2's layout), "mean ± s.e." from ``<metric>_mean`` / ``<metric>_se``; a model without
-  any value of the metric (the GLMM's retrieval AUC) is left out.
+  any value of the metric (the GLMM's retrieval AUC) is left out. For a difference of the workflow's paired
+  table (``<x>_difference``), the cell adds on how many units the reference is ahead, "(k/n)", from
+  ``<x>_reference_ahead`` / ``<x>_n_paired``.
 
 Paths are relative to the page. ``python -m mixmil_workflow.recorded_docs <page> ...`` rewrites the
 blocks from their files; a test checks that every page says what its files hold.
@@ -72,13 +74,19 @@ def pivot_markdown(path: str | Path, metric: str, rows: list[str]) -> str:
     if missing:
         raise ValueError(f"{path}: no column(s) {missing} for a pivot of {metric!r} by {rows}")
     means = table[f"{metric}_mean"]
-    errors = table.get(f"{metric}_se", pd.Series(float("nan"), index=table.index))
-    table = table.assign(
-        cell=[
-            "–" if pd.isna(m) else f"{m:.{DIGITS}f}" + ("" if pd.isna(s) else f" ± {s:.{DIGITS}f}")
-            for m, s in zip(means, errors, strict=True)
-        ]
-    )
+    missing_values = pd.Series(float("nan"), index=table.index)
+    errors = table.get(f"{metric}_se", missing_values)
+    paired = metric.removesuffix("_difference")
+    ahead = table.get(f"{paired}_reference_ahead", missing_values) if paired != metric else missing_values
+    units = table.get(f"{paired}_n_paired", missing_values)
+
+    def cell(mean: float, error: float, k: float, n: float) -> str:
+        if pd.isna(mean):
+            return "–"
+        text = f"{mean:.{DIGITS}f}" + ("" if pd.isna(error) else f" ± {error:.{DIGITS}f}")
+        return text + ("" if pd.isna(k) or pd.isna(n) else f" ({k:.0f}/{n:.0f})")
+
+    table = table.assign(cell=[cell(*values) for values in zip(means, errors, ahead, units, strict=True)])
     models = [
         m for m in dict.fromkeys(table["model"]) if table.loc[table["model"] == m, f"{metric}_mean"].notna().any()
     ]
