@@ -16,6 +16,8 @@ next to the search sizes). Results: benchmarks/results/paper_grid_cost.{json,md}
     python benchmarks/paper_grid_cost.py                       # every model (about an hour on one core)
     python benchmarks/paper_grid_cost.py --models mixmil glmm --out /tmp/cost   # a subset
     python benchmarks/paper_grid_cost.py --reuse benchmarks/results/paper_grid_cost.json  # new recorded searches
+    python benchmarks/paper_grid_cost.py --reuse benchmarks/results/paper_grid_cost.json \
+        --remeasure mixmil abmil      # time these models again, keep the other measured fits (marked reused)
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument(
         "--reuse", type=Path, help="an earlier results JSON: its measured fits are reused, the recorded ones reread"
     )
+    parser.add_argument("--remeasure", nargs="+", default=[], help="with --reuse: models to time again")
     args = parser.parse_args()
     torch.set_num_threads(1)
     # One BLAS/OpenMP thread too: idle BLAS threads spin, and process CPU time would count them.
@@ -95,7 +98,8 @@ def main() -> None:
     sim, models = config["simulation"], config["models"]
     grid = scenario_grid(sim)
     runs = model_runs(sim, models, grid)
-    earlier = {row["model"]: row for row in json.loads(args.reuse.read_text())["rows"]} if args.reuse else {}
+    earlier_record = json.loads(args.reuse.read_text()) if args.reuse else {"rows": []}
+    earlier = {row["model"]: row for row in earlier_record["rows"] if row["model"] not in args.remeasure}
     rows = []
     for name in args.models or sim["models"]:
         spec = models[name]
@@ -105,6 +109,8 @@ def main() -> None:
             default_seconds = per_output * sim["n_outputs"]
         elif name in earlier:
             default_seconds, how = earlier[name]["default_fit_seconds"], earlier[name]["how"]
+            if not how.startswith("reused"):  # which fits this run timed and which it took over, and from when
+                how = f"reused from {earlier_record['date']}: {how}"
         else:
             default_seconds, how = time_default_fit(name, spec, config)
         factors = [size_factor(grid[s], grid[DEFAULT_SCENARIO], spec) for s in scenarios]

@@ -234,3 +234,16 @@ def test_a_recorded_pivot_of_a_paired_difference_says_on_how_many_units_the_refe
     ]
     auc = pivot_markdown(tmp_path / "p.tsv", "instance_auc_difference", ["scenario"])
     assert "glmm" not in auc and "0.280 ± 0.050 (3/3)" in auc
+
+
+def test_the_paper_grid_cost_in_the_running_page_is_the_recorded_benchmark():
+    record = json.loads((REPO / "benchmarks/results/paper_grid_cost.json").read_text())
+    hours = {row["model"]: row["cpu_hours"] for row in record["rows"]}
+    trees = sum(h for name, h in hours.items() if name.startswith(("rf_", "xgboost_")))
+    others = record["total_cpu_hours"] - trees
+    text = " ".join((REPO / "docs/running.md").read_text().split())
+    assert f"is about {round(record['total_cpu_hours'], -1):,.0f} CPU-hours" in text
+    assert f"{trees / record['total_cpu_hours']:.0%} of it are the Random Forest and XGBoost" in text
+    biggest = (hours["xgboost_moments"], hours["rf_instance"])
+    assert "alone about {:.0f} h, the instance-level Random Forest about {:.0f} h".format(*biggest) in text
+    assert f"together take about {others:.0f} h" in text and f"at about {others:.0f} CPU-hours" in text
