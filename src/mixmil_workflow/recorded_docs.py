@@ -26,12 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 SCORECARD_BLOCK = re.compile(
-    r"(<!-- scorecard: (?P<path>\S+) (?P<config>\S+) -->\n)(?P<body>.*?)(<!-- end scorecard -->)", re.S
+    r"(?P<open><!-- scorecard: (?P<path>\S+) (?P<config>\S+) -->\n)(?P<body>.*?)(?P<end><!-- end scorecard -->)", re.S
 )
-TABLE_BLOCK = re.compile(r"(<!-- recorded table: (?P<path>\S+) -->\n)(?P<body>.*?)(<!-- end recorded table -->)", re.S)
+TABLE_BLOCK = re.compile(
+    r"(?P<open><!-- recorded table: (?P<path>\S+) -->\n)(?P<body>.*?)(?P<end><!-- end recorded table -->)", re.S
+)
 PIVOT_BLOCK = re.compile(
-    r"(<!-- recorded pivot: (?P<path>\S+) (?P<metric>\w+) by (?P<rows>[\w,]+) -->\n)"
-    r"(?P<body>.*?)(<!-- end recorded pivot -->)",
+    r"(?P<open><!-- recorded pivot: (?P<path>\S+) (?P<metric>\w+) by (?P<rows>[\w,]+) -->\n)"
+    r"(?P<body>.*?)(?P<end><!-- end recorded pivot -->)",
     re.S,
 )
 DIGITS = 3
@@ -39,6 +41,13 @@ DIGITS = 3
 
 def has_blocks(page: str) -> bool:
     return any(block.search(page) for block in (SCORECARD_BLOCK, TABLE_BLOCK, PIVOT_BLOCK))
+
+
+def mean_se_cell(mean: float, error: float = float("nan")) -> str:
+    """ "mean ± s.e." to three decimals; the mean alone without an error, "–" without a mean."""
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{DIGITS}f}" + ("" if pd.isna(error) else f" ± {error:.{DIGITS}f}")
 
 
 def table_markdown(path: str | Path) -> str:
@@ -54,7 +63,7 @@ def table_markdown(path: str | Path) -> str:
         values = table[column]
         if column.endswith("_mean") and f"{column[:-5]}_se" in table.columns:
             pairs = zip(values, table[f"{column[:-5]}_se"], strict=True)
-            shown[column[:-5]] = [f"{m:.{DIGITS}f} ± {s:.{DIGITS}f}" if pd.notna(m) else "–" for m, s in pairs]
+            shown[column[:-5]] = [mean_se_cell(m, s) for m, s in pairs]
         elif pd.api.types.is_float_dtype(values):
             # a count with gaps (NaN makes pandas read it as float) stays a count: 9, not 9.000
             digits = 0 if values.dropna().mod(1).eq(0).all() and values.notna().any() else DIGITS
@@ -73,20 +82,20 @@ def pivot_markdown(path: str | Path, metric: str, rows: list[str]) -> str:
     missing = [c for c in ["model", *rows, f"{metric}_mean"] if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: no column(s) {missing} for a pivot of {metric!r} by {rows}")
-    means = table[f"{metric}_mean"]
     missing_values = pd.Series(float("nan"), index=table.index)
     errors = table.get(f"{metric}_se", missing_values)
     paired = metric.removesuffix("_difference")
-    ahead = table.get(f"{paired}_reference_ahead", missing_values) if paired != metric else missing_values
-    units = table.get(f"{paired}_n_paired", missing_values)
-
-    def cell(mean: float, error: float, k: float, n: float) -> str:
-        if pd.isna(mean):
-            return "–"
-        text = f"{mean:.{DIGITS}f}" + ("" if pd.isna(error) else f" ± {error:.{DIGITS}f}")
-        return text + ("" if pd.isna(k) or pd.isna(n) else f" ({k:.0f}/{n:.0f})")
-
-    table = table.assign(cell=[cell(*values) for values in zip(means, errors, ahead, units, strict=True)])
+    if paired != metric and {f"{paired}_reference_ahead", f"{paired}_n_paired"} <= set(table.columns):
+        ahead = [f" ({k:.0f}/{n:.0f})" if pd.notna(k) else "" for k, n in
+                 zip(table[f"{paired}_reference_ahead"], table[f"{paired}_n_paired"], strict=True)]  # fmt: skip
+    else:
+        ahead = [""] * len(table)
+    table = table.assign(
+        cell=[
+            mean_se_cell(m, e) + (k if pd.notna(m) else "")
+            for m, e, k in zip(table[f"{metric}_mean"], errors, ahead, strict=True)
+        ]
+    )
     models = [
         m for m in dict.fromkeys(table["model"]) if table.loc[table["model"] == m, f"{metric}_mean"].notna().any()
     ]
@@ -114,19 +123,19 @@ def render(page: str, base: str | Path) -> str:
     from mixmil_workflow.io import read_table
     from mixmil_workflow.scorecard import markdown
 
-    def scorecard_block(match: re.Match) -> str:
+    def scorecard(match: re.Match) -> str:
         card = read_table(Path(base) / match["path"]).fillna({"setting": ""})
-        return f"{match.group(1)}\n{markdown(card, [match['config']])}\n\n{match.group(5)}"
+        return markdown(card, [match["config"]])
 
-    def table_block(match: re.Match) -> str:
-        return f"{match.group(1)}\n{table_markdown(Path(base) / match['path'])}\n\n{match.group(4)}"
+    def table(match: re.Match) -> str:
+        return table_markdown(Path(base) / match["path"])
 
-    def pivot_block(match: re.Match) -> str:
-        body = pivot_markdown(Path(base) / match["path"], match["metric"], match["rows"].split(","))
-        return f"{match.group(1)}\n{body}\n\n{match.group(6)}"
+    def pivot(match: re.Match) -> str:
+        return pivot_markdown(Path(base) / match["path"], match["metric"], match["rows"].split(","))
 
-    page = SCORECARD_BLOCK.sub(scorecard_block, page)
-    return PIVOT_BLOCK.sub(pivot_block, TABLE_BLOCK.sub(table_block, page))
+    for block, body in ((SCORECARD_BLOCK, scorecard), (TABLE_BLOCK, table), (PIVOT_BLOCK, pivot)):
+        page = block.sub(lambda match, body=body: f"{match['open']}\n{body(match)}\n\n{match['end']}", page)
+    return page
 
 
 def main() -> None:
