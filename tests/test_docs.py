@@ -205,6 +205,40 @@ def test_a_recorded_table_shows_counts_with_gaps_as_counts(tmp_path):
     assert rows[2] == ["a", "9", "0.500"] and rows[3] == ["b", "–", "–"]
 
 
+def test_a_recorded_table_picks_columns_and_joins_a_mean_with_its_se(tmp_path):
+    """``columns`` picks and orders what a block shows; a metric written as ``<x>`` / ``<x>_se`` (the spatial
+    study's tables) is one "mean ± s.e." column like ``<x>_mean`` / ``<x>_se``; an unknown name is an error
+    naming the file and the columns it has."""
+    import pandas as pd
+
+    from mixmil_workflow.io import save_table
+    from mixmil_workflow.recorded_docs import render, table_markdown
+
+    table = pd.DataFrame(
+        {
+            "model": ["smmile", "abmil"],
+            "slide_auc": [0.97, 0.81],
+            "slide_auc_se": [0.011, 0.02],
+            "f1": [0.75, 0.05],
+            "f1_se": [0.01, 0.002],
+            "n_repeats": [3, 3],
+        }
+    )
+    save_table(tmp_path / "s.tsv", table, provenance={"config_sha256": "12" * 32, "seed": 0})
+    rows = _markdown_rows(table_markdown(tmp_path / "s.tsv"))
+    assert rows[0] == ["model", "slide_auc", "f1", "n_repeats"] and rows[2] == [
+        "smmile",
+        "0.970 ± 0.011",
+        "0.750 ± 0.010",
+        "3",
+    ]
+    page = "<!-- recorded table: s.tsv columns model,f1 -->\nold\n<!-- end recorded table -->\n"
+    rows = _markdown_rows(render(page, tmp_path))
+    assert rows[0] == ["model", "f1"] and rows[3] == ["abmil", "0.050 ± 0.002"]
+    with pytest.raises(ValueError, match=r"s\.tsv: no column\(s\) \['mimic_auc'\]"):
+        table_markdown(tmp_path / "s.tsv", ["model", "mimic_auc"])
+
+
 def test_the_table1_ratios_in_the_results_page_are_the_recorded_costs():
     """The step-time ratios docs/results.md cites for Table 1 are those of the recorded cost table."""
     from mixmil_workflow.io import read_table

@@ -5,8 +5,9 @@ Two kinds of block, each between its opening comment and ``<!-- end ... -->``:
 
 * ``<!-- scorecard: <tsv> <config file> -->`` ... ``<!-- end scorecard -->``: a reproduction scorecard
   (``results/scorecard/scorecard.tsv``) rendered as the workflow renders it (:func:`scorecard.markdown`);
-* ``<!-- recorded table: <tsv> -->`` ... ``<!-- end recorded table -->``: any result table (TSV with its
-  ``#`` provenance lines), ``<x>_mean`` / ``<x>_se`` columns shown as one "mean ± s.e." column;
+* ``<!-- recorded table: <tsv> [columns <name>,...] -->`` ... ``<!-- end recorded table -->``: any result
+  table (TSV with its ``#`` provenance lines), a mean and its standard error (``<x>_mean`` / ``<x>_se`` or
+  ``<x>`` / ``<x>_se``) shown as one "mean ± s.e." column named ``<x>``; ``columns`` picks and orders them;
 * ``<!-- recorded pivot: <tsv> <metric> by <column>,... -->`` ... ``<!-- end recorded pivot -->``: one
   metric of a table with a ``model`` column laid out with a row per value of the named columns and a column
   per model (Fig. 2's layout), "mean ± s.e." from ``<metric>_mean`` / ``<metric>_se``; a model without
@@ -29,7 +30,9 @@ SCORECARD_BLOCK = re.compile(
     r"(?P<open><!-- scorecard: (?P<path>\S+) (?P<config>\S+) -->\n)(?P<body>.*?)(?P<end><!-- end scorecard -->)", re.S
 )
 TABLE_BLOCK = re.compile(
-    r"(?P<open><!-- recorded table: (?P<path>\S+) -->\n)(?P<body>.*?)(?P<end><!-- end recorded table -->)", re.S
+    r"(?P<open><!-- recorded table: (?P<path>\S+)(?: columns (?P<columns>[\w,]+))? -->\n)(?P<body>.*?)"
+    r"(?P<end><!-- end recorded table -->)",
+    re.S,
 )
 PIVOT_BLOCK = re.compile(
     r"(?P<open><!-- recorded pivot: (?P<path>\S+) (?P<metric>\w+) by (?P<rows>[\w,]+) -->\n)"
@@ -50,21 +53,39 @@ def mean_se_cell(mean: float, error: float = float("nan")) -> str:
     return f"{mean:.{DIGITS}f}" + ("" if pd.isna(error) else f" ± {error:.{DIGITS}f}")
 
 
-def table_markdown(path: str | Path) -> str:
+def _mean_and_error(table: pd.DataFrame, name: str) -> tuple[str, str] | None:
+    """The columns of mean and standard error shown as ``name``: ``<name>_mean`` / ``<name>_se`` or
+    ``<name>`` / ``<name>_se``; None when ``name`` has no standard error."""
+    for mean in (f"{name}_mean", name):
+        if mean in table.columns and f"{name}_se" in table.columns:
+            return mean, f"{name}_se"
+    return None
+
+
+def table_markdown(path: str | Path, columns: list[str] | None = None) -> str:
     """A recorded result table as Markdown: mean ± s.e. pairs joined, numbers to three decimals, and the
-    config digest and code revision its provenance names."""
+    config digest and code revision its provenance names. ``columns``: the names to show, in order (a
+    pair by its mean's name without ``_mean``); all of them by default."""
     from mixmil_workflow.io import read_table
 
     table = read_table(path)
+    if columns is None:
+        paired = {c.removesuffix("_mean") for c in table.columns if _mean_and_error(table, c.removesuffix("_mean"))}
+        errors = {f"{name}_se" for name in paired}
+        columns = list(dict.fromkeys(c.removesuffix("_mean") if c.removesuffix("_mean") in paired else c
+                                     for c in table.columns if c not in errors))  # fmt: skip
+    unknown = [c for c in columns if c not in table.columns and _mean_and_error(table, c) is None]
+    if unknown:
+        raise ValueError(f"{path}: no column(s) {unknown}; it has {list(table.columns)}")
     shown = pd.DataFrame(index=table.index)
-    for column in table.columns:
-        if column.endswith("_se") and f"{column[:-3]}_mean" in table.columns:
+    for column in columns:
+        pair = _mean_and_error(table, column)
+        if pair is not None:
+            values = zip(table[pair[0]], table[pair[1]], strict=True)
+            shown[column] = [mean_se_cell(m, s) for m, s in values]
             continue
         values = table[column]
-        if column.endswith("_mean") and f"{column[:-5]}_se" in table.columns:
-            pairs = zip(values, table[f"{column[:-5]}_se"], strict=True)
-            shown[column[:-5]] = [mean_se_cell(m, s) for m, s in pairs]
-        elif pd.api.types.is_float_dtype(values):
+        if pd.api.types.is_float_dtype(values):
             # a count with gaps (NaN makes pandas read it as float) stays a count: 9, not 9.000
             digits = 0 if values.dropna().mod(1).eq(0).all() and values.notna().any() else DIGITS
             shown[column] = [f"{v:.{digits}f}" if pd.notna(v) else "–" for v in values]
@@ -128,7 +149,7 @@ def render(page: str, base: str | Path) -> str:
         return markdown(card, [match["config"]])
 
     def table(match: re.Match) -> str:
-        return table_markdown(Path(base) / match["path"])
+        return table_markdown(Path(base) / match["path"], match["columns"].split(",") if match["columns"] else None)
 
     def pivot(match: re.Match) -> str:
         return pivot_markdown(Path(base) / match["path"], match["metric"], match["rows"].split(","))
