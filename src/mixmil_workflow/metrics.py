@@ -34,3 +34,11 @@ def mean_and_se(values: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     se = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
     return float(values.mean()), float(se)
+
+
+def format_mean_se(mean: float, se: float = float("nan"), digits: int = 3, missing: str = "–") -> str:
+    """ "mean ± s.e." as every table of the workflow shows it: the mean alone without a finite s.e.,
+    ``missing`` without a finite mean."""
+    if not np.isfinite(mean):
+        return missing
+    return f"{mean:.{digits}f}" + (f" ± {se:.{digits}f}" if np.isfinite(se) else "")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixmil_workflow.metrics import format_mean_se
+
 SCORECARD_BLOCK = re.compile(
     r"(?P<open><!-- scorecard: (?P<path>\S+) (?P<config>\S+) -->\n)(?P<body>.*?)(?P<end><!-- end scorecard -->)", re.S
 )
@@ -44,13 +46,6 @@ DIGITS = 3
 
 def has_blocks(page: str) -> bool:
     return any(block.search(page) for block in (SCORECARD_BLOCK, TABLE_BLOCK, PIVOT_BLOCK))
-
-
-def mean_se_cell(mean: float, error: float = float("nan")) -> str:
-    """ "mean ± s.e." to three decimals; the mean alone without an error, "–" without a mean."""
-    if pd.isna(mean):
-        return "–"
-    return f"{mean:.{DIGITS}f}" + ("" if pd.isna(error) else f" ± {error:.{DIGITS}f}")
 
 
 def _mean_and_error(table: pd.DataFrame, name: str) -> tuple[str, str] | None:
@@ -82,7 +77,7 @@ def table_markdown(path: str | Path, columns: list[str] | None = None) -> str:
         pair = _mean_and_error(table, column)
         if pair is not None:
             values = zip(table[pair[0]], table[pair[1]], strict=True)
-            shown[column] = [mean_se_cell(m, s) for m, s in values]
+            shown[column] = [format_mean_se(m, s) for m, s in values]
             continue
         values = table[column]
         if pd.api.types.is_float_dtype(values):
@@ -113,7 +108,7 @@ def pivot_markdown(path: str | Path, metric: str, rows: list[str]) -> str:
         ahead = [""] * len(table)
     table = table.assign(
         cell=[
-            mean_se_cell(m, e) + (k if pd.notna(m) else "")
+            format_mean_se(m, e) + (k if pd.notna(m) else "")
             for m, e, k in zip(table[f"{metric}_mean"], errors, ahead, strict=True)
         ]
     )

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mixmil_workflow.metrics import mean_and_se, retrieval_auc_per_output, spearman_per_output
+from mixmil_workflow.metrics import format_mean_se, mean_and_se, retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +36,15 @@ def test_metrics_on_known_cases():
     np.testing.assert_allclose(retrieval_auc_per_output(-w_true, w_true), [0.0])
     mean, se = mean_and_se(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and np.isclose(se, 1 / np.sqrt(3))
+
+
+def test_every_table_writes_a_mean_and_its_se_one_way():
+    """The one formatter of the workflow's tables: mean ± s.e. at the asked digits, the mean alone when the
+    s.e. is missing (one repeat), the table's marker when the mean is."""
+    assert format_mean_se(0.81449, 0.0113) == "0.814 ± 0.011"
+    assert format_mean_se(1.5, 0.25, 2) == "1.50 ± 0.25"
+    assert format_mean_se(0.5, float("nan")) == "0.500"
+    assert format_mean_se(float("nan"), 0.1) == "–" and format_mean_se(float("nan"), 0.1, missing="n/a") == "n/a"
 
 
 def test_axis_figure_without_axes_says_so_instead_of_failing():

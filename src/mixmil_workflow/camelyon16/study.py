@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from mixmil_workflow.camelyon16.preprocess import SplitBags
-from mixmil_workflow.metrics import mean_and_se
+from mixmil_workflow.metrics import format_mean_se, mean_and_se
 from mixmil_workflow.models.registry import build
 from mixmil_workflow.studies.engine import fit_timed
-from mixmil_workflow.studies.simulation import format_mean_se
 
 EVALUATED_SPLITS = ("validation", "test")
 

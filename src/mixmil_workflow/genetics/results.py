@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, spearmanr, ttest_rel
 
+from mixmil_workflow.metrics import format_mean_se
+
 
 def display_name(model: str, kind: str) -> str:
     """The paper's name of a model type; the config name when a type is used more than once."""
@@ -97,8 +99,7 @@ def table_e2_markdown(table: pd.DataFrame, reference_name: str, n_labels: int) -
         {
             "Method": table["method"],
             f"Prediction performance (Spearman, {n_labels} labels)": [
-                f"{m:.2f} ± {s:.2f}" if np.isfinite(s) else f"{m:.2f}"
-                for m, s in zip(table["spearman_mean"], table["spearman_sd"], strict=True)
+                format_mean_se(m, s, 2) for m, s in zip(table["spearman_mean"], table["spearman_sd"], strict=True)
             ],
             f"{reference_name} improvement (paired t-test P, one-sided)": [
                 "-" if not np.isfinite(p) else f"{p:.3g}" for p in table["improvement_ttest_p"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mixmil_workflow.metrics import format_mean_se
 from mixmil_workflow.microscopy.bbbc021 import MicroscopyError
 
 METRICS = {"balanced_accuracy": "Bal. Accuracy", "f1_macro": "F1 Macro", "f1_micro": "F1 Micro"}
@@ -91,14 +92,13 @@ def table_e4(metrics: pd.DataFrame) -> pd.DataFrame:
     return summary_table(metrics, list(METRICS), by=("model", "pcs")).sort_values(["model", "pcs"], kind="stable")
 
 
-def pm(mean: float, se: float, digits: int = 2) -> str:
-    return f"{mean:.{digits}f} ± {se:.{digits}f}" if np.isfinite(se) else f"{mean:.{digits}f}"
-
-
 def markdown(summary: pd.DataFrame, columns: dict[str, str], keys: Sequence[str], digits: int = 2) -> pd.DataFrame:
     out = summary[list(keys)].copy()
     for column, title in columns.items():
-        out[title] = [pm(m, s, digits) for m, s in zip(summary[f"{column}_mean"], summary[f"{column}_se"], strict=True)]
+        out[title] = [
+            format_mean_se(m, s, digits)
+            for m, s in zip(summary[f"{column}_mean"], summary[f"{column}_se"], strict=True)
+        ]
     return out
 
 

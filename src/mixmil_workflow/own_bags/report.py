@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mixmil_workflow.metrics import format_mean_se
 from mixmil_workflow.own_bags.input import LabelSpec
 from mixmil_workflow.own_bags.metrics import METRICS, PRIMARY_METRIC, fold_metrics, summarise
 
@@ -103,8 +104,7 @@ def _comparison_parts(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         shown = pd.DataFrame({"model": rows["model"], "type": rows["type"], "n_bags": rows["n_bags"]})
         for metric in METRICS[likelihood]:
             shown[metric] = [
-                "n/a" if pd.isna(v) else (f"{v:.3f}" if pd.isna(se) else f"{v:.3f} ± {se:.3f}")
-                for v, se in zip(rows[metric], rows[f"{metric}_se"], strict=True)
+                format_mean_se(v, se, missing="n/a") for v, se in zip(rows[metric], rows[f"{metric}_se"], strict=True)
             ]
         first = rows.iloc[0]
         cv = f"{first['n_repeats']} repeat(s) x {first['n_folds']} fold(s); ± s.e. over {first['se_over']}"

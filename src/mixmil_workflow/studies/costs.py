@@ -122,7 +122,7 @@ def measure_bag_costs(
 def cost_layout(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The Table 1 layout: batch and prediction time (ms, mean ± s.e.) and parameter counts, and the note
     on what was measured."""
-    from mixmil_workflow.studies.simulation import format_mean_se
+    from mixmil_workflow.metrics import format_mean_se
 
     shown = pd.DataFrame(
         {

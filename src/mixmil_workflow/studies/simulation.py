@@ -326,6 +326,8 @@ def paired_table(long: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 def paired_markdown_table(paired: pd.DataFrame, reference: str) -> pd.DataFrame:
     """``paired_table`` for reading: differences as mean ± s.e., and "ahead on k / n" units."""
+    from mixmil_workflow.metrics import format_mean_se
+
     table = paired[["model", "scenario"]].copy()
     for metric, label in (("spearman", "Spearman"), ("instance_auc", "AUC")):
         table[f"{label}, {reference} − model"] = [
@@ -343,14 +345,10 @@ def axis_table(summary: pd.DataFrame, simulation: Mapping) -> pd.DataFrame:
     return points.merge(summary, on="scenario", how="inner").sort_values(["axis", "model", "value"])
 
 
-def format_mean_se(mean: float, se: float, digits: int = 3) -> str:
-    if not np.isfinite(mean):
-        return "–"
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
-
-
 def default_scenario_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The default scenario per model (the Table E.1 layout): Spearman and retrieval AUC, mean ± s.e."""
+    from mixmil_workflow.metrics import format_mean_se
+
     rows = summary[summary["scenario"] == DEFAULT_SCENARIO]
     return pd.DataFrame(
         {
