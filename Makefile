@@ -9,7 +9,7 @@ CORES ?= all
 # (0) Snakemake caps the request to 0 and the jobs run side by side on the CPU.
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c "^GPU" || true)
 
-.PHONY: env system-deps run test test-fast lint format report clean
+.PHONY: env system-deps scatter run test test-fast lint format report clean
 
 env: $(VENV)/.installed
 
@@ -25,6 +25,13 @@ system-deps:
 	  echo "installing PLINK 1.9 and bcftools (Debian packages plink1.9 bcftools) for the genetics branch"; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends plink1.9 bcftools; }
+
+# The optional [scatter] extra (MixMIL's segment_backend: scatter): torch-scatter has no wheel for this torch
+# on PyPI, so it is built against the installed one (about 9 min on 2 cores; needs a C++ compiler). Without
+# it the tests of that backend are skipped.
+scatter: env
+	$(BIN)/python -c "import torch_scatter" 2>/dev/null || \
+	  FORCE_CUDA=0 $(BIN)/python -m pip install --quiet --no-build-isolation "torch-scatter==2.1.2"
 
 run: env system-deps
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=$(or $(GPUS),0) --configfile config/config.yaml

@@ -17,6 +17,7 @@ from mixmil_workflow.models.attention_pool import (
 )
 from mixmil_workflow.models.likelihoods import LabelError
 from mixmil_workflow.models.mixmil_module import MixMILModule
+from mixmil_workflow.models.segment import has_torch_scatter
 from mixmil_workflow.models.training import shuffled_minibatches
 from tests.support.data import ragged_bags
 
@@ -142,6 +143,36 @@ def test_closed_form_training_step_equals_autograd_of_the_elbo(posterior, likeli
     assert set(want) == {name for name, param in module.named_parameters() if param.grad is not None}
     for name, param in module.named_parameters():
         torch.testing.assert_close(param.grad, want[name], msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.skipif(not has_torch_scatter(), reason="torch-scatter not installed (optional extra [scatter])")
+def test_the_scatter_backend_gives_the_default_paths_step_and_predictions():
+    """The optional torch-scatter segment ops (``segment_backend="scatter"``) pool ragged bags to the loss,
+    gradients, predictions and instance weights of the default bucketed path."""
+    rng = np.random.default_rng(2)
+    n = 24
+    bags = Bags.from_list([rng.standard_normal((int(k), 3)) for k in rng.integers(2, 7, n)])
+    y = rng.integers(0, 3, (n, 2)).astype(float)
+    model = MixMIL(**{**FAST, "n_epochs": 1}).fit(bags, y)
+    predictions = {}
+    for backend in ("torch", "scatter"):
+        model.module.segment_backend = backend
+        predictions[backend] = model.predict(bags).mean, model.instance_scores(bags)
+    for got, want in zip(predictions["scatter"], predictions["torch"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    module = _perturbed_double_module(model)
+    batch = bags.subset(torch.arange(3, 15)).to(dtype=torch.float64)
+    y_t = module.likelihood.prepare_labels(y)[3:15].double()
+    fe = torch.ones(12, 1, dtype=torch.float64)
+    steps = {}
+    for backend in ("torch", "scatter"):
+        module.segment_backend = backend
+        module.zero_grad(set_to_none=True)
+        out = module.training_step(None, fe, y_t, n, 4, torch.Generator().manual_seed(7), bags=batch)
+        steps[backend] = (torch.stack(out), {name: p.grad.clone() for name, p in module.named_parameters()})
+    torch.testing.assert_close(steps["scatter"][0], steps["torch"][0])
+    for name, grad in steps["torch"][1].items():
+        torch.testing.assert_close(steps["scatter"][1][name], grad, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def _step_grads(module: MixMILModule, fused: bool, *args, bags=None) -> tuple[torch.Tensor, dict]:
