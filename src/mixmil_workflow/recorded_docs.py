@@ -65,10 +65,11 @@ def table_markdown(path: str | Path, columns: list[str] | None = None) -> str:
 
     table = read_table(path)
     if columns is None:
-        paired = {c.removesuffix("_mean") for c in table.columns if _mean_and_error(table, c.removesuffix("_mean"))}
-        errors = {f"{name}_se" for name in paired}
-        columns = list(dict.fromkeys(c.removesuffix("_mean") if c.removesuffix("_mean") in paired else c
-                                     for c in table.columns if c not in errors))  # fmt: skip
+        columns = [
+            c.removesuffix("_mean") if _mean_and_error(table, c.removesuffix("_mean")) else c
+            for c in table.columns
+            if not (c.endswith("_se") and _mean_and_error(table, c.removesuffix("_se")))
+        ]
     unknown = [c for c in columns if c not in table.columns and _mean_and_error(table, c) is None]
     if unknown:
         raise ValueError(f"{path}: no column(s) {unknown}; it has {list(table.columns)}")
@@ -77,7 +78,7 @@ def table_markdown(path: str | Path, columns: list[str] | None = None) -> str:
         pair = _mean_and_error(table, column)
         if pair is not None:
             values = zip(table[pair[0]], table[pair[1]], strict=True)
-            shown[column] = [format_mean_se(m, s) for m, s in values]
+            shown[column] = [format_mean_se(m, s, DIGITS) for m, s in values]
             continue
         values = table[column]
         if pd.api.types.is_float_dtype(values):
@@ -108,7 +109,7 @@ def pivot_markdown(path: str | Path, metric: str, rows: list[str]) -> str:
         ahead = [""] * len(table)
     table = table.assign(
         cell=[
-            format_mean_se(m, e) + (k if pd.notna(m) else "")
+            format_mean_se(m, e, DIGITS) + (k if pd.notna(m) else "")
             for m, e, k in zip(table[f"{metric}_mean"], errors, ahead, strict=True)
         ]
     )

@@ -167,9 +167,7 @@ def test_the_scatter_backend_gives_the_default_paths_step_and_predictions():
     steps = {}
     for backend in ("torch", "scatter"):
         module.segment_backend = backend
-        module.zero_grad(set_to_none=True)
-        out = module.training_step(None, fe, y_t, n, 4, torch.Generator().manual_seed(7), bags=batch)
-        steps[backend] = (torch.stack(out), {name: p.grad.clone() for name, p in module.named_parameters()})
+        steps[backend] = _step_grads(module, module.fused_cpu_step, None, fe, y_t, n, 4, bags=batch)
     torch.testing.assert_close(steps["scatter"][0], steps["torch"][0])
     for name, grad in steps["torch"][1].items():
         torch.testing.assert_close(steps["scatter"][1][name], grad, msg=lambda m, name=name: f"{name}: {m}")

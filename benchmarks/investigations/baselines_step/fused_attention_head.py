@@ -34,9 +34,7 @@ def attention_scores(h, att_v, att_vb, att_w, att_wb, att_u=None, att_ub=None) -
     ``att_v``/``att_u`` (nets, H, L), ``att_vb``/``att_ub``/``att_w`` (nets, L), ``att_wb`` (nets,)."""
     if h.device.type != "cpu" or h.dtype not in (torch.float32, torch.float64):
         return attention_scores_reference(h, att_v, att_vb, att_w, att_wb, att_u, att_ub)
-    if att_u is None:
-        return _AttentionScores.apply(h, att_v, att_vb, att_w, att_wb)
-    return _GatedAttentionScores.apply(h, att_v, att_vb, att_w, att_wb, att_u, att_ub)
+    return _AttentionScores.apply(h, att_v, att_vb, att_w, att_wb, att_u, att_ub)
 
 
 def _project(h_by_net: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -52,36 +50,13 @@ def _tanh_(values: torch.Tensor) -> torch.Tensor:
 
 
 class _AttentionScores(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, att_v, att_vb, att_w, att_wb):
-        h_by_net = h.transpose(0, 1)
-        t = _tanh_(_project(h_by_net, att_v.detach(), att_vb.detach()))
-        scores = torch.empty(h.shape[0], h.shape[1], dtype=h.dtype)
-        _scores_forward(t.numpy(), t.numpy()[:0], att_w.detach().numpy(), att_wb.detach().numpy(), scores.numpy())
-        ctx.save_for_backward(h, t, att_v, att_w)
-        return scores
+    """The head with the gate (``att_u``, ``att_ub``) or without it (both None)."""
 
-    @staticmethod
-    def backward(ctx, grad_scores):
-        h, t, att_v, att_w = ctx.saved_tensors
-        grads = _ScoreGrads(t, gated=False)
-        _scores_backward(
-            np.ascontiguousarray(grad_scores.numpy()), t.numpy(), t.numpy()[:0], att_w.detach().numpy(),
-            grads.pre_v.numpy(), grads.pre_u.numpy(), grads.w.numpy(), grads.wb.numpy(), grads.vb.numpy(),
-            grads.ub.numpy(),
-        )  # fmt: skip
-        h_by_net = h.transpose(0, 1)
-        grad_h = torch.bmm(grads.pre_v, att_v.detach().transpose(1, 2)).transpose(0, 1)
-        grad_v = torch.bmm(h_by_net.transpose(1, 2), grads.pre_v)
-        return grad_h, grad_v, grads.vb, grads.w, grads.wb
-
-
-class _GatedAttentionScores(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, att_v, att_vb, att_w, att_wb, att_u, att_ub):
         h_by_net = h.transpose(0, 1)
         t = _tanh_(_project(h_by_net, att_v.detach(), att_vb.detach()))
-        g = _project(h_by_net, att_u.detach(), att_ub.detach()).sigmoid_()
+        g = t[:0] if att_u is None else _project(h_by_net, att_u.detach(), att_ub.detach()).sigmoid_()
         scores = torch.empty(h.shape[0], h.shape[1], dtype=h.dtype)
         _scores_forward(t.numpy(), g.numpy(), att_w.detach().numpy(), att_wb.detach().numpy(), scores.numpy())
         ctx.save_for_backward(h, t, g, att_v, att_w, att_u)
@@ -90,7 +65,7 @@ class _GatedAttentionScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_scores):
         h, t, g, att_v, att_w, att_u = ctx.saved_tensors
-        grads = _ScoreGrads(t, gated=True)
+        grads = _ScoreGrads(t, gated=att_u is not None)
         _scores_backward(
             np.ascontiguousarray(grad_scores.numpy()), t.numpy(), g.numpy(), att_w.detach().numpy(),
             grads.pre_v.numpy(), grads.pre_u.numpy(), grads.w.numpy(), grads.wb.numpy(), grads.vb.numpy(),
@@ -98,10 +73,12 @@ class _GatedAttentionScores(torch.autograd.Function):
         )  # fmt: skip
         h_by_net = h.transpose(0, 1)
         grad_h = torch.bmm(grads.pre_v, att_v.detach().transpose(1, 2))
-        grad_h = torch.baddbmm(grad_h, grads.pre_u, att_u.detach().transpose(1, 2)).transpose(0, 1)
         grad_v = torch.bmm(h_by_net.transpose(1, 2), grads.pre_v)
+        if att_u is None:
+            return grad_h.transpose(0, 1), grad_v, grads.vb, grads.w, grads.wb, None, None
+        grad_h = torch.baddbmm(grad_h, grads.pre_u, att_u.detach().transpose(1, 2))
         grad_u = torch.bmm(h_by_net.transpose(1, 2), grads.pre_u)
-        return grad_h, grad_v, grads.vb, grads.w, grads.wb, grad_u, grads.ub
+        return grad_h.transpose(0, 1), grad_v, grads.vb, grads.w, grads.wb, grad_u, grads.ub
 
 
 class _ScoreGrads:
