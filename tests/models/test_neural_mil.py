@@ -1,10 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 from mixmil_workflow import Bags
 from mixmil_workflow.metrics import spearman_per_output
 from mixmil_workflow.models import DSMIL, AdditiveMIL, AttentionMIL, BayesMIL, regress_out_covariates
+from mixmil_workflow.models.neural import Dropout, dropout
 from tests.support.data import ragged_bags
 
 FAST = dict(n_epochs=2, batch_size=32, progress=False, device="cpu")
@@ -179,6 +182,56 @@ def test_bayes_mil_predictions_average_seeded_stochastic_passes(small_sim):
             estimates.append(model.predict(test).bag_effect)
         spread.append(np.abs(estimates[0] - estimates[1]).mean())
     assert spread[1] < 0.5 * spread[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [0.25, 0.5, 0.9, 1.0])
+def test_dropout_gives_f_dropouts_values_gradients_and_draws(dtype, p):
+    x = torch.randn(10, 300, 30, dtype=dtype).transpose(0, 1)  # permuted, as the stacked nets' activations
+    results = []
+    for fn in (lambda t: F.dropout(t, p, training=True), lambda t: dropout(t, p)):
+        leaf = x.clone().requires_grad_()
+        torch.manual_seed(7)
+        out = fn(leaf)
+        out.backward(torch.arange(out.numel(), dtype=dtype).view_as(out))
+        results.append((out.detach(), leaf.grad, torch.rand(4)))  # the generator's next numbers
+    for ours, reference in zip(results[1], results[0], strict=True):
+        assert torch.equal(ours, reference)
+    kept = (results[1][0] != 0).float().mean().item()
+    assert kept == 0.0 if p == 1 else abs(kept - (1 - p)) < 0.02
+
+
+def test_dropout_module_follows_train_and_eval_modes():
+    layer, x = Dropout(0.5), torch.randn(50, 20)
+    assert torch.equal(layer.eval()(x), x)
+    torch.manual_seed(1)
+    trained = layer.train()(x)
+    torch.manual_seed(1)
+    assert torch.equal(trained, nn.Dropout(0.5)(x))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        dropout(x, 1.5)
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if m != "dsmil"])  # DSMIL's schedule keeps torch's Adam
+def test_fits_as_with_torchs_adam_and_dropout(small_sim, name, monkeypatch):
+    """The faster optimiser and dropout change no number: a whole fit and its predictions are bit-identical
+    with torch.optim.Adam(fused=True) and F.dropout in their places."""
+    import mixmil_workflow.models.bayes_mil as bayes_mil
+    from mixmil_workflow.models.neural import NeuralMIL
+
+    train, test = small_sim.bags("train"), small_sim.bags("test")
+    ours = MODELS[name](**FAST).fit(train, small_sim.y_train)
+    monkeypatch.setattr(bayes_mil, "dropout", lambda t, p: F.dropout(t, p, training=True))
+    monkeypatch.setattr(
+        NeuralMIL,
+        "make_optimiser",
+        lambda self, params: torch.optim.Adam(
+            params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=True
+        ),
+    )
+    reference = MODELS[name](**FAST).fit(train, small_sim.y_train)
+    np.testing.assert_array_equal(ours.history, reference.history)
+    np.testing.assert_array_equal(ours.predict(test).bag_effect, reference.predict(test).bag_effect)
 
 
 def test_bayes_mil_ard_penalty_follows_log_alpha():

@@ -1,4 +1,4 @@
-"""What bounds the torch MIL baselines' CPU step after eac8bfb (issue 37, target 4), in four measurements:
+"""What bounds the torch MIL baselines' CPU step after eac8bfb (issue 37, target 4), in five measurements:
 
 1. elementwise and random-number rates on 240,000 float32 numbers (ABMIL's per-step activations: 16 bags
    x 50 instances x 10 nets x 30 units), torch against numpy;
@@ -7,7 +7,10 @@
 3. whole epochs of ABMIL, Gated ABMIL and Additive MIL with the package's head and with the prototype
    patched in, rounds interleaved;
 4. each baseline's step at the default simulation's size against the same network with 2 instances,
-   2 features, widths of 2 and one output: the fixed cost of a step (op dispatch, autograd, Adam).
+   2 features, widths of 2 and one output: the fixed cost of a step (op dispatch, autograd, Adam);
+5. the matrix products of each baseline's epoch (profiled self time of torch's bmm / mm kernels) against
+   the reference's recorded epoch (benchmarks/results/baselines_speed.json): the speed-up that would
+   remain possible if everything else in a step took no time.
 
 Random data of the simulation's shapes and config/paper.yaml's settings (Table C.2); medians.
 
@@ -17,6 +20,7 @@ Random data of the simulation's shapes and config/paper.yaml's settings (Table C
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 import yaml
 from torch.nn import functional as F
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fused_attention_head import attention_scores, attention_scores_reference  # noqa: E402
@@ -130,6 +135,25 @@ def fixed_costs(models: dict) -> list[tuple[str, float, float]]:
     return rows
 
 
+GEMM_KERNELS = ("aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm")
+
+
+def matrix_product_floor(models: dict) -> list[tuple[str, float, float, float]]:
+    """Per model: its epoch (s), the matrix products' share of a profiled epoch (s), and the reference's
+    recorded epoch over that share: the largest speed-up left if all else were free."""
+    recorded = json.loads((ROOT / "benchmarks" / "results" / "baselines_speed.json").read_text())
+    reference = {row["model"]: row["reference_epoch_s"] for row in recorded["rows"]}
+    data, rows = simulation_data(), []
+    for m, spec in models.items():
+        epoch = epoch_seconds(spec, data)
+        model = build({**spec, "n_epochs": 2, "progress": False}, 0)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model.fit(*data)
+        gemm = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in GEMM_KERNELS) / 2 / 1e6
+        rows.append((m, epoch, gemm, reference[m] / gemm))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -155,6 +179,10 @@ def main() -> None:
     print("|---|---|---|---|")
     for m, full, tiny in fixed_costs(models):
         print(f"| {m} | {full:.2f} | {tiny:.2f} | {tiny / full:.0%} |")
+    print("\n| model | s/epoch | matrix products, s/epoch | share | reference's epoch over the products |")
+    print("|---|---|---|---|---|")
+    for m, epoch, gemm, bound in matrix_product_floor(models):
+        print(f"| {m} | {epoch:.3f} | {gemm:.3f} | {gemm / epoch:.0%} | {bound:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mixmil_workflow.bags import Bags
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_linear, standard_normal
+from mixmil_workflow.models.neural import NetOutput, NeuralMIL, dropout, stacked_linear, standard_normal
 from mixmil_workflow.models.options import BayesMILConfig
 
 # Molchanov et al. (2017) style approximation constants used by the reference's ARD-KL.
@@ -85,7 +85,7 @@ class StackedBayesMILNet(nn.Module):
         return sum(layer.ard_kl() for layer in self.vdo_layers())
 
     def _drop(self, t: torch.Tensor) -> torch.Tensor:
-        return F.dropout(t, self.dropout, training=True) if self.stochastic and self.dropout > 0 else t
+        return dropout(t, self.dropout) if self.stochastic and self.dropout > 0 else t
 
     def forward(self, bags: Bags) -> NetOutput:
         s = self.stochastic

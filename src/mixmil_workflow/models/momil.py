@@ -41,7 +41,7 @@ from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.attention_mil import StackedAttentionNet
 from mixmil_workflow.models.dsmil import StackedDSMILNet
 from mixmil_workflow.models.likelihoods import make_likelihood
-from mixmil_workflow.models.neural import NetOutput, NeuralMIL
+from mixmil_workflow.models.neural import Dropout, NetOutput, NeuralMIL
 from mixmil_workflow.models.options import MoMILConfig
 
 HEADS = ("dsmil", "abmil")
@@ -57,7 +57,7 @@ class MoMILNet(nn.Module):
             bound = 1 / np.sqrt(n_features)
             self.projector.weight.uniform_(-bound, bound, generator=gen)
             self.projector.bias.uniform_(-bound, bound, generator=gen)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         if cfg.head == "dsmil":
             self.heads = StackedDSMILNet(n_tasks, cfg.projector_dim, cfg.hidden_dim, 1, cfg.seed + 1, False)
         else:

@@ -29,7 +29,7 @@ from mixmil_workflow.models.base import MILModel, Prediction, regress_out_covari
 from mixmil_workflow.models.likelihoods import Binomial, Categorical, make_likelihood
 from mixmil_workflow.models.options import NeuralMILConfig
 from mixmil_workflow.models.persistence import as_array, load_model, save_model, state_dict_cpu
-from mixmil_workflow.models.training import shuffled_minibatches, train_epochs
+from mixmil_workflow.models.training import FusedAdam, shuffled_minibatches, train_epochs
 
 LOSSES = ("likelihood", "huber")
 
@@ -69,6 +69,34 @@ def standard_normal(like: torch.Tensor) -> torch.Tensor:
     return torch.randn(like.shape, dtype=like.dtype, device=like.device)
 
 
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``F.dropout(x, p, training)``, with the same values and the same draws from torch's generator.
+
+    Why not ``F.dropout`` on a CPU: its mask comes from ``bernoulli_``, which compares one double-precision
+    uniform per element with 1 - p, element by element; ``uniform_`` on doubles draws the same numbers
+    from the same generator through a faster loop (measured 2.1 ms -> 1.2 ms for a Bayes-MIL layer of
+    240,000 activations). The scaling (mask / (1 - p), then the product) is F.dropout's, so the result is
+    bit-identical (tests/models/test_neural_mil.py holds it to F.dropout). Other devices keep F.dropout,
+    whose fused kernels draw differently."""
+    if not training or p == 0 or x.device.type != "cpu":
+        return F.dropout(x, p, training)
+    if not 0 < p <= 1:
+        raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
+    if p == 1:
+        return x * torch.zeros((), dtype=x.dtype)  # as F.dropout: no draws, zeros that keep the graph
+    # Drawn into a tensor of x's layout, as bernoulli_ fills F.dropout's (the stacked networks' activations
+    # are often permuted), so that the same numbers land on the same elements.
+    keep = torch.empty_like(x, dtype=torch.float64).uniform_() < 1 - p
+    return x * keep.to(x.dtype).div_(1 - p)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` through :func:`dropout` (same values, faster on a CPU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
 class NeuralMIL(MILModel):
     config_class = NeuralMILConfig
     format = ""
@@ -93,10 +121,11 @@ class NeuralMIL(MILModel):
     @abstractmethod
     def build_net(self, n_nets: int, n_features: int, n_logits: int) -> nn.Module: ...
 
-    def make_optimiser(self, params) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=True)
+    def make_optimiser(self, params) -> torch.optim.Optimizer | FusedAdam:
+        """Adam, as ``torch.optim.Adam(fused=True)`` updates (a subclass with a schedule returns that)."""
+        return FusedAdam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
-    def make_scheduler(self, optimiser: torch.optim.Optimizer):
+    def make_scheduler(self, optimiser: torch.optim.Optimizer | FusedAdam):
         return None
 
     def early_stopping(self):

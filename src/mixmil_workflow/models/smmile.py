@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.io import resolve_device
 from mixmil_workflow.models.base import MILModel, Prediction, regress_out_covariates
+from mixmil_workflow.models.neural import Dropout
 from mixmil_workflow.models.options import SMMILeConfig
 from mixmil_workflow.models.persistence import as_array, load_model, save_model, state_dict_cpu
 from mixmil_workflow.models.training import train_epochs
@@ -122,7 +123,7 @@ class SMMILeNet(nn.Module):
         self.softmax_classes = form == "multiclass"
         self.conv = nn.Conv2d(n_features, cfg.hidden_dim, cfg.conv_kernel, padding=cfg.conv_kernel // 2, bias=False)
         self.norm = nn.BatchNorm2d(cfg.hidden_dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.det_tanh = nn.Linear(cfg.hidden_dim, cfg.attention_dim)
         self.det_gate = nn.Linear(cfg.hidden_dim, cfg.attention_dim)
         self.det_out = nn.Linear(cfg.attention_dim, n_streams)
