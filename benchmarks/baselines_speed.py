@@ -133,7 +133,12 @@ def main() -> None:
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "command": " ".join(["python benchmarks/baselines_speed.py", *sys.argv[1:]]),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": args.threads},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": args.threads,
+            "torch_cpu_kernels": torch_cpu_capability(),
+        },  # fmt: skip
         "reference": reference_sha,
         "current": current_sha + (" with uncommitted changes under src/" if dirty else ""),
         "epochs_per_round": args.epochs,
@@ -143,11 +148,21 @@ def main() -> None:
     write_record(args.out, record, markdown)
 
 
+def torch_cpu_capability() -> str:
+    """The instruction set of torch's CPU kernels (and so of their float rounding): records from hosts
+    with different ones differ in the last bits, and training amplifies that."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def markdown(record: dict) -> str:
+    kernels = record["machine"].get("torch_cpu_kernels")
     lines = [
         f"# Torch MIL baselines: this checkout against {record['reference']} ({record['date']})",
         "",
-        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores, "
+        f"Machine: {record['machine']['cpu']}{f' (torch CPU kernels {kernels})' if kernels else ''}, "
+        f"{record['machine']['cores']} cores, "
         f"{record['machine']['torch_threads']} torch threads. Default simulation scenario (repeat 0, 10 outputs), "
         f"config/paper.yaml's settings. Current: {record['current']}. Seconds per epoch: median over "
         f"{record['rounds']} rounds of {record['epochs_per_round'] - 1} timed epochs per version, the versions "

@@ -37,6 +37,7 @@ from fused_attention_head import attention_scores, attention_scores_reference  #
 
 from mixmil_workflow.bags import Bags  # noqa: E402
 from mixmil_workflow.models import attention_mil  # noqa: E402
+from mixmil_workflow.models.neural import dropout  # noqa: E402
 from mixmil_workflow.models.registry import build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,22 +54,27 @@ def time_us(f, n=200) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-def rates() -> list[tuple[str, float]]:
+def rates(rounds: int = 7) -> list[tuple[str, float]]:
+    """Median over ``rounds`` rounds that each time every operation once: the shared host slows down in
+    bursts, and interleaving puts every operation in the same bursts."""
     x = torch.randn(ACTIVATIONS)
     y = torch.randn(ACTIVATIONS)
     a, out = x.numpy(), np.empty(ACTIVATIONS, np.float32)
     rng = np.random.default_rng(0)
-    return [
-        ("torch.tanh", time_us(lambda: torch.tanh(x))),
-        ("numpy tanh (one thread)", time_us(lambda: np.tanh(a, out=out))),
-        ("torch.sigmoid", time_us(lambda: torch.sigmoid(x))),
-        ("torch.mul of two tensors", time_us(lambda: x * y)),
-        ("F.dropout(p=0.25)", time_us(lambda: F.dropout(x, 0.25, training=True))),
-        ("torch.rand", time_us(lambda: torch.rand(ACTIVATIONS))),
-        ("torch.randn", time_us(lambda: torch.randn(ACTIVATIONS))),
-        ("numpy Generator.random (one thread)", time_us(lambda: rng.random(out=out, dtype=np.float32))),
-        ("numpy Generator.standard_normal (one thread)", time_us(lambda: rng.standard_normal(out=out, dtype=np.float32))),
+    operations = [
+        ("torch.tanh", lambda: torch.tanh(x)),
+        ("numpy tanh (one thread)", lambda: np.tanh(a, out=out)),
+        ("torch.sigmoid", lambda: torch.sigmoid(x)),
+        ("torch.mul of two tensors", lambda: x * y),
+        ("F.dropout(p=0.25)", lambda: F.dropout(x, 0.25, training=True)),
+        ("neural.dropout(p=0.25), the same values", lambda: dropout(x, 0.25)),
+        ("torch.rand", lambda: torch.rand(ACTIVATIONS)),
+        ("torch.randn", lambda: torch.randn(ACTIVATIONS)),
+        ("numpy Generator.random (one thread)", lambda: rng.random(out=out, dtype=np.float32)),
+        ("numpy Generator.standard_normal (one thread)", lambda: rng.standard_normal(out=out, dtype=np.float32)),
     ]  # fmt: skip
+    times = [[time_us(f, n=40) for _, f in operations] for _ in range(rounds)]
+    return [(name, statistics.median(row[i] for row in times)) for i, (name, _) in enumerate(operations)]
 
 
 def head(gated: bool) -> tuple[float, float, float]:
