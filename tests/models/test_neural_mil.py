@@ -212,15 +212,11 @@ def test_dropout_module_follows_train_and_eval_modes():
         dropout(x, 1.5)
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if m != "dsmil"])  # DSMIL's schedule keeps torch's Adam
-def test_fits_as_with_torchs_adam_and_dropout(small_sim, name, monkeypatch):
-    """The faster optimiser and dropout change no number: a whole fit and its predictions are bit-identical
-    with torch.optim.Adam(fused=True) and F.dropout in their places."""
+def _torchs_optimisers(monkeypatch):
+    """The neural baselines' optimiser, schedule and dropout as torch ships them."""
     import mixmil_workflow.models.bayes_mil as bayes_mil
     from mixmil_workflow.models.neural import NeuralMIL
 
-    train, test = small_sim.bags("train"), small_sim.bags("test")
-    ours = MODELS[name](**FAST).fit(train, small_sim.y_train)
     monkeypatch.setattr(bayes_mil, "dropout", lambda t, p: F.dropout(t, p, training=True))
     monkeypatch.setattr(
         NeuralMIL,
@@ -229,7 +225,30 @@ def test_fits_as_with_torchs_adam_and_dropout(small_sim, name, monkeypatch):
             params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=True
         ),
     )
-    reference = MODELS[name](**FAST).fit(train, small_sim.y_train)
+    monkeypatch.setattr(
+        DSMIL,
+        "make_optimiser",
+        lambda self, params: torch.optim.Adam(
+            params, lr=self.config.lr, betas=(0.5, 0.9), weight_decay=self.config.weight_decay, fused=True
+        ),
+    )
+    monkeypatch.setattr(
+        DSMIL,
+        "make_scheduler",
+        lambda self, opt: torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=self.config.n_epochs, eta_min=self.config.min_lr
+        ),
+    )
+
+
+def test_fits_as_with_torchs_adam_schedule_and_dropout(small_sim, name, monkeypatch):
+    """The faster optimiser, schedule and dropout change no number: a whole fit and its predictions are
+    bit-identical with torch.optim.Adam(fused=True), CosineAnnealingLR (DSMIL) and F.dropout in their places."""
+    train, test = small_sim.bags("train"), small_sim.bags("test")
+    settings = {**FAST, "n_epochs": 4}  # DSMIL's rate decays over these
+    ours = MODELS[name](**settings).fit(train, small_sim.y_train)
+    _torchs_optimisers(monkeypatch)
+    reference = MODELS[name](**settings).fit(train, small_sim.y_train)
     np.testing.assert_array_equal(ours.history, reference.history)
     np.testing.assert_array_equal(ours.predict(test).bag_effect, reference.predict(test).bag_effect)
 

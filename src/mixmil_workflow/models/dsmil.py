@@ -19,10 +19,12 @@ import math
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from mixmil_workflow.bags import Bags
 from mixmil_workflow.models.neural import NetOutput, NeuralMIL, stacked_linear
 from mixmil_workflow.models.options import DSMILConfig
+from mixmil_workflow.models.training import FusedAdam, TorchSchedule
 
 
 def _orthogonal(n_nets: int, fan_in: int, fan_out: int, generator: torch.Generator) -> nn.Parameter:
@@ -77,14 +79,14 @@ class DSMIL(NeuralMIL):
         cfg = self.config
         return StackedDSMILNet(n_nets, n_features, cfg.hidden_dim, n_logits, cfg.seed, cfg.nonlinear_query)
 
-    def make_optimiser(self, params) -> torch.optim.Optimizer:
+    def make_optimiser(self, params) -> FusedAdam:
         cfg = self.config
-        return torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay, fused=True)
+        return FusedAdam(params, lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay)
 
-    def make_scheduler(self, optimiser):
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, T_max=max(1, self.config.n_epochs), eta_min=self.config.min_lr
-        )
+    def make_scheduler(self, optimiser: FusedAdam) -> TorchSchedule:
+        """The reference's cosine decay of the learning rate over the epochs, down to ``min_lr``."""
+        n_epochs, min_lr = max(1, self.config.n_epochs), self.config.min_lr
+        return TorchSchedule(optimiser, lambda opt: CosineAnnealingLR(opt, T_max=n_epochs, eta_min=min_lr))
 
     def loss(self, out: NetOutput, y: torch.Tensor) -> torch.Tensor:
         return 0.5 * self.bag_loss(out.logits, y) + 0.5 * self.bag_loss(out.aux_logits, y)
