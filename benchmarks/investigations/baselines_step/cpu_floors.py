@@ -151,7 +151,7 @@ def matrix_product_floor(models: dict) -> list[tuple[str, float, float, float]]:
     reference = {row["model"]: row["reference_epoch_s"] for row in recorded["rows"]}
     data, rows = simulation_data(), []
     for m, spec in models.items():
-        epoch = epoch_seconds(spec, data)
+        epoch = epoch_seconds(spec, data)  # unprofiled: the profiler inflates every op's dispatch, not the GEMMs
         model = build({**spec, "n_epochs": 2, "progress": False}, 0)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             model.fit(*data)

@@ -122,7 +122,7 @@ class NeuralMIL(MILModel):
     def build_net(self, n_nets: int, n_features: int, n_logits: int) -> nn.Module: ...
 
     def make_optimiser(self, params) -> torch.optim.Optimizer | FusedAdam:
-        """Adam, as ``torch.optim.Adam(fused=True)`` updates (a subclass with a schedule returns that)."""
+        """Adam, as ``torch.optim.Adam(fused=True)`` updates it (MoMIL overrides it with torch's AdamW)."""
         return FusedAdam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def make_scheduler(self, optimiser: torch.optim.Optimizer | FusedAdam):

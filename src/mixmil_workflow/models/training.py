@@ -126,12 +126,8 @@ class FusedAdam:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.zero_()
+            if p.grad is not None:
+                p.grad = None if set_to_none else p.grad.zero_()
 
     def step(self) -> None:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
