@@ -7,8 +7,12 @@ features, 10 outputs, so 10 stacked networks). The reference revision's `src/` i
 `git archive` and every measurement runs in a fresh process with one `src/` or the other on its path;
 the two versions alternate round by round, so both see the same machine load.
 
-* speed: median seconds per training epoch over `--epochs` epochs (the first, a warm-up, left out) in
-  each of `--rounds` rounds per version; the ratio is the reference's median over this checkout's;
+* speed: in each of `--rounds` rounds, two long-lived processes (one per version) take turns of two
+  epochs (A B B A ...), timing the second epoch of each turn, so that the two epochs of a pair see the
+  same machine load (this host slows down in bursts lasting seconds; a design with one process per
+  version and round let one version's whole round fall into a burst). Each epoch is timed by the
+  training loop itself. Speed-up: the median over pairs of the reference's epoch over this checkout's;
+  seconds per epoch: the medians;
 * accuracy (`--full`): one fit per version at the configured epochs: test Spearman with the true bag
   effect and instance-retrieval AUC (mean ± s.e. over the outputs); how far this checkout's test bag
   scores are from the reference's (rank correlation per output, mean; largest absolute difference), next
@@ -40,33 +44,123 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
 
-# One measurement in a fresh process: argv = src dir, model, epochs (0: the configured ones, with
-# predictions and metrics), threads, predictions file.
+# A timing process: argv = src dir, model, epochs, threads, config. The training loop's epoch iterator is
+# swapped for a gate: before each epoch the process says "@@ready" and waits for "go" on stdin, outside the
+# epoch's own timer (train_epochs times from after the iterator hands over the epoch). The last line is
+# "@@result" and the epoch times.
+WORKER = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch, yaml
+torch.set_num_threads(int(sys.argv[4]))
+import mixmil_workflow.models.training as training
+from mixmil_workflow.models.registry import build
+from mixmil_workflow.studies.simulation import derive_seed, simulate_default
+
+
+class Gate:
+    def __init__(self, iterable, **kwargs):
+        self.iterable = iterable
+
+    def __iter__(self):
+        for item in self.iterable:
+            print("@@ready", flush=True)
+            if sys.stdin.readline().strip() != "go":
+                sys.exit("the controller stopped sending 'go'")
+            yield item
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+training.tqdm = Gate
+config = yaml.safe_load(open(sys.argv[5]))
+name = sys.argv[2]
+data = simulate_default(config, "0")
+model = build({**config["models"][name], "progress": False, "n_epochs": int(sys.argv[3])},
+              derive_seed(config["seed"], "baselines_speed", name))
+model.fit(data.bags("train"), data.y_train)
+print("@@result " + json.dumps(model.epoch_seconds.tolist()), flush=True)
+"""
+
+
+class TimingProcess:
+    """One version's long-lived training process, stepped one epoch at a time."""
+
+    def __init__(self, src: Path, name: str, epochs: int, threads: int, config: Path, log):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(src), name, str(epochs), str(threads), str(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+        )  # fmt: skip
+        self.result: list[float] | None = None
+
+    def wait(self) -> None:
+        """Until the process is at its next gate (the first: data simulated, network built) or done."""
+        for line in self.proc.stdout:
+            if line.startswith("@@ready"):
+                return
+            if line.startswith("@@result "):
+                self.result = json.loads(line.split(" ", 1)[1])
+                self.proc.wait()
+                return
+        raise RuntimeError(f"a timing process ended with code {self.proc.wait()} before its result")
+
+    def epoch(self) -> None:
+        """Let the process train one epoch and wait until it is at the next gate (or done)."""
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        self.wait()
+
+
+def interleaved_epoch_seconds(sources: dict[str, Path], name: str, epochs: int, threads: int, config: Path
+                              ) -> dict[str, list[float]]:  # fmt: skip
+    """Both versions' times of ``epochs`` epochs from two processes taking turns.
+
+    A turn is two epochs and only the second is kept: the first epoch after the other process ran is
+    10-25 % slower (measured with one version against itself: caches and torch's worker threads come back
+    cold), and a fit runs its epochs back to back. Each process also trains a first, warm-up epoch."""
+    with tempfile.TemporaryFile("w+") as log:
+        procs = {v: TimingProcess(src, name, 1 + 2 * epochs, threads, config, log) for v, src in sources.items()}
+        try:
+            for proc in procs.values():
+                proc.wait()
+                proc.epoch()  # the warm-up
+            for turn in range(epochs):
+                for version in list(procs) if turn % 2 == 0 else reversed(list(procs)):
+                    procs[version].epoch()
+                    procs[version].epoch()
+        except RuntimeError as error:
+            log.seek(0)
+            raise RuntimeError(f"{error}:\n{log.read()[-3000:]}") from None
+        finally:
+            for proc in procs.values():
+                if proc.proc.poll() is None:
+                    proc.proc.kill()
+    return {v: proc.result[2::2] for v, proc in procs.items()}
+
+
+# One accuracy fit in a fresh process: argv = src dir, model, threads, predictions file, config.
 SNIPPET = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np, torch, yaml
-torch.set_num_threads(int(sys.argv[4]))
-from mixmil_workflow.models.registry import build
+torch.set_num_threads(int(sys.argv[3]))
 from mixmil_workflow.studies.simulation import derive_seed, evaluate, run_model, simulate_default
-config = yaml.safe_load(open(sys.argv[6]))
-name, epochs = sys.argv[2], int(sys.argv[3])
-spec = {**config["models"][name], "progress": False}
+config = yaml.safe_load(open(sys.argv[5]))
+name = sys.argv[2]
 data = simulate_default(config, "0")
-seed = derive_seed(config["seed"], "baselines_speed", name)
-if epochs:
-    model = build({**spec, "n_epochs": epochs}, seed)
-    model.fit(data.bags("train"), data.y_train)
-    print(json.dumps({"epoch_seconds": model.epoch_seconds.tolist()}))
-else:
-    result = run_model(spec, data, seed)
-    np.save(sys.argv[5], result["bag_score"])
-    table = evaluate(data, result)
-    out = {"train_seconds": float(result["train_seconds"])}
-    for metric in ("spearman", "instance_auc"):
-        values = table[metric].to_numpy()
-        out[metric], out[metric + "_se"] = float(values.mean()), float(values.std() / np.sqrt(len(values)))
-    print(json.dumps(out))
+result = run_model({**config["models"][name], "progress": False}, data,
+                   derive_seed(config["seed"], "baselines_speed", name))
+np.save(sys.argv[4], result["bag_score"])
+table = evaluate(data, result)
+out = {"train_seconds": float(result["train_seconds"])}
+for metric in ("spearman", "instance_auc"):
+    values = table[metric].to_numpy()
+    out[metric], out[metric + "_se"] = float(values.mean()), float(values.std() / np.sqrt(len(values)))
+print(json.dumps(out))
 """
 
 
@@ -86,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", required=True, help="git revision to compare with (e.g. a commit)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per timing round (the first not counted)")
+    parser.add_argument("--epochs", type=int, default=10, help="timed epochs per version and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also fit each model at its configured epochs")
@@ -101,15 +195,18 @@ def main() -> None:
         rows = []
         for name in args.models:
             seconds = {version: [] for version in versions}
-            for round_ in range(args.rounds):
-                order = list(versions) if round_ % 2 == 0 else list(reversed(versions))
-                for version in order:
-                    out = run_snippet(SNIPPET, versions[version], name, args.epochs, args.threads, "-", config_path)
-                    seconds[version].extend(out["epoch_seconds"][1:])
+            for _ in range(args.rounds):
+                for version, times in interleaved_epoch_seconds(
+                    versions, name, args.epochs, args.threads, config_path
+                ).items():
+                    seconds[version].extend(times)
             row = {"model": name}
             for version in versions:
                 row[f"{version}_epoch_s"] = float(np.median(seconds[version]))
-            row["speedup"] = row["reference_epoch_s"] / row["current_epoch_s"]
+            pair_ratios = np.asarray(seconds["reference"]) / np.asarray(seconds["current"])
+            row["speedup"] = float(np.median(pair_ratios))
+            # How steady the pairs were: the middle half of their ratios.
+            row["speedup_quartiles"] = [float(q) for q in np.quantile(pair_ratios, [0.25, 0.75])]
             if args.full:
                 # Both versions at --threads, and the reference at another thread count: how far the
                 # reference's own numbers move when only the float rounding of its kernels changes.
@@ -119,7 +216,7 @@ def main() -> None:
                 scores = {}
                 for key, (version, threads) in fits.items():
                     path = Path(tmp) / f"{name}_{key}.npy"
-                    out = run_snippet(SNIPPET, versions[version], name, 0, threads, path, config_path)
+                    out = run_snippet(SNIPPET, versions[version], name, threads, path, config_path)
                     scores[key] = np.load(path)
                     row.update({f"{key}_{k}": v for k, v in out.items()})
                 row["other_threads"] = other
@@ -143,6 +240,7 @@ def main() -> None:
         "current": current_sha + (" with uncommitted changes under src/" if dirty else ""),
         "epochs_per_round": args.epochs,
         "rounds": args.rounds,
+        "design": "interleaved epochs",
         "rows": rows,
     }
     write_record(args.out, record, markdown)
@@ -158,15 +256,24 @@ def torch_cpu_capability() -> str:
 
 def markdown(record: dict) -> str:
     kernels = record["machine"].get("torch_cpu_kernels")
+    if record.get("design") == "interleaved epochs":
+        timed = record["epochs_per_round"]
+        timing = (
+            f"In each of {record['rounds']} rounds, one process per version, the two taking turns of two epochs and "
+            f"timing the second; {timed} timed epochs per process. Speed-up: median over the adjacent pairs of the "
+            "reference's epoch over the current one's (in brackets: the middle half of those ratios); seconds: medians."
+        )
+    else:  # records before the interleaved design
+        timed = record["epochs_per_round"] - 1
+        timing = (f"Seconds per epoch: median over {record['rounds']} rounds of {timed} timed epochs per version, "
+                  "the versions alternating.")  # fmt: skip
     lines = [
         f"# Torch MIL baselines: this checkout against {record['reference']} ({record['date']})",
         "",
         f"Machine: {record['machine']['cpu']}{f' (torch CPU kernels {kernels})' if kernels else ''}, "
         f"{record['machine']['cores']} cores, "
         f"{record['machine']['torch_threads']} torch threads. Default simulation scenario (repeat 0, 10 outputs), "
-        f"config/paper.yaml's settings. Current: {record['current']}. Seconds per epoch: median over "
-        f"{record['rounds']} rounds of {record['epochs_per_round'] - 1} timed epochs per version, the versions "
-        f"alternating. Command: `{record['command']}`",
+        f"config/paper.yaml's settings. Current: {record['current']}. {timing} Command: `{record['command']}`",
         "",
     ]
     full = "current_spearman" in record["rows"][0]
@@ -179,7 +286,8 @@ def markdown(record: dict) -> str:
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in record["rows"]:
         cells = [row["model"], f"{row['reference_epoch_s']:.3f}", f"{row['current_epoch_s']:.3f}"]
-        cells.append(f"{row['speedup']:.2f}x")
+        quartiles = row.get("speedup_quartiles")
+        cells.append(f"{row['speedup']:.2f}x" + (" ({:.2f}-{:.2f})".format(*quartiles) if quartiles else ""))
         if full:
             for metric in ("spearman", "instance_auc"):
                 for version in ("reference", "current"):

@@ -22,3 +22,33 @@ def test_a_benchmark_script_imports(script, monkeypatch):
     monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     assert callable(getattr(module, "main", None)) or script.name == "harness.py"
+
+
+def _load(script: Path, monkeypatch):
+    monkeypatch.syspath_prepend(str(script.parent))
+    spec = importlib.util.spec_from_file_location(f"_benchmark_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_baselines_speed_benchmark_steps_two_training_processes_in_turns(monkeypatch):
+    """Each version's process trains a warm-up epoch and turns of two epochs, and the second of each turn is
+    what comes back: ``epochs`` times per version, each the training loop's own timing of one epoch."""
+    speed = _load(REPO / "benchmarks" / "baselines_speed.py", monkeypatch)
+    seconds = speed.interleaved_epoch_seconds(
+        {"reference": REPO / "src", "current": REPO / "src"}, "abmil", 2, 1, REPO / "config" / "paper.yaml"
+    )
+    assert set(seconds) == {"reference", "current"}
+    for times in seconds.values():
+        assert len(times) == 2 and all(0 < t < 60 for t in times)
+
+
+def test_the_baselines_speed_benchmark_reports_a_failing_training_process_with_its_log(monkeypatch, tmp_path):
+    speed = _load(REPO / "benchmarks" / "baselines_speed.py", monkeypatch)
+    broken = tmp_path / "src"
+    (broken / "mixmil_workflow").mkdir(parents=True)
+    (broken / "mixmil_workflow" / "__init__.py").write_text("raise ImportError('this source tree is broken')\n")
+    with pytest.raises(RuntimeError, match="this source tree is broken"):
+        speed.interleaved_epoch_seconds({"reference": broken}, "abmil", 1, 1, REPO / "config" / "paper.yaml")
