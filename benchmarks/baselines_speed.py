@@ -4,22 +4,26 @@ against a reference revision in the same run (issue 37, target 4).
 Models: ABMIL, Gated ABMIL, DSMIL, Bayes-MIL and Additive MIL with config/paper.yaml's settings (Table C.2,
 batches of 16 bags), on repeat 0 of the default scenario (1,000 training bags of 50 instances x 30
 features, 10 outputs, so 10 stacked networks). The reference revision's `src/` is exported with
-`git archive` and every measurement runs in a fresh process with one `src/` or the other on its path;
-the two versions alternate round by round, so both see the same machine load.
+`git archive` and every measurement runs in its own process with one `src/` or the other on its path.
 
 * speed: in each of `--rounds` rounds, two long-lived processes (one per version) take turns of two
   epochs (A B B A ...), timing the second epoch of each turn, so that the two epochs of a pair see the
   same machine load (this host slows down in bursts lasting seconds; a design with one process per
   version and round let one version's whole round fall into a burst). Each epoch is timed by the
   training loop itself. Speed-up: the median over pairs of the reference's epoch over this checkout's;
-  seconds per epoch: the medians;
+  seconds per epoch: the medians. One thread by default: on the shared 2-core host the second core comes
+  and goes within seconds, and a 2-thread epoch then runs no faster than a 1-thread one (Additive MIL:
+  0.25 s at 2 threads, 0.40 s at 1, and 0.43 s at 2 while the second core is taken), so 2-thread ratios
+  move by about 0.3 between runs while 1-thread ones hold to a few hundredths;
 * accuracy (`--full`): one fit per version at the configured epochs: test Spearman with the true bag
   effect and instance-retrieval AUC (mean ± s.e. over the outputs); how far this checkout's test bag
   scores are from the reference's (rank correlation per output, mean; largest absolute difference), next
   to how far the reference's own scores move at another thread count (a change of float rounding only:
   training amplifies it).
 
-    python benchmarks/baselines_speed.py --reference 663a987 --full     # writes benchmarks/results/baselines_speed.*
+    python benchmarks/baselines_speed.py --reference 663a987 --full --rounds 3  # benchmarks/results/baselines_speed.*
+    python benchmarks/baselines_speed.py --reference 663a987 --full --threads 2 --rounds 5 \
+        --out benchmarks/results/baselines_speed_2threads
     python benchmarks/baselines_speed.py --reference HEAD --models abmil --epochs 3 --rounds 1 --out /tmp/b
 """
 
@@ -182,7 +186,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--epochs", type=int, default=10, help="timed epochs per version and round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: see the docstring)")
     parser.add_argument("--full", action="store_true", help="also fit each model at its configured epochs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "baselines_speed")
     args = parser.parse_args()
@@ -276,12 +280,13 @@ def markdown(record: dict) -> str:
         timed = record["epochs_per_round"] - 1
         timing = (f"Seconds per epoch: median over {record['rounds']} rounds of {timed} timed epochs per version, "
                   "the versions alternating.")  # fmt: skip
+    threads = record["machine"]["torch_threads"]
     lines = [
         f"# Torch MIL baselines: this checkout against {record['reference']} ({record['date']})",
         "",
         f"Machine: {record['machine']['cpu']}{f' (torch CPU kernels {kernels})' if kernels else ''}, "
-        f"{record['machine']['cores']} cores, "
-        f"{record['machine']['torch_threads']} torch threads. Default simulation scenario (repeat 0, 10 outputs), "
+        f"{record['machine']['cores']} cores, {threads} torch thread{'s' * (threads != 1)}. "
+        "Default simulation scenario (repeat 0, 10 outputs), "
         f"config/paper.yaml's settings. Current: {record['current']}. {timing} Command: `{record['command']}`",
         "",
     ]
