@@ -11,10 +11,11 @@ features, 10 outputs, so 10 stacked networks). The reference revision's `src/` i
   same machine load (this host slows down in bursts lasting seconds; a design with one process per
   version and round let one version's whole round fall into a burst). Each epoch is timed by the
   training loop itself. Speed-up: the median over pairs of the reference's epoch over this checkout's;
-  seconds per epoch: the medians. One thread by default: on the shared 2-core host the second core comes
-  and goes within seconds, and a 2-thread epoch then runs no faster than a 1-thread one (Additive MIL:
-  0.25 s at 2 threads, 0.40 s at 1, and 0.43 s at 2 while the second core is taken), so 2-thread ratios
-  move by about 0.3 between runs while 1-thread ones hold to a few hundredths;
+  seconds per epoch: the medians. One thread by default, as the workflow trains a model unless its
+  config entry sets ``threads`` (``models.registry.threads``); also, on the shared 2-core host the second
+  core comes and goes within seconds, and a 2-thread epoch then runs no faster than a 1-thread one
+  (Additive MIL: 0.25 s at 2 threads, 0.40 s at 1, and 0.43 s at 2 while the second core is taken), so
+  2-thread ratios move by about 0.3 between runs while 1-thread ones hold to a few hundredths;
 * accuracy (`--full`): one fit per version at the configured epochs: test Spearman with the true bag
   effect and instance-retrieval AUC (mean ± s.e. over the outputs); how far this checkout's test bag
   scores are from the reference's (rank correlation per output, mean; largest absolute difference), next
