@@ -49,18 +49,29 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("abmil", "gated_abmil", "dsmil", "bayes_mil", "additive_mil")
 
-# A timing process: argv = src dir, model, epochs, threads, config. The training loop's epoch iterator is
-# swapped for a gate: before each epoch the process says "@@ready" and waits for "go" on stdin, outside the
-# epoch's own timer (train_epochs times from after the iterator hands over the epoch). The last line is
-# "@@result" and the epoch times.
-WORKER = r"""
+# What both kinds of process start with: argv = src dir, model, threads, config, then their own. The
+# simulated data, the model's spec and its seed, as the study would have them.
+PRELUDE = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import torch, yaml
-torch.set_num_threads(int(sys.argv[4]))
+import numpy as np, torch, yaml
+torch.set_num_threads(int(sys.argv[3]))
+from mixmil_workflow.studies.simulation import derive_seed, simulate_default
+config = yaml.safe_load(open(sys.argv[4]))
+name = sys.argv[2]
+spec = {**config["models"][name], "progress": False}
+seed = derive_seed(config["seed"], "baselines_speed", name)
+data = simulate_default(config, "0")
+"""
+
+# A timing process (argv 5: epochs). The training loop's epoch iterator is swapped for a gate: before each
+# epoch the process says "@@ready" and waits for "go" on stdin, outside the epoch's own timer (train_epochs
+# times from after the iterator hands over the epoch). The last line is "@@result" and the epoch times.
+WORKER = (
+    PRELUDE
+    + r"""
 import mixmil_workflow.models.training as training
 from mixmil_workflow.models.registry import build
-from mixmil_workflow.studies.simulation import derive_seed, simulate_default
 
 
 class Gate:
@@ -82,14 +93,11 @@ class Gate:
 
 
 training.tqdm = Gate
-config = yaml.safe_load(open(sys.argv[5]))
-name = sys.argv[2]
-data = simulate_default(config, "0")
-model = build({**config["models"][name], "progress": False, "n_epochs": int(sys.argv[3])},
-              derive_seed(config["seed"], "baselines_speed", name))
+model = build({**spec, "n_epochs": int(sys.argv[5])}, seed)
 model.fit(data.bags("train"), data.y_train)
 print("@@result " + json.dumps(model.epoch_seconds.tolist()), flush=True)
 """
+)
 
 
 class TimingProcess:
@@ -97,7 +105,7 @@ class TimingProcess:
 
     def __init__(self, src: Path, name: str, epochs: int, threads: int, config: Path, log):
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(src), name, str(epochs), str(threads), str(config)],
+            [sys.executable, "-c", WORKER, str(src), name, str(threads), str(config), str(epochs)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
         )  # fmt: skip
         self.result: list[float] | None = None
@@ -147,19 +155,13 @@ def interleaved_epoch_seconds(sources: dict[str, Path], name: str, epochs: int, 
     return {v: proc.result[2::2] for v, proc in procs.items()}
 
 
-# One accuracy fit in a fresh process: argv = src dir, model, threads, predictions file, config.
-SNIPPET = r"""
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-import numpy as np, torch, yaml
-torch.set_num_threads(int(sys.argv[3]))
-from mixmil_workflow.studies.simulation import derive_seed, evaluate, run_model, simulate_default
-config = yaml.safe_load(open(sys.argv[5]))
-name = sys.argv[2]
-data = simulate_default(config, "0")
-result = run_model({**config["models"][name], "progress": False}, data,
-                   derive_seed(config["seed"], "baselines_speed", name))
-np.save(sys.argv[4], result["bag_score"])
+# One accuracy fit in a fresh process (argv 5: the file for its test bag scores).
+SNIPPET = (
+    PRELUDE
+    + r"""
+from mixmil_workflow.studies.simulation import evaluate, run_model
+result = run_model(spec, data, seed)
+np.save(sys.argv[5], result["bag_score"])
 table = evaluate(data, result)
 out = {"train_seconds": float(result["train_seconds"])}
 for metric in ("spearman", "instance_auc"):
@@ -167,6 +169,7 @@ for metric in ("spearman", "instance_auc"):
     out[metric], out[metric + "_se"] = float(values.mean()), float(values.std() / np.sqrt(len(values)))
 print(json.dumps(out))
 """
+)
 
 
 def git(*args: str) -> bytes:
@@ -228,7 +231,7 @@ def main() -> None:
                 scores = {}
                 for key, (version, threads) in fits.items():
                     path = Path(tmp) / f"{name}_{key}.npy"
-                    out = run_snippet(SNIPPET, versions[version], name, threads, path, config_path)
+                    out = run_snippet(SNIPPET, versions[version], name, threads, config_path, path)
                     scores[key] = np.load(path)
                     row.update({f"{key}_{k}": v for k, v in out.items()})
                 row["other_threads"] = other
@@ -268,19 +271,13 @@ def torch_cpu_capability() -> str:
 
 def markdown(record: dict) -> str:
     kernels = record["machine"].get("torch_cpu_kernels")
-    if record.get("design") == "interleaved epochs":
-        timed = record["epochs_per_round"]
-        timing = (
-            f"In each of {record['rounds']} rounds, one process per version, the two taking turns of two epochs and "
-            f"timing the second; {timed} timed epochs per process. Speed-up: median over the adjacent pairs of the "
-            "reference's epoch over the current one's (in brackets: the middle half of those ratios); seconds: "
-            "medians. The fastest epochs: the ratio of the two versions' 10th percentiles of epoch time (this "
-            "host's speed changes by up to 1.7x within seconds, and the versions do not slow alike)."
-        )
-    else:  # records before the interleaved design
-        timed = record["epochs_per_round"] - 1
-        timing = (f"Seconds per epoch: median over {record['rounds']} rounds of {timed} timed epochs per version, "
-                  "the versions alternating.")  # fmt: skip
+    timing = (
+        f"In each of {record['rounds']} rounds, one process per version, the two taking turns of two epochs and "
+        f"timing the second; {record['epochs_per_round']} timed epochs per process. Speed-up: median over the "
+        "adjacent pairs of the reference's epoch over the current one's (in brackets: the middle half of those "
+        "ratios); seconds: medians. The fastest epochs: the ratio of the two versions' 10th percentiles of epoch "
+        "time (this host's speed changes by up to 1.7x within seconds, and the versions do not slow alike)."
+    )
     threads = record["machine"]["torch_threads"]
     lines = [
         f"# Torch MIL baselines: this checkout against {record['reference']} ({record['date']})",
@@ -292,10 +289,7 @@ def markdown(record: dict) -> str:
         "",
     ]
     full = "current_spearman" in record["rows"][0]
-    interleaved = record.get("design") == "interleaved epochs"
-    columns = ["model", "s/epoch, reference", "s/epoch, current", "speed-up"]
-    if interleaved:
-        columns.append("speed-up of the fastest epochs")
+    columns = ["model", "s/epoch, reference", "s/epoch, current", "speed-up", "speed-up of the fastest epochs"]
     if full:
         other = record["rows"][0]["other_threads"]
         columns += ["Spearman, reference", "Spearman, current", "instance AUC, reference", "instance AUC, current",
@@ -304,10 +298,8 @@ def markdown(record: dict) -> str:
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in record["rows"]:
         cells = [row["model"], f"{row['reference_epoch_s']:.3f}", f"{row['current_epoch_s']:.3f}"]
-        quartiles = row.get("speedup_quartiles")
-        cells.append(f"{row['speedup']:.2f}x" + (" ({:.2f}-{:.2f})".format(*quartiles) if quartiles else ""))
-        if interleaved:
-            cells.append(f"{row['speedup_fastest']:.2f}x")
+        cells.append("{:.2f}x ({:.2f}-{:.2f})".format(row["speedup"], *row["speedup_quartiles"]))
+        cells.append(f"{row['speedup_fastest']:.2f}x")
         if full:
             for metric in ("spearman", "instance_auc"):
                 for version in ("reference", "current"):

@@ -15,17 +15,12 @@ SCRIPTS = sorted(REPO.glob("benchmarks/*.py")) + sorted(REPO.glob("benchmarks/in
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO / "benchmarks")))
 def test_a_benchmark_script_imports(script, monkeypatch):
-    monkeypatch.syspath_prepend(str(script.parent))  # as when run: its own folder first on sys.path
-    name = f"_benchmark_{script.stem}"
-    spec = importlib.util.spec_from_file_location(name, script)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
+    module = _load(script, monkeypatch)
     assert callable(getattr(module, "main", None)) or script.name == "harness.py"
 
 
 def _load(script: Path, monkeypatch):
-    monkeypatch.syspath_prepend(str(script.parent))
+    monkeypatch.syspath_prepend(str(script.parent))  # as when run: its own folder first on sys.path
     spec = importlib.util.spec_from_file_location(f"_benchmark_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
