@@ -1,44 +1,31 @@
 """The equal-size attention pooling of one training step (forward and backward) at the default
-simulation's size on 2 threads: torch's layout (directions, bags, instances) against the numba kernels'
-of `pool_kernels_numba.py` (instances, directions), each part on its own, interleaved rounds (medians).
-Run it with NUMBA_NUM_THREADS no larger than the torch threads (README, "Fourth look").
+simulation's size: torch's ops in their layout (directions, bags, instances) against the package's numba
+kernels (``models/attention_pool_kernels.py``) in theirs (instances, directions), the whole pooling and
+each part on its own, interleaved rounds (medians). README, "Fourth look" and "Sixth look"; the parallel
+kernels of the fourth look are in the history (ceeb8d0's ``models/attention_pool_kernels.py``).
 
-    python benchmarks/investigations/mixmil_cpu_step/pool_kernels.py
+    python benchmarks/investigations/mixmil_cpu_step/pool_kernels.py [--threads 1]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 
-import pool_kernels_numba as kernels
 import torch
 from step_split import time_ms
 
+from mixmil_workflow.models import attention_pool
+from mixmil_workflow.models import attention_pool_kernels as kernels
 from mixmil_workflow.models.attention_pool import attention_pool_backward, attention_pool_forward
 
-
-def attention_pool_forward_cpu(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-    """The kernels' forward: scores (B x I, 2K), weights (B, I, K), pooled scores t (K, B)."""
-    n_bags, n_inst, q = x.shape
-    flat = x.reshape(n_bags * n_inst, q)
-    scores = flat @ directions.T
-    weights = scores.new_empty(n_bags, n_inst, directions.shape[0] // 2)
-    t = scores.new_empty(directions.shape[0] // 2, n_bags)
-    threads = torch.get_num_threads()
-    views = (scores.view(n_bags, n_inst, -1).numpy(), weights.numpy(), t.numpy())
-    kernels.on_threads(kernels.pool_forward, threads, *views)
-    return t, (flat, scores, weights, t, threads)
-
-
-def attention_pool_backward_cpu(cache: tuple, grad_t: torch.Tensor) -> torch.Tensor:
-    flat, scores, weights, t, threads = cache
-    views = (scores.view(weights.shape[0], weights.shape[1], -1).numpy(), weights.numpy(), t.numpy())
-    kernels.on_threads(kernels.pool_backward, threads, *views, grad_t.contiguous().numpy())
-    return (flat.T @ scores).T
+KERNELS = attention_pool.uses_pool_kernels
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    torch.set_num_threads(parser.parse_args().threads)
     n_bags, n_inst, q, n_pairs = 64, 50, 30, 80  # 64 bags of 50 x 30, 8 samples x 10 outputs
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(n_bags, n_inst, q, generator=gen)
@@ -48,26 +35,31 @@ def main() -> None:
     wide = torch.empty(2 * n_pairs, n_bags * n_inst)  # torch's layout
     tall = torch.empty(n_bags * n_inst, 2 * n_pairs)  # the kernels'
     scores = wide.view(2, n_pairs, n_bags, n_inst)
-    weights, t = torch.empty(n_bags, n_inst, n_pairs), torch.empty(n_pairs, n_bags)
+    exp_logits, inv_total, t = (
+        torch.empty(n_bags, n_inst, n_pairs),
+        torch.empty(n_bags, n_pairs),
+        torch.empty(n_pairs, n_bags),
+    )
     torch.mm(flat, directions.T, out=tall)
+    tall3 = tall.view(n_bags, n_inst, -1).numpy()
 
-    def torch_pool():
-        _, cache = attention_pool_forward(directions, x)
-        attention_pool_backward(cache, grad_t, in_place=True)
+    def pooling(kernels_on: bool):
+        def run():
+            attention_pool.uses_pool_kernels = KERNELS if kernels_on else (lambda x: False)
+            _, cache = attention_pool_forward(directions, x)
+            attention_pool_backward(cache, grad_t, in_place=True)
 
-    def kernel_pool():
-        _, cache = attention_pool_forward_cpu(directions, x)
-        attention_pool_backward_cpu(cache, grad_t)
+        return run
 
     parts = {
-        "torch: whole pooling": torch_pool,
+        "torch: whole pooling": pooling(False),
         "torch: scores matmul": lambda: torch.mm(directions, flat.T, out=wide),
         "torch: softmax + vecdot": lambda: torch.linalg.vecdot(torch.softmax(scores[0], -1), scores[1]),
         "torch: gradient matmul": lambda: flat.T @ wide.T,
-        "kernels: whole pooling": kernel_pool,
+        "kernels: whole pooling": pooling(True),
         "kernels: scores matmul": lambda: torch.mm(flat, directions.T, out=tall),
         "kernels: forward kernel": lambda: kernels.pool_forward(
-            tall.view(n_bags, n_inst, -1).numpy(), weights.numpy(), t.numpy(), 2
+            tall3, exp_logits.numpy(), inv_total.numpy(), t.numpy()
         ),
         "kernels: gradient matmul": lambda: flat.T @ tall,
     }

@@ -5,7 +5,10 @@ up to a hundred samples x outputs in prediction. Both projections are one matmul
 directions (2K, Q) and the softmax runs over a contiguous last axis (instances), the layout in which a CPU
 softmax is one vectorised pass.
 
-* Equal-size bags (B, I, Q): one block, no padding (:func:`attention_pool_forward`).
+* Equal-size bags (B, I, Q): one block, no padding (:func:`attention_pool_forward`). On the CPU in
+  float32 (every fit) the softmax, the pooled scores and the backward's products are numba kernels over
+  the (instances, directions) scores (:mod:`~mixmil_workflow.models.attention_pool_kernels`: rows of 50
+  instances are too short for torch's vectorised softmax); on a GPU and in float64, torch's ops.
 * Bags of different sizes: the bags are sorted by size and cut into buckets, each padded to its largest
   bag (padding at most ``MAX_PADDING`` of its rows, padded logits -inf so their weight is exactly 0) and
   small enough that its scores stay in the cache (``BUCKET_SCORES`` values). Why not segment ops over the
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from mixmil_workflow.bags import Bags
+from mixmil_workflow.models import attention_pool_kernels as pool_kernels
 
 MAX_PADDING = 0.125  # a bucket's padded rows over its real rows
 BUCKET_SCORES = 1 << 22  # directions x padded rows per block of work (16 MB of float32 scores)
@@ -32,11 +36,26 @@ MIN_BUCKET_ROWS = 2048  # with many directions (prediction), blocks of direction
 
 
 # equal-size bags ------------------------------------------------------------------------------------
+def uses_pool_kernels(x: torch.Tensor) -> bool:
+    """Whether the dense pooling of ``x`` runs through the numba kernels (float32 on the CPU, the dtype and
+    device of every fit; bags with instances); elsewhere (a GPU, float64 in the tests) through torch's ops."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[1] > 0
+
+
 def attention_pool_forward(directions: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
     """Pooled scores t (K, B) for the stacked directions (2K, Q) (the K gamma over the K beta) and bags
     x (B, I, Q) of equal size, with what :func:`attention_pool_backward` needs."""
     n_bags, n_inst, q = x.shape
     flat = x.reshape(n_bags * n_inst, q)
+    if uses_pool_kernels(x):
+        n_pairs = directions.shape[0] // 2
+        scores = flat @ directions.T  # (instances, 2K): the kernels' layout
+        exp_logits, inv_total = scores.new_empty(n_bags, n_inst, n_pairs), scores.new_empty(n_bags, n_pairs)
+        t = scores.new_empty(n_pairs, n_bags)
+        pool_kernels.pool_forward(
+            scores.view(n_bags, n_inst, -1).numpy(), exp_logits.numpy(), inv_total.numpy(), t.numpy()
+        )
+        return t, (flat, exp_logits, scores, t, inv_total)
     scores = (directions @ flat.T).view(2, -1, n_bags, n_inst)
     w = torch.softmax(scores[0], dim=-1)
     t = torch.linalg.vecdot(w, scores[1])  # half the time of einsum here (which lowers to tiny bmms)
@@ -46,6 +65,14 @@ def attention_pool_forward(directions: torch.Tensor, x: torch.Tensor) -> tuple[t
 def attention_pool_backward(cache: tuple, grad_t: torch.Tensor, in_place: bool = False) -> torch.Tensor:
     """Gradient (2K, Q) of <grad_t, t> with respect to the stacked directions; one matmul, no autograd
     intermediates. ``in_place`` reuses the forward's score buffer (the cache is spent afterwards)."""
+    if len(cache) == 5:  # the kernels' cache
+        flat, exp_logits, scores, t, inv_total = cache
+        grad_scores = scores if in_place else scores.clone()
+        pool_kernels.pool_backward(
+            grad_scores.view(exp_logits.shape[0], exp_logits.shape[1], -1).numpy(), exp_logits.numpy(),
+            inv_total.numpy(), t.numpy(), grad_t.detach().contiguous().numpy(),
+        )  # fmt: skip
+        return (flat.T @ grad_scores).T
     flat, w, scores, t = cache
     grad_scores = scores if in_place else torch.empty_like(scores)
     torch.sub(scores[1], t.unsqueeze(-1), out=grad_scores[0])  # z - t, before z is overwritten
@@ -63,8 +90,8 @@ class DenseAttentionPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, directions: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        t, (flat, w, scores, t) = attention_pool_forward(directions, x)
-        ctx.save_for_backward(flat, w, scores, t)
+        t, cache = attention_pool_forward(directions, x)
+        ctx.save_for_backward(*cache)
         return t
 
     @staticmethod
