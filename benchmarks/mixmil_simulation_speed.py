@@ -11,6 +11,7 @@ median ratio of those rounds is the robust one.
 
     python benchmarks/mixmil_simulation_speed.py            # the full reference run
     python benchmarks/mixmil_simulation_speed.py --epochs 200 --out /tmp/quick   # a quick look
+    python benchmarks/mixmil_simulation_speed.py --render benchmarks/results/mixmil_simulation_speed.json
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,6 +31,13 @@ from mixmil_workflow import GLMM, MixMIL
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
 
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "mixmil_simulation_speed"
+# The options' defaults (other than --threads, the machine's cores, and --out), for the recorded command.
+OPTION_DEFAULTS = {
+    "epochs": 2000, "outputs": 10, "seed": 0, "posteriors": ["full_rank", "mean_field"], "device": "cpu",
+    "rounds": 5, "round-epochs": 100,
+}  # fmt: skip
 AUTHORS_REFERENCE = {  # shared/reference/mixmil_reference_impl.md section 7.2, same machine class
     "full_rank": {"train_seconds": 372.0, "spearman": 0.832, "instance_auc": 0.936},
     "mean_field": {"train_seconds": 277.0, "spearman": 0.818, "instance_auc": 0.934},
@@ -134,16 +143,21 @@ def interleaved_epoch_times(data, posterior: str, rounds: int, epochs: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2000)
-    parser.add_argument("--outputs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    d = OPTION_DEFAULTS
+    parser.add_argument("--epochs", type=int, default=d["epochs"])
+    parser.add_argument("--outputs", type=int, default=d["outputs"])
+    parser.add_argument("--seed", type=int, default=d["seed"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--posteriors", nargs="+", default=["full_rank", "mean_field"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (0: none)")
-    parser.add_argument("--round-epochs", type=int, default=100, help="epochs of each package per round")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mixmil_simulation_speed")
+    parser.add_argument("--posteriors", nargs="+", default=d["posteriors"])
+    parser.add_argument("--device", default=d["device"])
+    parser.add_argument("--rounds", type=int, default=d["rounds"], help="interleaved timing rounds (0: none)")
+    parser.add_argument("--round-epochs", type=int, default=d["round-epochs"], help="epochs of each package per round")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the Markdown of a recorded JSON")
     args = parser.parse_args()
+    if args.render:
+        args.render.with_suffix(".md").write_text(markdown(json.loads(args.render.read_text())))
+        return
     torch.set_num_threads(args.threads)
 
     data = simulate(SimulationParams(n_outputs=args.outputs), seed=args.seed)
@@ -190,20 +204,56 @@ def main() -> None:
         record["results"][f"mixmil_{posterior}"] = result
         print(posterior, result, flush=True)
 
+    record["revision"] = git_revision()
+    # Whether the run stayed at its thread count (a library that resets the OpenMP runtime's count would
+    # move every later timing; order_statistics once did).
+    record["machine"]["torch_threads_at_end"] = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    text = markdown(record)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+def git_revision() -> str | None:
+    """The commit of the code measured (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def command(settings: dict) -> str:
+    """The command that made a record: the thread count always (its default is the machine's core
+    count), every other option where it differs from its default."""
+    words = ["python benchmarks/mixmil_simulation_speed.py", f"--threads {settings['threads']}"]
+    for option, default in OPTION_DEFAULTS.items():
+        value = settings.get(option.replace("-", "_"), default)
+        if value != default:
+            words.append(f"--{option} {' '.join(value) if isinstance(value, list) else value}")
+    out = Path(settings["out"])
+    if out.resolve() != DEFAULT_OUT.resolve():
+        words.append(f"--out {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+    return " ".join(words)
+
+
+def markdown(record: dict) -> str:
+    """The Markdown page of a record (``--render`` rewrites it from the JSON)."""
+    settings, machine = record["settings"], record["machine"]
+    revision = f", revision {record['revision']}" if record.get("revision") else ""
+    at_end = machine.get("torch_threads_at_end", machine["torch_threads"])
+    moved = f"; {at_end} at the end of the run" if at_end != machine["torch_threads"] else ""
     lines = [
         f"# MixMIL simulation benchmark ({record['date']})",
         "",
-        f"Machine: {record['machine']['cpu']}, {record['machine']['cores']} cores, torch {torch.__version__} "
-        f"({record['machine']['torch_threads']} threads), device {args.device}.",
-        f"Default scenario, P = {args.outputs}, seed {args.seed}, {args.epochs} epochs. "
-        "Command: `python benchmarks/mixmil_simulation_speed.py`"
-        + (f" --epochs {args.epochs}" if args.epochs != 2000 else "")
-        + ". Interleaved: both packages trained in alternation, "
-        f"{args.round_epochs} epochs each per round, {args.rounds} rounds; the median of the per-round ratios "
-        "of seconds per epoch of the training loops (the host's speed drifts over minutes). Training s: the loop "
-        "and, for this package, the one-off freeze of 100 predictive samples.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
+        f"({machine['torch_threads']} threads{moved}), device {machine['device']}{revision}.",
+        f"Default scenario, P = {settings['outputs']}, seed {settings['seed']}, {settings['epochs']} epochs. "
+        f"Command: `{command(settings)}`. Interleaved: both packages trained in alternation, "
+        f"{settings['round_epochs']} epochs each per round, {settings['rounds']} rounds; the median of the per-round "
+        "ratios of seconds per epoch of the training loops (the host's speed drifts over minutes). Training s: the "
+        "loop and, for this package, the one-off freeze of 100 predictive samples.",
         "",
         "| model | training s | s/epoch | Spearman | instance AUC "
         "| authors' package, same run: training s, Spearman, AUC "
@@ -227,8 +277,7 @@ def main() -> None:
             f"{r['spearman_se']:.3f} | {r['instance_auc']:.3f} ± {r['instance_auc_se']:.3f} "
             f"| {authors} | {same} | {interleaved} | {recorded} |"
         )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ otherwise surface only when someone runs the benchmark)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -47,3 +48,23 @@ def test_the_baselines_speed_benchmark_reports_a_failing_training_process_with_i
     (broken / "mixmil_workflow" / "__init__.py").write_text("raise ImportError('this source tree is broken')\n")
     with pytest.raises(RuntimeError, match="this source tree is broken"):
         speed.interleaved_epoch_seconds({"reference": broken}, "abmil", 1, 1, REPO / "config" / "paper.yaml")
+
+
+def test_the_simulation_speed_record_names_the_command_that_made_it(monkeypatch):
+    """The recorded command carries the thread count (its default is the machine's core count) and every
+    option that differs from its default, so a record at one thread says so; the Markdown comes from the
+    JSON alone (``--render``)."""
+    speed = _load(REPO / "benchmarks" / "mixmil_simulation_speed.py", monkeypatch)
+    settings = {**speed.OPTION_DEFAULTS, "threads": 1, "epochs": 300, "posteriors": ["mean_field"]}
+    settings = {key.replace("-", "_"): value for key, value in settings.items()}
+    default = speed.command({**settings, "epochs": 2000, "posteriors": ["full_rank", "mean_field"],
+                             "out": str(speed.DEFAULT_OUT)})  # fmt: skip
+    assert default == "python benchmarks/mixmil_simulation_speed.py --threads 1"
+    elsewhere = speed.command({**settings, "out": str(REPO / "benchmarks/results/one_thread")})
+    assert elsewhere == (
+        "python benchmarks/mixmil_simulation_speed.py --threads 1 --epochs 300 --posteriors mean_field"
+        " --out benchmarks/results/one_thread"
+    )
+    recorded = REPO / "benchmarks/results/mixmil_simulation_speed"
+    record = json.loads(recorded.with_suffix(".json").read_text())
+    assert speed.markdown(record) == recorded.with_suffix(".md").read_text()

@@ -1,4 +1,7 @@
 import copy
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -461,6 +464,20 @@ def test_missing_labels_are_masked_from_the_glmm_start_and_the_elbo(small_sim, t
     again = MixMIL.load(tmp_path / "m.pt")
     assert again.config.missing_labels
     np.testing.assert_allclose(again.predict(test).mean, model.predict(test).mean, rtol=1e-5)
+
+
+def test_credible_bounds_leave_torchs_thread_count_alone():
+    """numba's OpenMP pool, started by the first credible bounds of a process, sets the OpenMP runtime's
+    thread count (which torch shares) to NUMBA_NUM_THREADS; a job set to one thread must stay at one."""
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from mixmil_workflow.models.order_statistics import tail_quantiles\n"
+        "for _ in range(2): tail_quantiles(torch.rand(100, 3000), 0.025, 0.975)\n"
+        "print(torch.get_num_threads())"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}  # a pool larger than torch's, on any machine
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "1"
 
 
 @pytest.mark.parametrize("n_samples", [1, 2, 7, 8, 9, 16, 100, 101])

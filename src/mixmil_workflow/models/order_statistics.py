@@ -93,6 +93,17 @@ def _four_each_tail(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def _numba_threads_as_torch() -> None:
+    """numba's parallel kernels on as many threads as torch's, keeping torch's count. Why the check: the
+    first ``numba.set_num_threads`` of a process starts numba's OpenMP pool, which sets the OpenMP
+    runtime's thread count, the one torch shares, to ``NUMBA_NUM_THREADS`` (every core): a job set to one
+    thread trained on all of them after its first credible bounds."""
+    torch_threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch_threads)))
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
+
+
 def _ranks(q: float, n: int, dtype: torch.dtype) -> tuple[int, int, torch.Tensor]:
     # As torch.quantile: q in the values' precision, its rank and weight in double, the weight cast back.
     rank = torch.tensor(q, dtype=dtype).double() * (n - 1)
@@ -115,7 +126,7 @@ def tail_quantiles(slab: torch.Tensor, lower_q: float, upper_q: float) -> tuple[
     lo_below, lo_above, lo_weight = _ranks(lower_q, n, slab.dtype)
     hi_below, hi_above, hi_weight = _ranks(upper_q, n, slab.dtype)
     n_high = n - hi_below
-    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
+    _numba_threads_as_torch()
     values = slab.detach().contiguous().numpy()
     stack = values if values.ndim == 3 else values[None]
     if lo_above < 4 and n_high <= 4 and n >= 4:
