@@ -17,6 +17,7 @@ median ratio of those rounds is the robust one.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -158,6 +159,14 @@ def main() -> None:
     if args.render:
         args.render.with_suffix(".md").write_text(markdown(json.loads(args.render.read_text())))
         return
+    # A record in benchmarks/results compares with the authors' package in the same run.
+    if args.out.resolve().parent == DEFAULT_OUT.parent.resolve():
+        if importlib.util.find_spec("mixmil") is None:
+            parser.error(
+                f"{args.out.relative_to(REPO)} is a record against the authors' package, which is not importable: "
+                "`pip install --no-deps --target /tmp/mmlib mixmil==0.1.2` and run with PYTHONPATH=/tmp/mmlib, "
+                "or write elsewhere with --out"
+            )
     torch.set_num_threads(args.threads)
 
     data = simulate(SimulationParams(n_outputs=args.outputs), seed=args.seed)
@@ -248,7 +257,8 @@ def markdown(record: dict) -> str:
         f"# MixMIL simulation benchmark ({record['date']})",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads{moved}), device {machine['device']}{revision}.",
+        f"({machine['torch_threads']} thread{'s' if machine['torch_threads'] != 1 else ''}{moved}), "
+        f"device {machine['device']}{revision}.",
         f"Default scenario, P = {settings['outputs']}, seed {settings['seed']}, {settings['epochs']} epochs. "
         f"Command: `{command(settings)}`. Interleaved: both packages trained in alternation, "
         f"{settings['round_epochs']} epochs each per round, {settings['rounds']} rounds; the median of the per-round "
