@@ -69,3 +69,11 @@ def test_kernels_weights_are_a_softmax_and_nan_propagates():
     directions[0, 1] = 1.0
     t, _ = attention_pool_forward(directions, x)
     assert torch.isnan(t[0, 1]) and torch.isfinite(t[0, 0])
+
+
+def test_kernels_take_a_minibatch_without_bags_or_directions():
+    t, cache = attention_pool_forward(torch.randn(8, 3), torch.randn(0, 5, 3))
+    assert t.shape == (4, 0)
+    assert torch.equal(attention_pool_backward(cache, torch.randn(4, 0)), torch.zeros(8, 3))
+    t, cache = attention_pool_forward(torch.randn(0, 3), torch.randn(2, 5, 3))
+    assert t.shape == (0, 2) and attention_pool_backward(cache, t).shape == (0, 3)

@@ -53,7 +53,7 @@ def attention_pool_forward(directions: torch.Tensor, x: torch.Tensor) -> tuple[t
         exp_logits, inv_total = scores.new_empty(n_bags, n_inst, n_pairs), scores.new_empty(n_bags, n_pairs)
         t = scores.new_empty(n_pairs, n_bags)
         pool_kernels.pool_forward(
-            scores.view(n_bags, n_inst, -1).numpy(), exp_logits.numpy(), inv_total.numpy(), t.numpy()
+            scores.view(n_bags, n_inst, 2 * n_pairs).numpy(), exp_logits.numpy(), inv_total.numpy(), t.numpy()
         )
         return t, (flat, exp_logits, scores, t, inv_total)
     scores = (directions @ flat.T).view(2, -1, n_bags, n_inst)
@@ -69,7 +69,7 @@ def attention_pool_backward(cache: tuple, grad_t: torch.Tensor, in_place: bool =
         flat, exp_logits, scores, t, inv_total = cache
         grad_scores = scores if in_place else scores.clone()
         pool_kernels.pool_backward(
-            grad_scores.view(exp_logits.shape[0], exp_logits.shape[1], -1).numpy(), exp_logits.numpy(),
+            grad_scores.view(*exp_logits.shape[:2], 2 * exp_logits.shape[2]).numpy(), exp_logits.numpy(),
             inv_total.numpy(), t.numpy(), grad_t.detach().contiguous().numpy(),
         )  # fmt: skip
         return (flat.T @ grad_scores).T
