@@ -241,10 +241,19 @@ def command(settings: dict) -> str:
         value = settings.get(option.replace("-", "_"), default)
         if value != default:
             words.append(f"--{option} {' '.join(value) if isinstance(value, list) else value}")
-    out = Path(settings["out"])
-    if out.resolve() != DEFAULT_OUT.resolve():
-        words.append(f"--out {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+    out = in_checkout(Path(settings["out"]))
+    if out != in_checkout(DEFAULT_OUT):
+        words.append(f"--out {out}")
     return " ".join(words)
+
+
+def in_checkout(path: Path) -> Path:
+    """A path inside a checkout, relative to it, whichever checkout wrote the record (records hold the
+    absolute path of the machine that made them); any other path as it is."""
+    parts = path.parts
+    if path.is_absolute() and "benchmarks" in parts:
+        return Path(*parts[len(parts) - 1 - parts[::-1].index("benchmarks") :])
+    return path
 
 
 def markdown(record: dict) -> str:

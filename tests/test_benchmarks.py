@@ -57,9 +57,11 @@ def test_the_simulation_speed_record_names_the_command_that_made_it(monkeypatch)
     speed = _load(REPO / "benchmarks" / "mixmil_simulation_speed.py", monkeypatch)
     settings = {**speed.OPTION_DEFAULTS, "threads": 1, "epochs": 300, "posteriors": ["mean_field"]}
     settings = {key.replace("-", "_"): value for key, value in settings.items()}
-    default = speed.command({**settings, "epochs": 2000, "posteriors": ["full_rank", "mean_field"],
-                             "out": str(speed.DEFAULT_OUT)})  # fmt: skip
+    defaults = {**settings, "epochs": 2000, "posteriors": ["full_rank", "mean_field"]}
+    default = speed.command({**defaults, "out": str(speed.DEFAULT_OUT)})
     assert default == "python benchmarks/mixmil_simulation_speed.py --threads 1"
+    # A record made in another checkout (its absolute path) names the same command.
+    assert default == speed.command({**defaults, "out": "/another/checkout/benchmarks/results/mixmil_simulation_speed"})
     elsewhere = speed.command({**settings, "out": str(REPO / "benchmarks/results/one_thread")})
     assert elsewhere == (
         "python benchmarks/mixmil_simulation_speed.py --threads 1 --epochs 300 --posteriors mean_field"
