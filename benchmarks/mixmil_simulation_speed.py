@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,13 +30,14 @@ import torch
 from mixmil_workflow import GLMM, MixMIL
 from mixmil_workflow.metrics import retrieval_auc_per_output, spearman_per_output
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
+from mixmil_workflow.workflow.provenance import workflow_revision
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "mixmil_simulation_speed"
 # The options' defaults (other than --threads, the machine's cores, and --out), for the recorded command.
 OPTION_DEFAULTS = {
     "epochs": 2000, "outputs": 10, "seed": 0, "posteriors": ["full_rank", "mean_field"], "device": "cpu",
-    "rounds": 5, "round-epochs": 100,
+    "rounds": 5, "round_epochs": 100,
 }  # fmt: skip
 AUTHORS_REFERENCE = {  # shared/reference/mixmil_reference_impl.md section 7.2, same machine class
     "full_rank": {"train_seconds": 372.0, "spearman": 0.832, "instance_auc": 0.936},
@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--posteriors", nargs="+", default=d["posteriors"])
     parser.add_argument("--device", default=d["device"])
     parser.add_argument("--rounds", type=int, default=d["rounds"], help="interleaved timing rounds (0: none)")
-    parser.add_argument("--round-epochs", type=int, default=d["round-epochs"], help="epochs of each package per round")
+    parser.add_argument("--round-epochs", type=int, default=d["round_epochs"], help="epochs of each package per round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--render", type=Path, metavar="JSON", help="only rewrite the Markdown of a recorded JSON")
     args = parser.parse_args()
@@ -160,13 +160,12 @@ def main() -> None:
         args.render.with_suffix(".md").write_text(markdown(json.loads(args.render.read_text())))
         return
     # A record in benchmarks/results compares with the authors' package in the same run.
-    if args.out.resolve().parent == DEFAULT_OUT.parent.resolve():
-        if importlib.util.find_spec("mixmil") is None:
-            parser.error(
-                f"{args.out.relative_to(REPO)} is a record against the authors' package, which is not importable: "
-                "`pip install --no-deps --target /tmp/mmlib mixmil==0.1.2` and run with PYTHONPATH=/tmp/mmlib, "
-                "or write elsewhere with --out"
-            )
+    if args.out.resolve().parent == DEFAULT_OUT.parent.resolve() and importlib.util.find_spec("mixmil") is None:
+        parser.error(
+            f"{args.out.relative_to(REPO)} is a record against the authors' package, which is not importable: "
+            "`pip install --no-deps --target /tmp/mmlib mixmil==0.1.2` and run with PYTHONPATH=/tmp/mmlib, "
+            "or write elsewhere with --out"
+        )
     torch.set_num_threads(args.threads)
 
     data = simulate(SimulationParams(n_outputs=args.outputs), seed=args.seed)
@@ -213,7 +212,7 @@ def main() -> None:
         record["results"][f"mixmil_{posterior}"] = result
         print(posterior, result, flush=True)
 
-    record["revision"] = git_revision()
+    record["revision"] = workflow_revision()  # the version and commit, "+ local changes" where modified
     # Whether the run stayed at its thread count (a library that resets the OpenMP runtime's count would
     # move every later timing; order_statistics once did).
     record["machine"]["torch_threads_at_end"] = torch.get_num_threads()
@@ -224,23 +223,14 @@ def main() -> None:
     print(text)
 
 
-def git_revision() -> str | None:
-    """The commit of the code measured (None outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
 def command(settings: dict) -> str:
     """The command that made a record: the thread count always (its default is the machine's core
     count), every other option where it differs from its default."""
     words = ["python benchmarks/mixmil_simulation_speed.py", f"--threads {settings['threads']}"]
     for option, default in OPTION_DEFAULTS.items():
-        value = settings.get(option.replace("-", "_"), default)
+        value = settings.get(option, default)
         if value != default:
-            words.append(f"--{option} {' '.join(value) if isinstance(value, list) else value}")
+            words.append(f"--{option.replace('_', '-')} {' '.join(value) if isinstance(value, list) else value}")
     out = in_checkout(Path(settings["out"]))
     if out != in_checkout(DEFAULT_OUT):
         words.append(f"--out {out}")

@@ -56,7 +56,6 @@ def test_the_simulation_speed_record_names_the_command_that_made_it(monkeypatch)
     JSON alone (``--render``)."""
     speed = _load(REPO / "benchmarks" / "mixmil_simulation_speed.py", monkeypatch)
     settings = {**speed.OPTION_DEFAULTS, "threads": 1, "epochs": 300, "posteriors": ["mean_field"]}
-    settings = {key.replace("-", "_"): value for key, value in settings.items()}
     defaults = {**settings, "epochs": 2000, "posteriors": ["full_rank", "mean_field"]}
     default = speed.command({**defaults, "out": str(speed.DEFAULT_OUT)})
     assert default == "python benchmarks/mixmil_simulation_speed.py --threads 1"

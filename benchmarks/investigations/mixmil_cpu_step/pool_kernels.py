@@ -22,6 +22,11 @@ from mixmil_workflow.models.attention_pool import attention_pool_backward, atten
 KERNELS = attention_pool.uses_pool_kernels
 
 
+def use_pool_kernels(on: bool) -> None:
+    """The package's dense pooling through the kernels (``on``) or through torch's ops, from the next call."""
+    attention_pool.uses_pool_kernels = KERNELS if on else (lambda x: False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -45,7 +50,7 @@ def main() -> None:
 
     def pooling(kernels_on: bool):
         def run():
-            attention_pool.uses_pool_kernels = KERNELS if kernels_on else (lambda x: False)
+            use_pool_kernels(kernels_on)
             _, cache = attention_pool_forward(directions, x)
             attention_pool_backward(cache, grad_t, in_place=True)
 

@@ -1,6 +1,6 @@
 """The dense pooling's numba kernels (``models/attention_pool_kernels.py``) against torch's ops, in whole
 fits on the default simulation: fits of ``--epochs`` epochs alternate between the two paths in one
-process (the torch path by making ``attention_pool.uses_pool_kernels`` answer False), and the median
+process (the torch path through ``pool_kernels.use_pool_kernels(False)``), and the median
 epoch of each fit (its own clock) is compared round by round.
 
     python benchmarks/investigations/mixmil_cpu_step/pool_kernels_in_fits.py [--threads 1] [--rounds 5]
@@ -13,16 +13,14 @@ import statistics
 
 import numpy as np
 import torch
+from pool_kernels import use_pool_kernels
 
 from mixmil_workflow import MixMIL
-from mixmil_workflow.models import attention_pool
 from mixmil_workflow.simulate.paper import SimulationParams, simulate
-
-KERNELS = attention_pool.uses_pool_kernels
 
 
 def median_epoch(posterior: str, kernels: bool, train, y, epochs: int) -> float:
-    attention_pool.uses_pool_kernels = KERNELS if kernels else (lambda x: False)
+    use_pool_kernels(kernels)
     model = MixMIL(posterior=posterior, n_epochs=epochs, device="cpu", progress=False).fit(train, y)
     return float(np.median(model.epoch_seconds))
 
