@@ -3,9 +3,13 @@ otherwise surface only when someone runs the benchmark)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
+import os
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -69,3 +73,66 @@ def test_the_simulation_speed_record_names_the_command_that_made_it(monkeypatch)
     recorded = REPO / "benchmarks/results/mixmil_simulation_speed"
     record = json.loads(recorded.with_suffix(".json").read_text())
     assert speed.markdown(record) == recorded.with_suffix(".md").read_text()
+
+
+DEVICE_IMAGE = REPO / "tests" / "support" / "device_image"
+GPU_SESSION_STEPS = ("table1_costs", "simulation_speed", "onek1k_scale", "gpu_determinism", "model_tests")
+
+
+def _device_image_env(**extra) -> dict:
+    """This machine's environment with the lent GPU machine's package list imposed on Python."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DEVICE_IMAGE_CARRIED")}
+    # this environment's pytest plugins (of packages the image lacks) would load before the image's limits apply
+    return {**env, "PYTHONPATH": str(DEVICE_IMAGE), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **extra}
+
+
+def test_the_device_image_refuses_what_the_lent_machine_lacks():
+    """The stand-in for the lent machine's Python is active: anndata (installed here, not there) fails, torch
+    and the package from src/ import, and a carried wheel's module is let through."""
+    code = (
+        "import torch, mixmil_workflow.models.mixmil\n"
+        "for name in ('anndata', 'natsort'):\n try:\n  __import__(name)\n except ImportError as e: print(e)"
+    )
+    refused = "No module named {!r} (not on the lent GPU machine's image)"
+    env = _device_image_env()
+    env["PYTHONPATH"] += os.pathsep + str(REPO / "src")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [refused.format("anndata"), refused.format("natsort")]
+    env["DEVICE_IMAGE_CARRIED"] = "natsort"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [refused.format("anndata")]
+
+
+def test_the_gpu_session_runs_every_step_on_the_lent_machines_packages(tmp_path):
+    """benchmarks/gpu_session.sh at toy sizes on the CPU, with only the lent image's packages: every step
+    exits 0 and the one archive that comes back holds each step's log and records (a lent machine returns
+    at most 8 files), so a missing module or a broken step shows here, not in device time."""
+    env = _device_image_env(
+        PYTHON=sys.executable, DEVICE="cpu", SMOKE="1", WHEELS=str(tmp_path / "no_wheels"), OUT=str(tmp_path / "out")
+    )
+    run = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    steps = (tmp_path / "out" / "steps.txt").read_text().splitlines()
+    assert [line.split(":")[0] for line in steps] == list(GPU_SESSION_STEPS)
+    assert all(": exit 0 after" in line for line in steps), steps
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gpu_session.tar.gz", "steps.txt"]
+    with tarfile.open(tmp_path / "out" / "gpu_session.tar.gz") as archive:
+        names = {Path(name).name for name in archive.getnames()}
+    records = ("table1_costs", "mixmil_simulation_speed_cpu", "onek1k_scale_cpu", "gpu_determinism")
+    expected = {
+        "machine.txt",
+        *(f"{s}.log" for s in GPU_SESSION_STEPS),
+        *(f"{r}.{e}" for r in records for e in ("json", "md")),
+    }
+    assert expected <= names
+    assert " passed" in run.stdout  # the model tests' summary line, printed at the end
+
+
+def test_the_gpu_wheels_are_this_environments_versions(monkeypatch):
+    wheels = _load(REPO / "benchmarks" / "gpu_wheels.py", monkeypatch)
+    pins = dict(requirement.split("==") for requirement in wheels.requirements())
+    assert pins["xgboost-cpu"] == importlib.metadata.version("xgboost")
+    assert pins["scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert set(pins) == set(wheels.DISTRIBUTIONS.values())
